@@ -1,0 +1,70 @@
+// A cluster profile names everything one local cluster owns: network namespaces,
+// links, addresses, ports and directories. `up` (make up) and `test` (make test)
+// differ in every one of them, so both can run on one machine at once.
+// Addresses are ones this sandbox creates itself; nothing routes beyond them.
+export interface ClusterProfile {
+  readonly name: string;
+  /** Prefix of netns and link names (link names must stay <= 15 chars). */
+  readonly prefix: string;
+  readonly stateDir: string;
+  readonly runDir: string;
+  readonly bridge: string;
+  /** /24 of the node network; .1 is the host (control plane), .10+i node i. */
+  readonly nodeNet: string;
+  readonly serviceCIDR: string;
+  /** /16; node i gets <a>.<b>.i.0/24. */
+  readonly clusterCIDR: string;
+  readonly apiserverPort: number;
+  readonly etcdClientPort: number;
+  readonly etcdPeerPort: number;
+  readonly controllerManagerPort: number;
+  readonly schedulerPort: number;
+}
+
+const base = (name: string, prefix: string, net: number, pod: number, portBase: number): ClusterProfile =>
+  Object.freeze({
+    name,
+    prefix,
+    stateDir: `/var/lib/nodelet/${name}`,
+    runDir: `/run/nodelet/${name}`,
+    bridge: `${prefix}-br0`,
+    nodeNet: `10.${net}.0.0/24`,
+    serviceCIDR: '10.96.0.0/12',
+    clusterCIDR: `10.${pod}.0.0/16`,
+    apiserverPort: portBase + 443,
+    etcdClientPort: portBase + 379,
+    etcdPeerPort: portBase + 380,
+    controllerManagerPort: portBase + 257,
+    schedulerPort: portBase + 259,
+  });
+
+export const profiles: Readonly<Record<string, ClusterProfile>> = Object.freeze({
+  up: base('up', 'nl', 213, 244, 6000),
+  test: base('test', 'nlt', 214, 245, 16000),
+});
+
+export function profileByName(name: string): ClusterProfile {
+  const p = profiles[name];
+  if (!p) throw new Error(`unknown cluster profile "${name}" (known: ${Object.keys(profiles).join(', ')})`);
+  return p;
+}
+
+function octets(cidr: string): number[] {
+  return cidr.split('/')[0]!.split('.').map(Number);
+}
+
+export const hostIP = (p: ClusterProfile): string => octets(p.nodeNet).slice(0, 3).concat(1).join('.');
+export const nodeIP = (p: ClusterProfile, i: number): string => octets(p.nodeNet).slice(0, 3).concat(10 + i).join('.');
+export const podCIDR = (p: ClusterProfile, i: number): string => {
+  const [a, b] = octets(p.clusterCIDR);
+  return `${a}.${b}.${i}.0/24`;
+};
+/** First address of a CIDR plus n (the service CIDR's .1 is the kubernetes Service). */
+export const cidrAddr = (cidr: string, n: number): string => {
+  const o = octets(cidr);
+  const v = ((o[0]! << 24) | (o[1]! << 16) | (o[2]! << 8) | o[3]!) + n;
+  return [v >>> 24, (v >>> 16) & 255, (v >>> 8) & 255, v & 255].join('.');
+};
+export const nodeName = (p: ClusterProfile, i: number): string => (p.name === 'up' ? `node${i}` : `${p.prefix}-node${i}`);
+export const netnsName = (p: ClusterProfile, i: number): string => `${p.prefix}-node${i}`;
+export const apiserverURL = (p: ClusterProfile): string => `https://${hostIP(p)}:${p.apiserverPort}`;
