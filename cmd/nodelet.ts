@@ -1,0 +1,75 @@
+// nodelet: one binary, subcommands. This file only wires: it alone reads
+// process.env and argv, builds the Docker client and the KubeConfig.
+import { describeError } from '../lib/errors.ts';
+
+const usage = `usage: nodelet <command> [flags]
+
+commands:
+  agent    run the node agent (kubelet) for one node
+  up       bring up a local single-node cluster (--nodes N, --profile up|test)
+  down     stop the local cluster and remove everything it made (--profile)
+  status   show whether the local cluster is up (--profile)
+`;
+
+function flag(argv: string[], name: string, dflt: string): string {
+  const i = argv.findIndex((a) => a === `--${name}` || a.startsWith(`--${name}=`));
+  if (i < 0) return dflt;
+  const a = argv[i]!;
+  return a.includes('=') ? a.slice(a.indexOf('=') + 1) : (argv[i + 1] ?? dflt);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  const say = (m: string) => console.log(`[nodelet] ${m}`);
+  switch (cmd) {
+    case 'agent': {
+      const { runAgent } = await import('../agent/main.ts');
+      return runAgent(rest, process.env);
+    }
+    case 'up': {
+      const { profileByName } = await import('../cluster/profile.ts');
+      const { clusterUp, clusterSummary } = await import('../cluster/up.ts');
+      const nodes = Number(flag(rest, 'nodes', '1'));
+      if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new Error(`--nodes must be 1..9, got ${flag(rest, 'nodes', '1')}`);
+      const c = await clusterUp(profileByName(flag(rest, 'profile', 'up')), { nodes, log: say });
+      console.log(await clusterSummary(c));
+      return 0;
+    }
+    case 'down': {
+      const { profileByName } = await import('../cluster/profile.ts');
+      const { clusterDown } = await import('../cluster/up.ts');
+      await clusterDown(profileByName(flag(rest, 'profile', 'up')), { log: say });
+      say('down: done');
+      return 0;
+    }
+    case 'status': {
+      const { profileByName } = await import('../cluster/profile.ts');
+      const { controlPlaneRunning } = await import('../cluster/controlplane.ts');
+      const { leftovers } = await import('../cluster/sandbox.ts');
+      const p = profileByName(flag(rest, 'profile', 'up'));
+      say(`control plane: ${controlPlaneRunning(p) ? 'running' : 'not running'}`);
+      for (const l of await leftovers(p)) say(l);
+      return 0;
+    }
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(usage);
+      return cmd ? 0 : 2;
+    default:
+      process.stderr.write(`nodelet: unknown command "${cmd}"\n${usage}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    // One clear line, never a bare stack trace.
+    process.stderr.write(`nodelet: ${describeError(err)}\n`);
+    process.exitCode = 1;
+  },
+);
