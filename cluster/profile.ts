@@ -41,6 +41,8 @@ const base = (name: string, prefix: string, net: number, pod: number, portBase: 
 export const profiles: Readonly<Record<string, ClusterProfile>> = Object.freeze({
   up: base('up', 'nl', 213, 244, 6000),
   test: base('test', 'nlt', 214, 245, 16000),
+  // For a developer's own test runs beside `make test` (NODELET_TEST_PROFILE=dev).
+  dev: base('dev', 'nld', 215, 246, 26000),
 });
 
 export function profileByName(name: string): ClusterProfile {

@@ -3,6 +3,13 @@
 import type { Cluster } from '../../cluster/up.ts';
 import { kubectl } from '../../cluster/controlplane.ts';
 
+import { type ClusterProfile, profileByName } from '../../cluster/profile.ts';
+
+/** The suite's profile: "test" unless NODELET_TEST_PROFILE names another (e.g. dev). */
+export function testProfile(): ClusterProfile {
+  return profileByName(process.env.NODELET_TEST_PROFILE ?? 'test');
+}
+
 let current: Cluster | undefined;
 
 export function setCluster(c: Cluster | undefined): void {

@@ -1,19 +1,18 @@
 // Brings up the sandboxed test cluster (profile "test") around the suite and
 // removes it afterwards, whatever an earlier killed run left behind.
-import { profiles } from '../../cluster/profile.ts';
 import { clusterDown, clusterUp } from '../../cluster/up.ts';
-import { setCluster } from './cluster.ts';
+import { setCluster, testProfile } from './cluster.ts';
 
 const log = (m: string) => console.log(`  [fixture] ${m}`);
 
 export async function setup(): Promise<void> {
   const started = Date.now();
-  await clusterDown(profiles.test!, { log });
-  setCluster(await clusterUp(profiles.test!, { nodes: 1, log }));
+  await clusterDown(testProfile(), { log });
+  setCluster(await clusterUp(testProfile(), { nodes: 1, log }));
   log(`cluster up in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
 export async function teardown(): Promise<void> {
   setCluster(undefined);
-  await clusterDown(profiles.test!, { log });
+  await clusterDown(testProfile(), { log });
 }

@@ -1,17 +1,16 @@
 // Runs last: `down` leaves nothing of the cluster on the machine.
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { profiles } from '../../cluster/profile.ts';
 import { leftovers } from '../../cluster/sandbox.ts';
 import { clusterDown } from '../../cluster/up.ts';
 import { exec } from '../../lib/exec.ts';
-import { cluster, setCluster } from './cluster.ts';
+import { cluster, setCluster, testProfile } from './cluster.ts';
 
 describe('down', () => {
   it('leaves no processes, namespaces, mounts, links, routes or state behind', async function () {
     this.timeout(180_000);
     const c = cluster();
-    const p = profiles.test!;
+    const p = testProfile();
     expect(await leftovers(p)).to.not.be.empty; // it is up right now
     await clusterDown(p, { log: () => {} });
     setCluster(undefined);

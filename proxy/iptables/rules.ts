@@ -1,0 +1,457 @@
+// The pure rule generator of the iptables proxy: (services, endpoints,
+// options) -> iptables-restore text for the filter and nat tables, in
+// kube-proxy's layout and with its chain names (pkg/proxy/iptables/proxier.go,
+// syncProxyRules), so that the rules read like upstream's and tools that know
+// them keep working. The text is meant for `iptables-restore --noflush`:
+// declared chains are flushed and refilled, others are left alone.
+//
+// Rules are written with words in iptables-save's order (-s, -d, -p, then
+// matches as given, then the target) and comments quoted as it quotes them.
+// Output is deterministic: services sorted by service port key, endpoints by
+// address.
+//
+// Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
+// KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6, the
+// large-cluster mode that drops comments.
+import { createHash } from 'node:crypto';
+import { isIPv4 } from 'node:net';
+import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { quoteArg, type Table } from './iptables.ts';
+
+export const KUBE_SERVICES = 'KUBE-SERVICES';
+export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
+export const KUBE_NODEPORTS = 'KUBE-NODEPORTS';
+export const KUBE_POSTROUTING = 'KUBE-POSTROUTING';
+export const KUBE_MARK_MASQ = 'KUBE-MARK-MASQ';
+export const KUBE_FORWARD = 'KUBE-FORWARD';
+/** kubelet's anti-martian chain, needed when NodePorts answer on 127.0.0.0/8. */
+export const KUBE_FIREWALL = 'KUBE-FIREWALL';
+
+/** The mark for "masquerade this" (upstream's default --iptables-masquerade-bit 14). */
+export const MASQ_MARK = '0x4000';
+
+/** Prefixes of the per-service chains this generator owns (and may delete when stale). */
+export const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;
+
+export interface RulesInput {
+  services: readonly ServicePortInfo[];
+  /** Endpoints by service port key ("ns/name:port"); locality comes from Endpoint.isLocal. */
+  endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  /**
+   * Where NodePorts answer: empty = every local address (`-m addrtype --dst-type LOCAL`),
+   * else these addresses only (upstream's --nodeport-addresses).
+   */
+  nodeIPs: readonly string[];
+  /**
+   * NodePorts answer on 127.0.0.0/8 too. Needs sysctl net.ipv4.conf.all.route_localnet=1
+   * (the adapter sets it) and adds KUBE-FIREWALL's guard against martians.
+   */
+  localhostNodePorts: boolean;
+  /** Masquerade all traffic to cluster IPs. */
+  masqueradeAll?: boolean;
+  /** The pod CIDR of the cluster: traffic to a cluster IP from outside it is masqueraded. */
+  clusterCIDR?: string;
+  /** Adds --random-fully to the MASQUERADE rule (when iptables supports it). */
+  randomFully?: boolean;
+}
+
+export interface RulesOptions {
+  /** Rewrite every chain. Otherwise only the chains of changedServices (plus the top-level ones). */
+  full: boolean;
+  /** Keys ("ns/name") of the services whose service or endpoints changed since the last sync. */
+  changedServices?: ReadonlySet<string>;
+  /** nat chains that exist now (from iptables-save); the stale service chains among them are deleted. */
+  existingChains?: ReadonlySet<string>;
+}
+
+/** A rule in a builtin chain that sends traffic into ours; the adapter ensures these (prepended). */
+export interface JumpRule {
+  table: Table;
+  chain: string;
+  /** argv form, e.g. ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES']. */
+  rule: string[];
+}
+
+export interface RulesOutput {
+  filter: string;
+  nat: string;
+  /** Every per-service nat chain that the rules use, written this time or not. */
+  chainsInUse: Set<string>;
+  jumps: JumpRule[];
+}
+
+// ---- chain names, exactly as upstream ----
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+function base32(bytes: Uint8Array): string {
+  let out = '';
+  let bits = 0;
+  let value = 0;
+  for (const b of bytes) {
+    value = (value << 8) | b;
+    bits += 8;
+    while (bits >= 5) {
+      out += BASE32[(value >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    value &= (1 << bits) - 1;
+  }
+  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
+  return out;
+}
+
+function hash16(text: string): string {
+  return base32(createHash('sha256').update(text).digest()).slice(0, 16);
+}
+
+/** Upstream's portProtoHash: base32(sha256(servicePortName + lowercase protocol))[:16]. */
+export function portProtoHash(servicePortName: string, protocol: string): string {
+  return hash16(servicePortName + protocol.toLowerCase());
+}
+
+export function serviceChainName(servicePortName: string, protocol: string): string {
+  return `KUBE-SVC-${portProtoHash(servicePortName, protocol)}`;
+}
+
+export function localChainName(servicePortName: string, protocol: string): string {
+  return `KUBE-SVL-${portProtoHash(servicePortName, protocol)}`;
+}
+
+export function externalChainName(servicePortName: string, protocol: string): string {
+  return `KUBE-EXT-${portProtoHash(servicePortName, protocol)}`;
+}
+
+/** Upstream's servicePortEndpointChainName: the hash also covers "ip:port". */
+export function endpointChainName(servicePortName: string, protocol: string, endpoint: string): string {
+  return `KUBE-SEP-${hash16(servicePortName + protocol.toLowerCase() + endpoint)}`;
+}
+
+export function isServiceChain(chain: string): boolean {
+  return SERVICE_CHAIN_PREFIXES.some((p) => chain.startsWith(p));
+}
+
+/** Upstream's computeProbability: 1/n with 10 decimals. */
+export function probability(n: number): string {
+  return (1 / n).toFixed(10);
+}
+
+// ---- endpoint selection, as upstream's CategorizeEndpoints (without topology) ----
+
+interface Categorized {
+  cluster: Endpoint[];
+  local: Endpoint[];
+  /** Union of the two: the endpoints that get a KUBE-SEP chain. */
+  reachable: Endpoint[];
+  /** Some usable endpoint exists anywhere in the cluster. */
+  hasAny: boolean;
+}
+
+function externallyAccessible(sp: ServicePortInfo): boolean {
+  return sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerIPs.length > 0;
+}
+
+function externalPolicyLocal(sp: ServicePortInfo): boolean {
+  return externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
+}
+
+function internalPolicyLocal(sp: ServicePortInfo): boolean {
+  return sp.internalTrafficPolicy === 'Local';
+}
+
+/** Cluster endpoints are needed unless only Local policy applies (external Local still short-circuits to them). */
+function usesClusterEndpoints(sp: ServicePortInfo): boolean {
+  return !internalPolicyLocal(sp) || externallyAccessible(sp);
+}
+
+function usesLocalEndpoints(sp: ServicePortInfo): boolean {
+  return internalPolicyLocal(sp) || externalPolicyLocal(sp);
+}
+
+/** Ready endpoints; when there are none, the serving and terminating ones (so draining pods still answer). */
+function usable(eps: readonly Endpoint[]): Endpoint[] {
+  const ready = eps.filter((e) => e.ready);
+  return ready.length > 0 ? ready : eps.filter((e) => e.serving && e.terminating);
+}
+
+export function categorizeEndpoints(unsorted: readonly Endpoint[], sp: ServicePortInfo): Categorized {
+  const eps = [...unsorted].sort(compareEndpoints);
+  const cluster = usesClusterEndpoints(sp) ? usable(eps) : [];
+  const local = usesLocalEndpoints(sp) ? usable(eps.filter((e) => e.isLocal)) : [];
+  const hasAny = eps.some((e) => e.ready || (e.serving && e.terminating));
+  const seen = new Set(cluster.map(endpointString));
+  const reachable = [...cluster, ...local.filter((e) => !seen.has(endpointString(e)))].sort(compareEndpoints);
+  return { cluster, local, reachable, hasAny };
+}
+
+// ---- text ----
+
+function host(ip: string): string {
+  return ip.includes('/') ? ip : `${ip}/32`;
+}
+
+function line(...words: (string | false | undefined)[]): string {
+  return words.filter((w): w is string => typeof w === 'string' && w !== '').join(' ');
+}
+
+function comment(text: string): string {
+  return `-m comment --comment ${quoteArg(text)}`;
+}
+
+function chainLine(chain: string): string {
+  return `:${chain} - [0:0]`;
+}
+
+/** The usual "this service's address and port" match, in iptables-save's word order. */
+function portMatch(o: { src?: string; dst?: string; proto: string; note: string; extra?: string; dport: number }): string {
+  return line(o.src, o.dst && `-d ${host(o.dst)}`, `-p ${o.proto}`, comment(o.note), o.extra, `-m ${o.proto} --dport ${o.dport}`);
+}
+
+interface ServiceOutput {
+  /** Rules in KUBE-SERVICES / KUBE-NODEPORTS (always written). */
+  top: string[];
+  /** Per-service chains this service uses, in declaration order. */
+  chains: string[];
+  /** Rules of those chains. */
+  rules: string[];
+  filter: string[];
+}
+
+interface Verdict {
+  note: string;
+  target: 'REJECT' | 'DROP';
+}
+
+interface Context {
+  input: RulesInput;
+  localDetect: { ifLocal: string; ifNotLocal: string } | undefined;
+}
+
+function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
+  const out: ServiceOutput = { top: [], chains: [], rules: [], filter: [] };
+  const name = portKey(sp);
+  const proto = sp.protocol.toLowerCase();
+  const svcChain = serviceChainName(name, proto);
+  const svlChain = localChainName(name, proto);
+  const extChain = externalChainName(name, proto);
+  const { cluster, local, reachable, hasAny } = categorizeEndpoints(eps, sp);
+
+  const usesClusterChain = cluster.length > 0 && usesClusterEndpoints(sp);
+  const usesLocalChain = local.length > 0 && usesLocalEndpoints(sp);
+
+  const internalChain = internalPolicyLocal(sp) ? svlChain : svcChain;
+  const hasInternal = hasAny && (!internalPolicyLocal(sp) || local.length > 0);
+  const externalPolicyChain = externalPolicyLocal(sp) ? svlChain : svcChain;
+  const hasExternal = hasAny && (!externalPolicyLocal(sp) || local.length > 0);
+  // The EXT chain is needed even without external endpoints, for the short-circuit of local traffic.
+  const usesExtChain = hasAny && externallyAccessible(sp);
+
+  // What the filter table does with traffic that the nat table does not catch.
+  const noEndpoints: Verdict = { note: `${name} has no endpoints`, target: 'REJECT' };
+  const noLocal: Verdict = { note: `${name} has no local endpoints`, target: 'DROP' };
+  const verdict = hasAny ? noLocal : noEndpoints;
+  const filterRule = (chain: string, dst: string | undefined, extra: string | undefined, dport: number) =>
+    `-A ${chain} ${portMatch({ dst, proto, note: verdict.note, extra, dport })} -j ${verdict.target}`;
+
+  // Cluster IP.
+  const clusterNote = `${name} cluster IP`;
+  if (hasInternal) {
+    out.top.push(`-A ${KUBE_SERVICES} ${portMatch({ dst: clusterIP, proto, note: clusterNote, dport: sp.port })} -j ${internalChain}`);
+  } else {
+    out.filter.push(filterRule(KUBE_SERVICES, clusterIP, undefined, sp.port));
+  }
+
+  // External IPs.
+  for (const ip of sp.externalIPs) {
+    if (hasAny) {
+      out.top.push(`-A ${KUBE_SERVICES} ${portMatch({ dst: ip, proto, note: `${name} external IP`, dport: sp.port })} -j ${extChain}`);
+    }
+    if (!hasExternal) out.filter.push(filterRule(KUBE_EXTERNAL_SERVICES, ip, undefined, sp.port));
+  }
+
+  // Load-balancer ingress IPs.
+  for (const ip of sp.loadBalancerIPs) {
+    if (hasAny) {
+      out.top.push(`-A ${KUBE_SERVICES} ${portMatch({ dst: ip, proto, note: `${name} loadbalancer IP`, dport: sp.port })} -j ${extChain}`);
+    }
+  }
+  if (!hasExternal) {
+    for (const ip of sp.loadBalancerIPs) out.filter.push(filterRule(KUBE_EXTERNAL_SERVICES, ip, undefined, sp.port));
+  }
+
+  // Node port.
+  if (sp.nodePort !== 0) {
+    if (hasAny) out.top.push(`-A ${KUBE_NODEPORTS} ${portMatch({ proto, note: name, dport: sp.nodePort })} -j ${extChain}`);
+    if (!hasExternal) {
+      out.filter.push(filterRule(KUBE_EXTERNAL_SERVICES, undefined, '-m addrtype --dst-type LOCAL', sp.nodePort));
+    }
+  }
+
+  // Health-check node port: accepted whether or not this node has endpoints.
+  if (sp.healthCheckNodePort !== 0) {
+    out.filter.push(`-A ${KUBE_NODEPORTS} -p tcp ${comment(`${name} health check node port`)} -m tcp --dport ${sp.healthCheckNodePort} -j ACCEPT`);
+  }
+
+  // Masquerade traffic to the cluster IP that comes from outside the cluster.
+  if (hasInternal) {
+    const masq = ctx.input.masqueradeAll ? undefined : ctx.localDetect?.ifNotLocal;
+    if (ctx.input.masqueradeAll || masq) {
+      out.rules.push(`-A ${internalChain} ${portMatch({ src: masq, dst: clusterIP, proto, note: clusterNote, dport: sp.port })} -j ${KUBE_MARK_MASQ}`);
+    }
+  }
+
+  // External traffic (node port, external and load-balancer IPs) goes through the EXT chain.
+  if (usesExtChain) {
+    out.chains.push(extChain);
+    if (!externalPolicyLocal(sp)) {
+      // Endpoints may be on other nodes: masquerade so replies come back through us.
+      out.rules.push(`-A ${extChain} ${comment(`masquerade traffic for ${name} external destinations`)} -j ${KUBE_MARK_MASQ}`);
+    } else {
+      // Local policy keeps the client's source IP, except for traffic from pods and from this host,
+      // which goes to any endpoint as if it had gone out to a load balancer and come back.
+      if (ctx.localDetect) {
+        out.rules.push(`-A ${extChain} ${ctx.localDetect.ifLocal} ${comment(`pod traffic for ${name} external destinations`)} -j ${svcChain}`);
+      }
+      out.rules.push(`-A ${extChain} ${comment(`masquerade LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${KUBE_MARK_MASQ}`);
+      out.rules.push(`-A ${extChain} ${comment(`route LOCAL traffic for ${name} external destinations`)} -m addrtype --src-type LOCAL -j ${svcChain}`);
+    }
+    if (hasExternal) out.rules.push(`-A ${extChain} -j ${externalPolicyChain}`);
+  }
+
+  const sep = (ep: Endpoint) => endpointChainName(name, proto, endpointString(ep));
+  const dispatch = (chain: string, targets: readonly Endpoint[]) => {
+    out.chains.push(chain);
+    if (sp.sessionAffinity === 'ClientIP') {
+      for (const ep of targets) {
+        out.rules.push(
+          `-A ${chain} ${comment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep(ep)} --rcheck --seconds ${sp.stickySeconds} --reap -j ${sep(ep)}`,
+        );
+      }
+    }
+    targets.forEach((ep, i) => {
+      const pick = i < targets.length - 1 ? ` -m statistic --mode random --probability ${probability(targets.length - i)}` : '';
+      out.rules.push(`-A ${chain} ${comment(`${name} -> ${endpointString(ep)}`)}${pick} -j ${sep(ep)}`);
+    });
+  };
+  if (usesClusterChain) dispatch(svcChain, cluster);
+  if (usesLocalChain) dispatch(svlChain, local);
+
+  for (const ep of reachable) {
+    const chain = sep(ep);
+    out.chains.push(chain);
+    // Hairpin: an endpoint reaching itself through the service must be masqueraded.
+    out.rules.push(`-A ${chain} -s ${host(ep.ip)} ${comment(name)} -j ${KUBE_MARK_MASQ}`);
+    const affinity = sp.sessionAffinity === 'ClientIP' ? ` -m recent --name ${chain} --set` : '';
+    out.rules.push(`-A ${chain} -p ${proto} ${comment(name)}${affinity} -m ${proto} -j DNAT --to-destination ${endpointString(ep)}`);
+  }
+  return out;
+}
+
+const NODEPORTS_NOTE = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain';
+
+/** The jumps from builtin chains into ours (upstream's iptablesJumpChains, minus KUBE-PROXY-FIREWALL). */
+export function jumpRules(localhostNodePorts: boolean): JumpRule[] {
+  const newOnly = ['-m', 'conntrack', '--ctstate', 'NEW'];
+  const jump = (table: Table, chain: string, target: string, note: string, extra: string[] = []): JumpRule => ({
+    table,
+    chain,
+    rule: [...extra, ...(note ? ['-m', 'comment', '--comment', note] : []), '-j', target],
+  });
+  const jumps = [
+    jump('filter', 'INPUT', KUBE_EXTERNAL_SERVICES, 'kubernetes externally-visible service portals', newOnly),
+    jump('filter', 'FORWARD', KUBE_EXTERNAL_SERVICES, 'kubernetes externally-visible service portals', newOnly),
+    jump('filter', 'INPUT', KUBE_NODEPORTS, 'kubernetes health check service ports'),
+    jump('filter', 'FORWARD', KUBE_SERVICES, 'kubernetes service portals', newOnly),
+    jump('filter', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals', newOnly),
+    jump('filter', 'FORWARD', KUBE_FORWARD, 'kubernetes forwarding rules'),
+    jump('nat', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals'),
+    jump('nat', 'PREROUTING', KUBE_SERVICES, 'kubernetes service portals'),
+    jump('nat', 'POSTROUTING', KUBE_POSTROUTING, 'kubernetes postrouting rules'),
+  ];
+  if (localhostNodePorts) {
+    jumps.push(jump('filter', 'INPUT', KUBE_FIREWALL, ''), jump('filter', 'OUTPUT', KUBE_FIREWALL, ''));
+  }
+  return jumps;
+}
+
+function render(table: Table, chains: readonly string[], rules: readonly string[]): string {
+  return [`*${table}`, ...chains.map(chainLine), ...rules, 'COMMIT', ''].join('\n');
+}
+
+export function generateRules(input: RulesInput, options: RulesOptions): RulesOutput {
+  const ctx: Context = {
+    input,
+    localDetect: input.clusterCIDR
+      ? { ifLocal: `-s ${input.clusterCIDR}`, ifNotLocal: `! -s ${input.clusterCIDR}` }
+      : undefined,
+  };
+  const existing = options.existingChains;
+  const changed = options.changedServices ?? new Set<string>();
+
+  const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS];
+  const filterRules: string[] = [];
+  const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
+  const natRules = [
+    `-A ${KUBE_POSTROUTING} -m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`,
+    `-A ${KUBE_POSTROUTING} -j MARK --xor-mark ${MASQ_MARK}`,
+    `-A ${KUBE_POSTROUTING} ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE${input.randomFully ? ' --random-fully' : ''}`,
+    `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${MASQ_MARK}`,
+  ];
+  if (input.localhostNodePorts) {
+    // route_localnet lets outside packets to 127.0.0.0/8 in; drop those that are not ours (kubelet has the same rule).
+    filterChains.push(KUBE_FIREWALL);
+    filterRules.push(
+      `-A ${KUBE_FIREWALL} ! -s 127.0.0.0/8 -d 127.0.0.0/8 ${comment('block incoming localnet connections')} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
+    );
+  }
+
+  const chainsInUse = new Set<string>();
+  const services = [...input.services].sort((a, b) => (portKey(a) < portKey(b) ? -1 : portKey(a) > portKey(b) ? 1 : 0));
+  for (const sp of services) {
+    const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
+    if (!clusterIP) continue;
+    const out = serviceRules(sp, clusterIP, input.endpoints.get(portKey(sp)) ?? [], ctx);
+    for (const c of out.chains) chainsInUse.add(c);
+    filterRules.push(...out.filter);
+    natRules.push(...out.top);
+    // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
+    const write =
+      options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && out.chains.some((c) => !existing.has(c)));
+    if (write) {
+      natChains.push(...out.chains);
+      natRules.push(...out.rules);
+    }
+  }
+
+  // Delete our chains that nothing uses any more: declaring flushes them, then -X.
+  for (const chain of [...(existing ?? [])].sort()) {
+    if (isServiceChain(chain) && !chainsInUse.has(chain)) {
+      natChains.push(chain);
+      natRules.push(`-X ${chain}`);
+    }
+  }
+
+  // Last in KUBE-SERVICES: traffic to this node's addresses may be for a node port.
+  if (input.nodeIPs.length === 0) {
+    const notLocalhost = input.localhostNodePorts ? undefined : '! -d 127.0.0.0/8';
+    natRules.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
+  } else {
+    for (const ip of input.nodeIPs) {
+      if (ip.startsWith('127.') && !input.localhostNodePorts) continue;
+      natRules.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
+    }
+  }
+
+  filterRules.push(
+    `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
+    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding rules')} -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT`,
+    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+  );
+
+  return {
+    filter: render('filter', filterChains, filterRules),
+    nat: render('nat', natChains, natRules),
+    chainsInUse,
+    jumps: jumpRules(input.localhostNodePorts),
+  };
+}

@@ -1,0 +1,170 @@
+// What the service proxy consumes: one ServicePortInfo per service port and
+// the endpoints behind it, converted from API objects once, here. The rest of
+// proxy/ never looks at V1Service or V1EndpointSlice. IPv4 only for now.
+import { isIPv4 } from 'node:net';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+
+export type Protocol = 'TCP' | 'UDP' | 'SCTP';
+export type TrafficPolicy = 'Cluster' | 'Local';
+
+/** Upstream's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
+export const DEFAULT_STICKY_SECONDS = 10800;
+
+/** The label that ties an EndpointSlice to its Service. */
+export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
+
+export interface ServicePortInfo {
+  namespace: string;
+  name: string;
+  /** The port's name; '' for the single unnamed port. */
+  portName: string;
+  protocol: Protocol;
+  /** IPv4 cluster IPs (a dual-stack service lists its IPv6 one elsewhere). */
+  clusterIPs: string[];
+  port: number;
+  /** 0 when the service has no node port. */
+  nodePort: number;
+  externalIPs: string[];
+  /** VIP-mode load-balancer ingress IPs (status.loadBalancer.ingress[].ip). */
+  loadBalancerIPs: string[];
+  sessionAffinity: 'None' | 'ClientIP';
+  /** Only meaningful with ClientIP affinity. */
+  stickySeconds: number;
+  /** 'Local' only when the service is reachable from outside (NodePort, LoadBalancer, external IPs). */
+  externalTrafficPolicy: TrafficPolicy;
+  internalTrafficPolicy: TrafficPolicy;
+  /** 0 unless a LoadBalancer service with externalTrafficPolicy Local. */
+  healthCheckNodePort: number;
+}
+
+export interface Endpoint {
+  ip: string;
+  port: number;
+  ready: boolean;
+  serving: boolean;
+  terminating: boolean;
+  nodeName?: string;
+  /** On this node (nodeName matches). */
+  isLocal: boolean;
+}
+
+/** "ns/name": the key of a Service (and of its slices' service). */
+export function serviceKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+/** "ns/name:port" (or "ns/name" for an unnamed port), as upstream's ServicePortName.String(). */
+export function servicePortKey(namespace: string, name: string, portName: string): string {
+  return portName ? `${namespace}/${name}:${portName}` : `${namespace}/${name}`;
+}
+
+export function portKey(sp: ServicePortInfo): string {
+  return servicePortKey(sp.namespace, sp.name, sp.portName);
+}
+
+export function endpointString(ep: Endpoint): string {
+  return `${ep.ip}:${ep.port}`;
+}
+
+function toProtocol(p: string | undefined): Protocol | undefined {
+  const v = p ?? 'TCP';
+  return v === 'TCP' || v === 'UDP' || v === 'SCTP' ? v : undefined;
+}
+
+/**
+ * One entry per port of a proxied service. Headless (clusterIP None) and
+ * ExternalName services get no entries: nothing to proxy.
+ */
+export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
+  const spec = svc.spec;
+  const namespace = svc.metadata?.namespace ?? 'default';
+  const name = svc.metadata?.name;
+  if (!spec || !name || spec.type === 'ExternalName') return [];
+  if (!spec.clusterIP || spec.clusterIP === 'None') return [];
+  const clusterIPs = (spec.clusterIPs ?? [spec.clusterIP]).filter((ip) => isIPv4(ip));
+  if (clusterIPs.length === 0) return [];
+
+  const type = spec.type ?? 'ClusterIP';
+  const externalIPs = (spec.externalIPs ?? []).filter((ip) => isIPv4(ip));
+  const externallyAccessible = type === 'NodePort' || type === 'LoadBalancer' || externalIPs.length > 0;
+  const externalLocal = externallyAccessible && spec.externalTrafficPolicy === 'Local';
+  const loadBalancerIPs = (svc.status?.loadBalancer?.ingress ?? [])
+    .filter((ing) => ing.ip && isIPv4(ing.ip) && ing.ipMode !== 'Proxy')
+    .map((ing) => ing.ip as string);
+  const clientIP = spec.sessionAffinity === 'ClientIP';
+
+  const out: ServicePortInfo[] = [];
+  for (const p of spec.ports ?? []) {
+    const protocol = toProtocol(p.protocol);
+    if (!protocol) continue;
+    out.push({
+      namespace,
+      name,
+      portName: p.name ?? '',
+      protocol,
+      clusterIPs,
+      port: p.port,
+      nodePort: p.nodePort ?? 0,
+      externalIPs,
+      loadBalancerIPs,
+      sessionAffinity: clientIP ? 'ClientIP' : 'None',
+      stickySeconds: clientIP ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_STICKY_SECONDS) : 0,
+      externalTrafficPolicy: externalLocal ? 'Local' : 'Cluster',
+      internalTrafficPolicy: spec.internalTrafficPolicy === 'Local' ? 'Local' : 'Cluster',
+      healthCheckNodePort: type === 'LoadBalancer' && externalLocal ? (spec.healthCheckNodePort ?? 0) : 0,
+    });
+  }
+  return out;
+}
+
+function ipToNumber(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+export function compareEndpoints(a: Endpoint, b: Endpoint): number {
+  return ipToNumber(a.ip) - ipToNumber(b.ip) || a.port - b.port;
+}
+
+/**
+ * Endpoints per service port key ("ns/name:port"), merged over all the given
+ * slices as upstream's EndpointSliceCache does: the slice port is matched to
+ * the service port by name, only an endpoint's first address counts, and an
+ * ip:port seen in several slices is kept once (the local copy wins). Sorted by
+ * IP, then port. Only IPv4 slices are used.
+ */
+export function endpointsFromSlices(slices: readonly V1EndpointSlice[], nodeName: string): Map<string, Endpoint[]> {
+  const sets = new Map<string, Map<string, Endpoint>>();
+  const ordered = [...slices].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
+  for (const slice of ordered) {
+    const svcName = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!svcName || slice.addressType !== 'IPv4') continue;
+    const namespace = slice.metadata?.namespace ?? 'default';
+    for (const sp of slice.ports ?? []) {
+      if (sp.port === undefined) continue;
+      const key = servicePortKey(namespace, svcName, sp.name ?? '');
+      let set = sets.get(key);
+      if (!set) sets.set(key, (set = new Map()));
+      for (const e of slice.endpoints ?? []) {
+        const ip = e.addresses[0];
+        if (!ip || !isIPv4(ip)) continue;
+        const ready = e.conditions?.ready ?? true;
+        const ep: Endpoint = {
+          ip,
+          port: sp.port,
+          ready,
+          serving: e.conditions?.serving ?? ready,
+          terminating: e.conditions?.terminating ?? false,
+          isLocal: e.nodeName !== undefined && e.nodeName === nodeName,
+        };
+        if (e.nodeName !== undefined) ep.nodeName = e.nodeName;
+        const id = endpointString(ep);
+        if (!set.has(id) || ep.isLocal) set.set(id, ep);
+      }
+    }
+  }
+  const out = new Map<string, Endpoint[]>();
+  for (const key of [...sets.keys()].sort()) {
+    out.set(key, [...(sets.get(key)?.values() ?? [])].sort(compareEndpoints));
+  }
+  return out;
+}

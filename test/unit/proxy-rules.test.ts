@@ -1,0 +1,406 @@
+// Fixture addresses: service IPs in 10.96.0.0/16 and pod IPs in 10.244.0.0/16
+// (RFC 1918 private ranges), node address 192.0.2.10 (TEST-NET-1, RFC 5737).
+import { expect } from 'chai';
+import type { V1Service } from '@kubernetes/client-node';
+import { chainsFromSave } from '../../proxy/iptables/iptables.ts';
+import {
+  endpointChainName,
+  externalChainName,
+  generateRules,
+  localChainName,
+  probability,
+  serviceChainName,
+  type RulesInput,
+  type RulesOptions,
+  type RulesOutput,
+} from '../../proxy/iptables/rules.ts';
+import { servicePortsFromService, type Endpoint, type ServicePortInfo } from '../../proxy/types.ts';
+import { FakeIptables } from '../fakes/iptables.ts';
+
+const svc = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
+  namespace: 'ns1',
+  name: 'svc1',
+  portName: 'http',
+  protocol: 'TCP',
+  clusterIPs: ['10.96.0.10'],
+  port: 80,
+  nodePort: 0,
+  externalIPs: [],
+  loadBalancerIPs: [],
+  sessionAffinity: 'None',
+  stickySeconds: 0,
+  externalTrafficPolicy: 'Cluster',
+  internalTrafficPolicy: 'Cluster',
+  healthCheckNodePort: 0,
+  ...over,
+});
+
+const ep = (ip: string, over: Partial<Endpoint> = {}): Endpoint => ({
+  ip,
+  port: 8080,
+  ready: true,
+  serving: true,
+  terminating: false,
+  isLocal: false,
+  ...over,
+});
+
+const input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<RulesInput> = {}): RulesInput => ({
+  services,
+  endpoints: new Map(Object.entries(endpoints)),
+  nodeIPs: [],
+  localhostNodePorts: false,
+  clusterCIDR: '10.244.0.0/16',
+  ...over,
+});
+
+// Chain names of ns1/svc1:http and its endpoints.
+const SVC = serviceChainName('ns1/svc1:http', 'tcp');
+const SVL = localChainName('ns1/svc1:http', 'tcp');
+const EXT = externalChainName('ns1/svc1:http', 'tcp');
+const SEP1 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.1.1:8080');
+const SEP2 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.2.1:8080');
+const SEP3 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.3.1:8080');
+
+const NAT_HEAD_CHAINS = [':KUBE-SERVICES - [0:0]', ':KUBE-NODEPORTS - [0:0]', ':KUBE-POSTROUTING - [0:0]', ':KUBE-MARK-MASQ - [0:0]'];
+const NAT_HEAD_RULES = [
+  '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+  '-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000',
+  '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE',
+  '-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000',
+];
+const NAT_TAIL =
+  '-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS';
+
+/** The whole nat table text, given the service chains and the service rules between the fixed head and tail. */
+function nat(chains: string[], rules: string[]): string {
+  return ['*nat', ...NAT_HEAD_CHAINS, ...chains.map((c) => `:${c} - [0:0]`), ...NAT_HEAD_RULES, ...rules, NAT_TAIL, 'COMMIT', ''].join('\n');
+}
+
+function filter(rules: string[]): string {
+  return [
+    '*filter',
+    ':KUBE-SERVICES - [0:0]',
+    ':KUBE-EXTERNAL-SERVICES - [0:0]',
+    ':KUBE-FORWARD - [0:0]',
+    ':KUBE-NODEPORTS - [0:0]',
+    ...rules,
+    '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
+    '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT',
+    'COMMIT',
+    '',
+  ].join('\n');
+}
+
+/** Applies a result as the adapter will (restore --noflush, then the jumps) and returns the problems found. */
+function apply(fake: FakeIptables, out: RulesOutput): string[] {
+  fake.applyRestore(out.filter, { noflush: true });
+  fake.applyRestore(out.nat, { noflush: true });
+  for (const j of out.jumps) void fake.ensureRule('prepend', j.table, j.chain, j.rule);
+  return fake.checkInvariants();
+}
+
+const CLUSTER_IP_RULE = `-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j ${SVC}`;
+const MASQ_RULE = `-A ${SVC} ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`;
+const sepRules = (chain: string, ip: string, affinity = '') => [
+  `-A ${chain} -s ${ip}/32 -m comment --comment "ns1/svc1:http" -j KUBE-MARK-MASQ`,
+  `-A ${chain} -p tcp -m comment --comment "ns1/svc1:http"${affinity} -m tcp -j DNAT --to-destination ${ip}:8080`,
+];
+const NODEPORT_RULE = `-A KUBE-NODEPORTS -p tcp -m comment --comment "ns1/svc1:http" -m tcp --dport 30080 -j ${EXT}`;
+
+interface Case {
+  name: string;
+  input: RulesInput;
+  nat: string;
+  filter: string;
+}
+
+const headless: V1Service = {
+  metadata: { namespace: 'ns1', name: 'headless' },
+  spec: { clusterIP: 'None', clusterIPs: ['None'], ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+};
+
+const cases: Case[] = [
+  {
+    name: 'one ClusterIP service with one endpoint',
+    input: input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }),
+    nat: nat(
+      [SVC, SEP1],
+      [
+        CLUSTER_IP_RULE,
+        MASQ_RULE,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'three endpoints share the traffic with 1/3, 1/2, the rest',
+    input: input([svc()], { 'ns1/svc1:http': [ep('10.244.3.1'), ep('10.244.1.1'), ep('10.244.2.1')] }),
+    nat: nat(
+      [SVC, SEP1, SEP2, SEP3],
+      [
+        CLUSTER_IP_RULE,
+        MASQ_RULE,
+        // Sorted by address whatever the input order.
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -m statistic --mode random --probability 0.3333333333 -j ${SEP1}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.2.1:8080" -m statistic --mode random --probability 0.5000000000 -j ${SEP2}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.3.1:8080" -j ${SEP3}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+        ...sepRules(SEP2, '10.244.2.1'),
+        ...sepRules(SEP3, '10.244.3.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'no endpoints: REJECT in filter, nothing in nat',
+    input: input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1', { ready: false, serving: false })] }),
+    nat: nat([], []),
+    filter: filter([
+      '-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m tcp --dport 80 -j REJECT',
+    ]),
+  },
+  {
+    name: 'no ready endpoint: falls back to the serving, terminating one',
+    input: input([svc()], {
+      'ns1/svc1:http': [ep('10.244.1.1', { ready: false, terminating: true }), ep('10.244.2.1', { ready: false, serving: false })],
+    }),
+    nat: nat(
+      [SVC, SEP1],
+      [
+        CLUSTER_IP_RULE,
+        MASQ_RULE,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'NodePort',
+    input: input([svc({ nodePort: 30080 })], { 'ns1/svc1:http': [ep('10.244.1.1')] }),
+    nat: nat(
+      [EXT, SVC, SEP1],
+      [
+        CLUSTER_IP_RULE,
+        NODEPORT_RULE,
+        MASQ_RULE,
+        `-A ${EXT} -m comment --comment "masquerade traffic for ns1/svc1:http external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -j ${SVC}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'NodePort without endpoints: REJECT for the cluster IP and the node port',
+    input: input([svc({ nodePort: 30080 })], {}),
+    nat: nat([], []),
+    filter: filter([
+      '-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m tcp --dport 80 -j REJECT',
+      '-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j REJECT',
+    ]),
+  },
+  {
+    name: 'sessionAffinity ClientIP',
+    input: input([svc({ sessionAffinity: 'ClientIP', stickySeconds: 10800 })], {
+      'ns1/svc1:http': [ep('10.244.1.1'), ep('10.244.2.1')],
+    }),
+    nat: nat(
+      [SVC, SEP1, SEP2],
+      [
+        CLUSTER_IP_RULE,
+        MASQ_RULE,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -m recent --name ${SEP1} --rcheck --seconds 10800 --reap -j ${SEP1}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.2.1:8080" -m recent --name ${SEP2} --rcheck --seconds 10800 --reap -j ${SEP2}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -m statistic --mode random --probability 0.5000000000 -j ${SEP1}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.2.1:8080" -j ${SEP2}`,
+        ...sepRules(SEP1, '10.244.1.1', ` -m recent --name ${SEP1} --set`),
+        ...sepRules(SEP2, '10.244.2.1', ` -m recent --name ${SEP2} --set`),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'externalTrafficPolicy Local with a local endpoint',
+    input: input([svc({ nodePort: 30080, externalTrafficPolicy: 'Local' })], {
+      'ns1/svc1:http': [ep('10.244.1.1', { isLocal: true, nodeName: 'node1' }), ep('10.244.2.1', { nodeName: 'node2' })],
+    }),
+    nat: nat(
+      [EXT, SVC, SVL, SEP1, SEP2],
+      [
+        CLUSTER_IP_RULE,
+        NODEPORT_RULE,
+        MASQ_RULE,
+        `-A ${EXT} -s 10.244.0.0/16 -m comment --comment "pod traffic for ns1/svc1:http external destinations" -j ${SVC}`,
+        `-A ${EXT} -m comment --comment "masquerade LOCAL traffic for ns1/svc1:http external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -m comment --comment "route LOCAL traffic for ns1/svc1:http external destinations" -m addrtype --src-type LOCAL -j ${SVC}`,
+        `-A ${EXT} -j ${SVL}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -m statistic --mode random --probability 0.5000000000 -j ${SEP1}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.2.1:8080" -j ${SEP2}`,
+        `-A ${SVL} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+        ...sepRules(SEP2, '10.244.2.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'externalTrafficPolicy Local without a local endpoint: DROP outside traffic, short-circuit ours',
+    input: input([svc({ nodePort: 30080, externalTrafficPolicy: 'Local' })], {
+      'ns1/svc1:http': [ep('10.244.2.1', { nodeName: 'node2' })],
+    }),
+    nat: nat(
+      [EXT, SVC, SEP2],
+      [
+        CLUSTER_IP_RULE,
+        NODEPORT_RULE,
+        MASQ_RULE,
+        `-A ${EXT} -s 10.244.0.0/16 -m comment --comment "pod traffic for ns1/svc1:http external destinations" -j ${SVC}`,
+        `-A ${EXT} -m comment --comment "masquerade LOCAL traffic for ns1/svc1:http external destinations" -m addrtype --src-type LOCAL -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -m comment --comment "route LOCAL traffic for ns1/svc1:http external destinations" -m addrtype --src-type LOCAL -j ${SVC}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.2.1:8080" -j ${SEP2}`,
+        ...sepRules(SEP2, '10.244.2.1'),
+      ],
+    ),
+    filter: filter([
+      '-A KUBE-EXTERNAL-SERVICES -p tcp -m comment --comment "ns1/svc1:http has no local endpoints" -m addrtype --dst-type LOCAL -m tcp --dport 30080 -j DROP',
+    ]),
+  },
+  {
+    name: 'internalTrafficPolicy Local: the cluster IP goes to KUBE-SVL, local endpoints only',
+    input: input([svc({ internalTrafficPolicy: 'Local' })], {
+      'ns1/svc1:http': [ep('10.244.1.1', { isLocal: true }), ep('10.244.2.1')],
+    }),
+    nat: nat(
+      [SVL, SEP1],
+      [
+        `-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j ${SVL}`,
+        `-A ${SVL} ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+        `-A ${SVL} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ),
+    filter: filter([]),
+  },
+  {
+    name: 'headless service is skipped',
+    input: input(servicePortsFromService(headless), { 'ns1/headless:http': [ep('10.244.1.1')] }),
+    nat: nat([], []),
+    filter: filter([]),
+  },
+];
+
+describe('proxy iptables rules', () => {
+  describe('generateRules (full sync)', () => {
+    for (const c of cases) {
+      it(c.name, () => {
+        const out = generateRules(c.input, { full: true });
+        expect(out.nat).to.equal(c.nat);
+        expect(out.filter).to.equal(c.filter);
+        expect(apply(new FakeIptables(), out)).to.deep.equal([]);
+      });
+    }
+  });
+
+  it('names chains exactly as upstream kube-proxy does', () => {
+    // Names seen on every real cluster.
+    expect(serviceChainName('default/kubernetes:https', 'TCP')).to.equal('KUBE-SVC-NPX46M4PTMTKRN6Y');
+    expect(serviceChainName('kube-system/kube-dns:dns', 'UDP')).to.equal('KUBE-SVC-TCOU7JCQXEZGVUNU');
+    expect(serviceChainName('kube-system/kube-dns:dns-tcp', 'TCP')).to.equal('KUBE-SVC-ERIFXISQEP7F7OF4');
+    expect(localChainName('default/kubernetes:https', 'tcp')).to.equal('KUBE-SVL-NPX46M4PTMTKRN6Y');
+    expect(SEP1).to.match(/^KUBE-SEP-[A-Z2-7]{16}$/);
+    expect([probability(3), probability(2), probability(7)]).to.deep.equal(['0.3333333333', '0.5000000000', '0.1428571429']);
+  });
+
+  it('adds localhost NodePorts, node addresses and masqueradeAll when asked', () => {
+    const out = generateRules(
+      input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }, {
+        nodeIPs: ['192.0.2.10', '127.0.0.1'],
+        localhostNodePorts: true,
+        masqueradeAll: true,
+      }),
+      { full: true },
+    );
+    const natLines = out.nat.split('\n');
+    expect(natLines).to.include(
+      `-A ${SVC} -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+    );
+    expect(natLines.slice(-4, -2)).to.deep.equal([
+      '-A KUBE-SERVICES -d 192.0.2.10/32 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -j KUBE-NODEPORTS',
+      '-A KUBE-SERVICES -d 127.0.0.1/32 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -j KUBE-NODEPORTS',
+    ]);
+    expect(out.filter).to.include(
+      ':KUBE-FIREWALL - [0:0]\n-A KUBE-FIREWALL ! -s 127.0.0.0/8 -d 127.0.0.0/8 -m comment --comment "block incoming localnet connections" -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP\n',
+    );
+    expect(out.jumps.filter((j) => j.rule.at(-1) === 'KUBE-FIREWALL').map((j) => j.chain)).to.deep.equal(['INPUT', 'OUTPUT']);
+    expect(apply(new FakeIptables(), out)).to.deep.equal([]);
+  });
+
+  describe('partial sync', () => {
+    // svc1 (ns1/svc1:http) and svc2 (ns1/svc2:http), one endpoint each.
+    const svc2 = svc({ name: 'svc2', clusterIPs: ['10.96.0.20'] });
+    const SVC2 = serviceChainName('ns1/svc2:http', 'tcp');
+    const OLD = endpointChainName('ns1/svc2:http', 'tcp', '10.244.2.1:8080');
+    const NEW = endpointChainName('ns1/svc2:http', 'tcp', '10.244.2.2:8080');
+    const before = input([svc(), svc2], { 'ns1/svc1:http': [ep('10.244.1.1')], 'ns1/svc2:http': [ep('10.244.2.1')] });
+    const after = input([svc(), svc2], { 'ns1/svc1:http': [ep('10.244.1.1')], 'ns1/svc2:http': [ep('10.244.2.2')] });
+
+    it('rewrites only the changed service chains, keeps the others, deletes the stale one', () => {
+      const fake = new FakeIptables();
+      expect(apply(fake, generateRules(before, { full: true }))).to.deep.equal([]);
+      const svc1Rules = fake.rules('nat', SVC);
+      expect(svc1Rules).to.have.length(2);
+
+      const existingChains = chainsFromSave(fake.saveText('nat'));
+      const opts: RulesOptions = { full: false, changedServices: new Set(['ns1/svc2']), existingChains };
+      const out = generateRules(after, opts);
+      expect(out.nat).to.equal(
+        nat(
+          [SVC2, NEW, OLD],
+          [
+            CLUSTER_IP_RULE,
+            `-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j ${SVC2}`,
+            `-A ${SVC2} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+            `-A ${SVC2} -m comment --comment "ns1/svc2:http -> 10.244.2.2:8080" -j ${NEW}`,
+            `-A ${NEW} -s 10.244.2.2/32 -m comment --comment "ns1/svc2:http" -j KUBE-MARK-MASQ`,
+            `-A ${NEW} -p tcp -m comment --comment "ns1/svc2:http" -m tcp -j DNAT --to-destination 10.244.2.2:8080`,
+            `-X ${OLD}`,
+          ],
+        ),
+      );
+      expect([...out.chainsInUse].sort()).to.deep.equal([SVC, SEP1, SVC2, NEW].sort());
+
+      expect(apply(fake, out)).to.deep.equal([]);
+      expect(fake.rules('nat', SVC)).to.deep.equal(svc1Rules);
+      expect(fake.chains('nat').has(OLD)).to.equal(false);
+      // The result is what a full sync would have made.
+      const full = new FakeIptables();
+      apply(full, generateRules(after, { full: true }));
+      expect(fake.saveText('nat')).to.equal(full.saveText('nat'));
+    });
+
+    it('deletes all chains of a removed service', () => {
+      const fake = new FakeIptables();
+      apply(fake, generateRules(before, { full: true }));
+      const out = generateRules(input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }), {
+        full: false,
+        changedServices: new Set(['ns1/svc2']),
+        existingChains: fake.chains('nat'),
+      });
+      expect(out.nat.split('\n').filter((l) => l.startsWith('-X')).sort()).to.deep.equal([`-X ${SVC2}`, `-X ${OLD}`].sort());
+      expect(apply(fake, out)).to.deep.equal([]);
+      expect([...fake.chains('nat')].filter((c) => c.startsWith('KUBE-S') && c !== 'KUBE-SERVICES').sort()).to.deep.equal([SVC, SEP1].sort());
+    });
+
+    it('writes an unchanged service whose chain has gone missing', () => {
+      const out = generateRules(before, { full: false, changedServices: new Set(), existingChains: new Set([SVC, SEP1]) });
+      expect(out.nat).to.include(`:${SVC2} - [0:0]`);
+      expect(out.nat).not.to.include(`:${SVC} - [0:0]`);
+    });
+  });
+});
