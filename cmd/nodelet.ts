@@ -24,7 +24,8 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'agent': {
       const { runAgent } = await import('../agent/main.ts');
-      return runAgent(rest, process.env);
+      // Exit explicitly: idle keep-alive sockets must not hold a stopped agent.
+      process.exit(await runAgent(rest, process.env));
     }
     case 'up': {
       const { profileByName } = await import('../cluster/profile.ts');

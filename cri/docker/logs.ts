@@ -1,0 +1,218 @@
+// Container logs in the CRI format at the path the kubelet chose
+// (<logDirectory>/<container>/<restart>.log). Docker keeps each container's
+// output in its own json-file log; a copier per container follows that with
+// `docker logs --follow --timestamps` and appends CRI records. Docker's entry
+// timestamps are kept, so after a nodelet restart a copier resumes from the
+// last timestamp in the file without duplicating lines (entries with the same
+// nanosecond as the last one written are skipped: a rare loss, documented).
+// Rotation by size and count as the kubelet's container log manager does it:
+// the full file is renamed to <file>.<YYYYMMDD-HHMMSS.mmm> and the oldest
+// rotated files beyond maxFiles - 1 are deleted (no compression).
+import { once } from 'node:events';
+import { closeSync, existsSync, fstatSync, mkdirSync, openSync, readdirSync, readSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { PassThrough } from 'node:stream';
+import type Dockerode from 'dockerode';
+import type { Logger } from '../../lib/log.ts';
+import { describeError } from '../../lib/errors.ts';
+import {
+  compareTimestamps,
+  formatLogRecords,
+  type LogStream,
+  parseLogLine,
+  parseRfc3339Nano,
+  TimestampedLineSplitter,
+} from '../logformat.ts';
+
+type LogDocker = Pick<Dockerode, 'getContainer' | 'modem'>;
+
+export interface RotationOptions {
+  /** Rotate when the file reaches this many bytes (0: never). */
+  maxSize: number;
+  /** Files kept per container, the live one included (>= 1). */
+  maxFiles: number;
+}
+
+export const DEFAULT_ROTATION: RotationOptions = { maxSize: 10 * 1024 * 1024, maxFiles: 5 };
+
+/** Suffix of a rotated file, sortable as text: 20240501-100005.123 (UTC). */
+export function rotationSuffix(ms: number): string {
+  const iso = new Date(ms).toISOString(); // 2024-05-01T10:00:05.123Z
+  return `${iso.slice(0, 10).replace(/-/g, '')}-${iso.slice(11, 19).replace(/:/g, '')}.${iso.slice(20, 23)}`;
+}
+
+const ROTATED = /^\.\d{8}-\d{6}\.\d{3}(?:\.\d+)?$/;
+
+/** Rotated siblings of file, oldest first. */
+export function rotatedFiles(file: string): string[] {
+  const dir = path.dirname(file);
+  const base = path.basename(file);
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.startsWith(base) && ROTATED.test(f.slice(base.length)))
+    .sort()
+    .map((f) => path.join(dir, f));
+}
+
+/** Which rotated files to delete so that at most maxFiles - 1 remain (input oldest first). */
+export function rotatedToDelete(rotated: string[], maxFiles: number): string[] {
+  const keep = Math.max(0, maxFiles - 1);
+  return rotated.slice(0, Math.max(0, rotated.length - keep));
+}
+
+/** An append-only file that rotates itself by size. */
+export class RotatingFile {
+  private fd: number;
+  private size: number;
+  private readonly file: string;
+  private readonly opts: RotationOptions;
+  private readonly now: () => number;
+
+  constructor(file: string, opts: RotationOptions, now: () => number = Date.now) {
+    this.file = file;
+    this.opts = opts;
+    this.now = now;
+    this.fd = openSync(file, 'a');
+    this.size = fstatSync(this.fd).size;
+  }
+
+  write(b: Buffer): void {
+    if (this.opts.maxSize > 0 && this.size > 0 && this.size + b.length > this.opts.maxSize) this.rotate();
+    writeSync(this.fd, b);
+    this.size += b.length;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+
+  private rotate(): void {
+    closeSync(this.fd);
+    let target = `${this.file}.${rotationSuffix(this.now())}`;
+    for (let i = 1; existsSync(target); i++) target = `${this.file}.${rotationSuffix(this.now())}.${i}`;
+    renameSync(this.file, target);
+    for (const old of rotatedToDelete(rotatedFiles(this.file), this.opts.maxFiles)) rmSync(old, { force: true });
+    this.fd = openSync(this.file, 'a');
+    this.size = 0;
+  }
+}
+
+/** The last timestamp written for a container: in its log file, else in its newest rotated file. */
+export function lastTimestamp(file: string): string | undefined {
+  const own = lastTimestampIn(file);
+  if (own) return own;
+  const rotated = rotatedFiles(file);
+  return rotated.length ? lastTimestampIn(rotated[rotated.length - 1]!) : undefined;
+}
+
+/** The timestamp of the last record in one CRI log file, if any (reads only its tail). */
+function lastTimestampIn(file: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  const size = statSync(file).size;
+  if (size === 0) return undefined;
+  const len = Math.min(size, 64 * 1024);
+  const buf = Buffer.alloc(len);
+  const fd = openSync(file, 'r');
+  try {
+    readSync(fd, buf, 0, len, size - len);
+  } finally {
+    closeSync(fd);
+  }
+  const lines = buf.toString().split('\n').filter(Boolean);
+  for (let i = lines.length - 1; i >= 0; i--) {
+    const r = parseLogLine(lines[i]!);
+    if (r) return r.timestamp;
+  }
+  return undefined;
+}
+
+/** Docker's `since` parameter (seconds with a fraction) from an RFC3339Nano timestamp. */
+export function sinceParam(ts: string): string {
+  const p = parseRfc3339Nano(ts);
+  if (!p) return '0';
+  return `${Math.floor(p[0])}.${String(p[1]).padStart(9, '0')}`;
+}
+
+interface Copier {
+  done: Promise<void>;
+  stop: () => void;
+}
+
+export class LogCopiers {
+  private readonly docker: LogDocker;
+  private readonly log: Logger;
+  private readonly copiers = new Map<string, Copier>();
+  private readonly rotation: RotationOptions;
+
+  constructor(docker: LogDocker, log: Logger, rotation: RotationOptions = DEFAULT_ROTATION) {
+    this.docker = docker;
+    this.log = log;
+    this.rotation = rotation;
+  }
+
+  has(containerId: string): boolean {
+    return this.copiers.has(containerId);
+  }
+
+  /** Starts following a container into file unless a copier already runs; resolves once following. */
+  async start(containerId: string, file: string, tty: boolean): Promise<void> {
+    if (this.copiers.has(containerId)) return;
+    mkdirSync(path.dirname(file), { recursive: true });
+    const after = lastTimestamp(file);
+    const opts = { follow: true as const, stdout: true, stderr: true, timestamps: true, since: after ? sinceParam(after) : 0 };
+    const placeholder: Copier = { done: Promise.resolve(), stop: () => {} };
+    this.copiers.set(containerId, placeholder);
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.getContainer(containerId).logs(opts as Dockerode.ContainerLogsOptions & { follow: true });
+    } catch (err) {
+      this.copiers.delete(containerId);
+      this.log.warn('cannot follow container output', { container: containerId, err: describeError(err) });
+      return;
+    }
+    const out_ = new RotatingFile(file, this.rotation);
+    const write = (stream_: LogStream) => (ts: string, line: Buffer, complete: boolean) => {
+      if (after && compareTimestamps(ts, after) <= 0) return;
+      for (const rec of formatLogRecords(ts, stream_, line, complete)) out_.write(rec);
+    };
+    const outSplit = new TimestampedLineSplitter(write('stdout'));
+    const errSplit = new TimestampedLineSplitter(write('stderr'));
+    const out = new PassThrough();
+    const errs = new PassThrough();
+    out.on('data', (b: Buffer) => outSplit.push(b));
+    errs.on('data', (b: Buffer) => errSplit.push(b));
+    if (tty) stream.on('data', (b: Buffer) => outSplit.push(b));
+    else this.docker.modem.demuxStream(stream, out, errs);
+    const ended = Promise.race([once(stream, 'end'), once(stream, 'close')]).catch(() => undefined);
+    stream.on('error', (err) => this.log.debug('log stream error', { container: containerId, err: describeError(err) }));
+    // Let the demuxer hand over what it still holds, then flush unterminated tails.
+    const done = ended.then(() => new Promise((r) => setImmediate(r))).then(() => {
+      outSplit.end();
+      errSplit.end();
+      out_.close();
+      if (this.copiers.get(containerId) === copier) this.copiers.delete(containerId);
+    });
+    const copier: Copier = {
+      done,
+      stop: () => (stream as unknown as { destroy?: () => void }).destroy?.(),
+    };
+    this.copiers.set(containerId, copier);
+  }
+
+  /** Waits until a container's copier has written everything (after the container exited). */
+  async drain(containerId: string, timeoutMs = 5000): Promise<void> {
+    const c = this.copiers.get(containerId);
+    if (!c) return;
+    await Promise.race([c.done, new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+  }
+
+  stop(containerId: string): void {
+    this.copiers.get(containerId)?.stop();
+  }
+
+  async stopAll(): Promise<void> {
+    const all = [...this.copiers.values()];
+    for (const c of all) c.stop();
+    await Promise.all(all.map((c) => c.done));
+  }
+}
