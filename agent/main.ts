@@ -23,7 +23,7 @@ function loadKubeconfig(path: string): k8s.KubeConfig {
   try {
     kc.loadFromFile(path);
   } catch (err) {
-    throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: ${describeError(err).split('\n')[0]}`, { cause: err });
+    throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: ${describeError(err)}`, { cause: err });
   }
   if (!kc.getCurrentCluster()?.server) {
     throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: no server in the current context`);

@@ -1,6 +1,6 @@
 // The local control plane: etcd, kube-apiserver, kube-controller-manager and
 // kube-scheduler from the pinned release, with our own PKI.
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, startDaemon, stopDaemon, waitFor } from './daemon.ts';
@@ -115,9 +115,24 @@ export async function startControlPlane(p: ClusterProfile, c: ClusterPaths, log:
       log(`${name}: starting (log: ${logFile(p, name)})`);
       startDaemon({ name, cmd: path.join(c.bin, name), args: args(p, c, name), logFile: logFile(p, name), pidFile: pidFile(p, name) });
     }
-    if (name === 'etcd') await waitFor(`etcd to be healthy (log: ${logFile(p, name)})`, () => etcdHealthy(p), 60_000);
-    if (name === 'kube-apiserver') await waitFor(`kube-apiserver /readyz (log: ${logFile(p, name)})`, () => apiserverReady(c), 120_000, 500);
+    if (name === 'etcd') await waitFor(`etcd to be healthy (log: ${logFile(p, name)})`, aliveAnd(p, name, () => etcdHealthy(p)), 60_000);
+    if (name === 'kube-apiserver') await waitFor(`kube-apiserver /readyz (log: ${logFile(p, name)})`, aliveAnd(p, name, () => apiserverReady(c)), 120_000, 500);
   }
+}
+
+/** A readiness check that fails at once, with the log's last lines, when the daemon has died. */
+function aliveAnd(p: ClusterProfile, name: string, check: () => Promise<boolean>): () => Promise<boolean> {
+  return async () => {
+    if (!daemonRunning(pidFile(p, name))) {
+      const tail = existsSync(logFile(p, name)) ? readFileSync(logFile(p, name), 'utf8').trim().split('\n').slice(-3).join(' | ') : '';
+      throw new DaemonExited(`${name} exited: ${tail.slice(-600)}`);
+    }
+    return check();
+  };
+}
+
+export class DaemonExited extends Error {
+  override name = 'DaemonExited';
 }
 
 export async function stopControlPlane(p: ClusterProfile): Promise<void> {

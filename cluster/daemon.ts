@@ -97,6 +97,7 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     try {
       if (await check()) return;
     } catch (err) {
+      if (err instanceof Error && err.name === 'DaemonExited') throw err; // no point waiting
       lastErr = err;
     }
     await sleep(everyMs);

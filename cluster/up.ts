@@ -7,7 +7,7 @@ import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
 import { type ClusterPaths, apiserverReady, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
 import { type ClusterProfile, apiserverURL, nodeName } from './profile.ts';
-import { destroyNetwork, ensureNode, leftovers, mountsUnder, type NodeSandbox, startDockerd } from './sandbox.ts';
+import { destroyNetwork, ensureBridge, ensureNode, leftovers, mountsUnder, type NodeSandbox, startDockerd } from './sandbox.ts';
 import { upstreamBinDir } from './upstream.ts';
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -68,6 +68,7 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
     await clusterDown(p, { log, keepPki: true });
   }
   const paths = await ensurePki(p, names, bin);
+  await ensureBridge(p); // the API server listens on the bridge's address
   await startControlPlane(p, paths, log);
   const indexes = names.map((_, k) => k + 1);
   const nodes: Cluster['nodes'] = [];

@@ -13,12 +13,12 @@ export function errorCode(err: unknown): string | undefined {
   return err instanceof NodeletError ? err.code : (err as { code?: string } | undefined)?.code;
 }
 
-/** One line for humans: the message, then each cause's message. */
+/** One line for humans: the first line of the message, then of each cause's. */
 export function describeError(err: unknown): string {
   const parts: string[] = [];
   let cur: unknown = err;
   for (let depth = 0; cur !== undefined && cur !== null && depth < 5; depth++) {
-    const msg = cur instanceof Error ? cur.message : String(cur);
+    const msg = (cur instanceof Error ? cur.message : String(cur)).split('\n')[0]!.trim();
     if (msg && !parts.some((p) => p.includes(msg))) parts.push(msg);
     cur = cur instanceof Error ? cur.cause : undefined;
   }
