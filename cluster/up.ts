@@ -115,7 +115,6 @@ export async function clusterDown(p: ClusterProfile, opts: { log: (m: string) =>
 export async function clusterSummary(c: Cluster): Promise<string> {
   const nodes = (await kubectl(c.paths, ['get', 'nodes', '-o', 'wide'], { allowFail: true })).stdout;
   const kc = c.paths.adminKubeconfig;
-  const kubectlBin = path.join(c.paths.bin, 'kubectl');
   return [
     '',
     `Cluster "${c.profile.name}" is up. API server: ${apiserverURL(c.profile)}`,
@@ -124,14 +123,13 @@ export async function clusterSummary(c: Cluster): Promise<string> {
     '',
     'Use it:',
     `  export KUBECONFIG=${kc}`,
-    `  export PATH=${c.paths.bin}:$PATH   # kubectl ${path.basename(c.paths.bin) ? '' : ''}`.trimEnd(),
+    `  export PATH=${c.paths.bin}:$PATH   # the pinned kubectl`,
     '  kubectl get nodes',
     '',
     `NodePorts are reached from this host at the node address: ${c.nodes.map((n) => n.sandbox.nodeIP).join(', ')}`,
     `  e.g. curl http://${c.nodes[0]?.sandbox.nodeIP}:<nodePort>/`,
     `Node shells: nsenter --net=/run/netns/${c.nodes[0]?.sandbox.netns} sh    (Docker there: docker -H unix://${c.nodes[0]?.sandbox.dockerSocket})`,
     `Stop everything: make down`,
-    `(kubectl binary: ${kubectlBin})`,
     '',
   ].join('\n');
 }

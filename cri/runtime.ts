@@ -2,6 +2,7 @@
 // and ImageService (k8s.io/cri-api runtime/v1). The message types live in
 // ./api.ts (re-exported here); the Docker implementation lives in cri/docker/,
 // the fake in test/fakes/runtime.ts.
+import type { Readable, Writable } from 'node:stream';
 import type {
   AuthConfig,
   Container,
@@ -50,6 +51,32 @@ export interface RuntimeStatus {
   conditions: RuntimeCondition[];
 }
 
+/** How Exec and Attach connect to the process (CRI ExecRequest / AttachRequest flags). */
+export interface StreamOptions {
+  /** A terminal: stdout and stderr come merged on stdout, and resize works. Default false. */
+  tty?: boolean;
+  /** Pass input to the process. Default false. */
+  stdin?: boolean;
+}
+
+/**
+ * A live Exec or Attach. Output streams end when the process's output ends;
+ * ending `stdin` closes the process's stdin. `exitCode` never rejects unhandled
+ * (a handler is attached); it rejects only when the exit code cannot be read.
+ */
+export interface StreamSession {
+  /** Undefined unless stdin was asked for. */
+  stdin: Writable | undefined;
+  stdout: Readable;
+  /** Undefined with a tty (its output is all on stdout). */
+  stderr: Readable | undefined;
+  /** Sets the terminal size (columns, rows); a no-op without a tty or once the process is gone. */
+  resize(width: number, height: number): Promise<void>;
+  exitCode: Promise<number>;
+  /** Drops the connection (the process keeps running for Attach; for Exec it loses its stdio). */
+  close(): void;
+}
+
 /** Condition types every runtime reports, as in CRI. */
 export const RUNTIME_READY = 'RuntimeReady';
 export const NETWORK_READY = 'NetworkReady';
@@ -57,7 +84,8 @@ export const NETWORK_READY = 'NetworkReady';
 /**
  * CRI RuntimeService. Errors are NodeletErrors with stable codes (CRI_NOT_FOUND,
  * CRI_ALREADY_EXISTS, CRI_INVALID_ARGUMENT, CRI_EXEC_TIMEOUT, CRI_RUNTIME_FAILED, ...).
- * Not yet here: Exec / Attach / PortForward streaming, ReopenContainerLog,
+ * Exec and Attach are streaming sessions (see StreamSession) rather than CRI's URL
+ * handshake. Not yet here: PortForward, ReopenContainerLog,
  * PodSandboxStats.
  */
 export interface RuntimeService {
@@ -88,6 +116,14 @@ export interface RuntimeService {
   updateContainerResources(containerId: string, linux: LinuxContainerResources): Promise<void>;
   /** Runs cmd in the container; a non-zero exit is a result, running past timeoutSec (0: none) is CRI_EXEC_TIMEOUT. */
   execSync(containerId: string, cmd: string[], timeoutSec: number): Promise<ExecSyncResponse>;
+  /** Starts cmd in a running container (CRI_NOT_FOUND, CRI_NOT_RUNNING); exitCode is the command's. */
+  exec(containerId: string, cmd: string[], opts?: StreamOptions): Promise<StreamSession>;
+  /**
+   * Attaches to a running container's stdio; exitCode is the container's once it
+   * exits. opts.tty must match the container's; opts.stdin needs a container
+   * created with stdin (CRI_INVALID_ARGUMENT otherwise).
+   */
+  attach(containerId: string, opts?: StreamOptions): Promise<StreamSession>;
   containerStats(containerId: string): Promise<ContainerStats>;
   listContainerStats(filter?: ContainerStatsFilter): Promise<ContainerStats[]>;
 }

@@ -7,7 +7,7 @@
 import type Dockerode from 'dockerode';
 import path from 'node:path';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
+import { type Duplex, PassThrough, Writable } from 'node:stream';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import { nullLogger, type Logger } from '../../lib/log.ts';
 import type {
@@ -35,6 +35,8 @@ import type {
   RuntimeCondition,
   RuntimeService,
   RuntimeStatus,
+  StreamOptions,
+  StreamSession,
   VersionResponse,
 } from '../runtime.ts';
 import { CONTAINER_RUNNING, NETWORK_READY, RUNTIME_READY, SANDBOX_NOTREADY, SANDBOX_READY } from '../runtime.ts';
@@ -488,6 +490,100 @@ export class DockerRuntime implements RuntimeService, ImageService {
     return { stdout: out.data(), stderr: errs.data(), exitCode: info.ExitCode ?? 0 };
   }
 
+  async exec(containerId: string, cmd: string[], opts: StreamOptions = {}): Promise<StreamSession> {
+    if (cmd.length === 0) throw new NodeletError('CRI_INVALID_ARGUMENT', 'exec: empty command');
+    const tty = opts.tty ?? false;
+    const stdin = opts.stdin ?? false;
+    let exec: Dockerode.Exec;
+    try {
+      exec = await this.docker.getContainer(containerId).exec({
+        Cmd: cmd,
+        AttachStdin: stdin,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: tty,
+      });
+    } catch (err) {
+      if (statusCode(err) === 404) throw fail('CRI_NOT_FOUND', `container ${containerId}`, err);
+      if (statusCode(err) === 409) throw fail('CRI_NOT_RUNNING', `exec in container ${containerId}`, err);
+      throw fail('CRI_RUNTIME_FAILED', `exec in container ${containerId}`, err);
+    }
+    let sock: Duplex;
+    try {
+      sock = await exec.start({ hijack: true, stdin, Tty: tty });
+    } catch (err) {
+      if (statusCode(err) === 409) throw fail('CRI_NOT_RUNNING', `exec in container ${containerId}`, err);
+      throw fail('CRI_RUNTIME_FAILED', `start exec in container ${containerId}`, err);
+    }
+    const io = wireStreams(sock, tty, stdin, this.docker.modem);
+    const exitCode = handled(
+      io.ended.then(async () => {
+        // The output can end a moment before Docker records the exit.
+        for (let i = 0; ; i++) {
+          const info = await exec.inspect();
+          if (!info.Running || i >= 50) return info.ExitCode ?? -1;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }),
+    );
+    return {
+      stdin: io.stdin,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      resize: async (width, height) => {
+        if (!tty) return;
+        await exec.resize({ w: width, h: height }).catch(() => undefined);
+      },
+      exitCode,
+      close: () => sock.destroy(),
+    };
+  }
+
+  async attach(containerId: string, opts: StreamOptions = {}): Promise<StreamSession> {
+    const info = await this.inspect(containerId, 'container');
+    if (info.Config.Labels?.[LABEL_TYPE] !== TYPE_CONTAINER) {
+      throw new NodeletError('CRI_NOT_FOUND', `container ${containerId} not found (it is not a CRI container)`);
+    }
+    if (!info.State.Running) throw new NodeletError('CRI_NOT_RUNNING', `attach: container ${containerId} is not running`);
+    const tty = info.Config.Tty ?? false;
+    if (opts.tty !== undefined && opts.tty !== tty) {
+      throw new NodeletError('CRI_INVALID_ARGUMENT', `attach: tty ${opts.tty} but container ${containerId} has tty ${tty}`);
+    }
+    const stdin = opts.stdin ?? false;
+    if (stdin && !info.Config.OpenStdin) {
+      throw new NodeletError('CRI_INVALID_ARGUMENT', `attach: container ${containerId} was not created with stdin`);
+    }
+    const c = this.docker.getContainer(containerId);
+    let sock: Duplex;
+    try {
+      sock = (await c.attach({ stream: true, stdin, stdout: true, stderr: true, hijack: true })) as unknown as Duplex;
+    } catch (err) {
+      if (statusCode(err) === 404) throw fail('CRI_NOT_FOUND', `container ${containerId}`, err);
+      if (statusCode(err) === 409) throw fail('CRI_NOT_RUNNING', `attach to container ${containerId}`, err);
+      throw fail('CRI_RUNTIME_FAILED', `attach to container ${containerId}`, err);
+    }
+    const io = wireStreams(sock, tty, stdin, this.docker.modem);
+    // The attach stream ends when the container exits (or the connection drops):
+    // only then ask for the exit code, so no request waits for the container's whole life.
+    const exitCode = handled(
+      io.ended.then(async () => {
+        const r = (await c.wait({ condition: 'not-running' })) as { StatusCode?: number };
+        return r.StatusCode ?? -1;
+      }),
+    );
+    return {
+      stdin: io.stdin,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      resize: async (width, height) => {
+        if (!tty) return;
+        await c.resize({ w: width, h: height }).catch(() => undefined);
+      },
+      exitCode,
+      close: () => sock.destroy(),
+    };
+  }
+
   async containerStats(containerId: string): Promise<ContainerStats> {
     const info = await this.inspect(containerId, 'container');
     return this.statsOf(info.Id, info.Name, info.Config.Labels ?? {});
@@ -715,6 +811,59 @@ class Collector extends Writable {
   data(): Buffer {
     return Buffer.concat(this.chunks);
   }
+}
+
+/** Marks a promise as handled (a rejection nobody awaits must not crash the process) and returns it. */
+function handled<T>(p: Promise<T>): Promise<T> {
+  p.catch(() => undefined);
+  return p;
+}
+
+interface WiredStreams {
+  stdin: Writable | undefined;
+  stdout: PassThrough;
+  stderr: PassThrough | undefined;
+  /** Settles (never rejects) once the connection's output is over. */
+  ended: Promise<void>;
+}
+
+/**
+ * Splits a hijacked Docker connection into Node streams: raw on stdout with a
+ * tty, else demultiplexed (8-byte frame headers) into stdout and stderr. Ending
+ * stdin half-closes the connection, which closes the process's stdin.
+ */
+function wireStreams(sock: Duplex, tty: boolean, withStdin: boolean, modem: DockerClient['modem']): WiredStreams {
+  const stdout = new PassThrough();
+  const stderr = tty ? undefined : new PassThrough();
+  if (stderr) modem.demuxStream(sock, stdout, stderr);
+  else sock.on('data', (b: Buffer) => stdout.write(b));
+  const ended = new Promise<void>((resolve) => {
+    let done = false;
+    const finish = () => {
+      if (done) return;
+      done = true;
+      stdout.end();
+      stderr?.end();
+      resolve();
+    };
+    sock.on('end', finish);
+    sock.on('close', finish);
+    sock.on('error', finish);
+  });
+  let stdin: Writable | undefined;
+  if (withStdin) {
+    stdin = new Writable({
+      write(chunk: Buffer, _enc, cb) {
+        if (!sock.writable) return cb();
+        sock.write(chunk, () => cb()); // a process gone mid-write is not the writer's error
+      },
+      final(cb) {
+        if (sock.writable) sock.end();
+        cb();
+      },
+    });
+  }
+  return { stdin, stdout, stderr, ended };
 }
 
 function cond(type: string, status: boolean, reason = '', message = ''): RuntimeCondition {

@@ -2,6 +2,7 @@
 // settable, calls are recorded, sandboxes, containers and images live in
 // memory with the same states, idempotency and error codes as the Docker
 // implementation. Nothing touches a real runtime.
+import { PassThrough } from 'node:stream';
 import { NodeletError } from '../../lib/errors.ts';
 import type {
   AuthConfig,
@@ -27,6 +28,8 @@ import type {
   PullProgress,
   RuntimeService,
   RuntimeStatus,
+  StreamOptions,
+  StreamSession,
   VersionResponse,
 } from '../../cri/runtime.ts';
 import {
@@ -91,6 +94,8 @@ export class FakeRuntime implements RuntimeService, ImageService {
   /** Fake time (ns) for created/started/finished stamps; advances 1 s per event. */
   nowNs = 1_700_000_000_000_000_000;
   private seq = 0;
+  /** Open attach sessions per container, ended with the container's exit code. */
+  private readonly attached = new Map<string, Set<(exitCode: number) => void>>();
 
   setHealthy(healthy: boolean, message?: string): void {
     this.healthy = healthy;
@@ -137,6 +142,9 @@ export class FakeRuntime implements RuntimeService, ImageService {
       reason: reason ?? (exitCode === 0 ? REASON_COMPLETED : REASON_ERROR),
       message,
     };
+    const sessions = this.attached.get(id);
+    this.attached.delete(id);
+    for (const end of sessions ?? []) end(exitCode);
   }
 
   /** Makes a sandbox die (its pause process exits): NOTREADY. */
@@ -352,6 +360,43 @@ export class FakeRuntime implements RuntimeService, ImageService {
     return r ? { stdout: Buffer.from(r.stdout), stderr: Buffer.from(r.stderr), exitCode: r.exitCode } : { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: 0 };
   }
 
+  /**
+   * A streaming exec answering like execSync (execResults; default exit 0, no
+   * output). With stdin, what is written comes back on stdout (like cat) and the
+   * result follows once stdin ends. A 'timeout' result never ends until close().
+   */
+  async exec(id: string, cmd: string[], opts: StreamOptions = {}): Promise<StreamSession> {
+    this.record(`exec ${id} ${cmd.join(' ')}`);
+    const c = this.mustContainer(id);
+    if (c.status.state !== CONTAINER_RUNNING) throw new NodeletError('CRI_NOT_RUNNING', `container ${id} is not running`);
+    if (cmd.length === 0) throw new NodeletError('CRI_INVALID_ARGUMENT', 'exec: empty command');
+    const r = this.execResults.get(cmd.join(' '));
+    const s = fakeSession(opts);
+    const finish = () => {
+      if (r === 'timeout') return;
+      s.output(r?.stdout, r?.stderr);
+      s.end(r?.exitCode ?? 0);
+    };
+    if (s.session.stdin) s.session.stdin.on('end', finish);
+    else queueMicrotask(finish);
+    return s.session;
+  }
+
+  /** Attaches to a running container: stdin echoes to stdout; the session ends when the container exits. */
+  async attach(id: string, opts: StreamOptions = {}): Promise<StreamSession> {
+    this.record(`attach ${id}`);
+    const c = this.mustContainer(id);
+    if (c.status.state !== CONTAINER_RUNNING) throw new NodeletError('CRI_NOT_RUNNING', `container ${id} is not running`);
+    const tty = c.config.tty ?? false;
+    if (opts.tty !== undefined && opts.tty !== tty) throw new NodeletError('CRI_INVALID_ARGUMENT', `attach: tty mismatch`);
+    if (opts.stdin && !c.config.stdin) throw new NodeletError('CRI_INVALID_ARGUMENT', `attach: container ${id} has no stdin`);
+    const s = fakeSession({ tty, stdin: opts.stdin ?? false });
+    let set = this.attached.get(id);
+    if (!set) this.attached.set(id, (set = new Set()));
+    set.add((code) => s.end(code));
+    return s.session;
+  }
+
   async containerStats(id: string): Promise<ContainerStats> {
     this.record(`containerStats ${id}`);
     return this.statsOf(this.mustContainer(id));
@@ -419,3 +464,47 @@ export class FakeRuntime implements RuntimeService, ImageService {
 
 const _check: RuntimeService = new FakeRuntime();
 const _checkImages: ImageService = new FakeRuntime();
+
+/** A StreamSession over PassThroughs: stdin (if any) echoes to stdout until end(). */
+function fakeSession(opts: StreamOptions): {
+  session: StreamSession;
+  output: (stdout?: Buffer | Uint8Array, stderr?: Buffer | Uint8Array) => void;
+  end: (exitCode: number) => void;
+} {
+  const stdout = new PassThrough();
+  const stderr = opts.tty ? undefined : new PassThrough();
+  const stdin = opts.stdin ? new PassThrough() : undefined;
+  stdin?.on('data', (b: Buffer) => {
+    if (!stdout.writableEnded) stdout.write(b);
+  });
+  let settle: (code: number) => void = () => {};
+  let fail: (err: Error) => void = () => {};
+  const exitCode = new Promise<number>((resolve, reject) => {
+    settle = resolve;
+    fail = reject;
+  });
+  exitCode.catch(() => undefined);
+  let ended = false;
+  const end = (code: number | Error) => {
+    if (ended) return;
+    ended = true;
+    stdout.end();
+    stderr?.end();
+    if (code instanceof Error) fail(code);
+    else settle(code);
+  };
+  const output = (out?: Buffer | Uint8Array, err?: Buffer | Uint8Array) => {
+    if (ended) return;
+    if (out?.length) stdout.write(Buffer.from(out));
+    if (err?.length) (stderr ?? stdout).write(Buffer.from(err));
+  };
+  const session: StreamSession = {
+    stdin,
+    stdout,
+    stderr,
+    resize: async () => {},
+    exitCode,
+    close: () => end(new NodeletError('CRI_STREAM_CLOSED', 'session closed before the process exited')),
+  };
+  return { session, output, end: (code) => end(code) };
+}
