@@ -10,12 +10,23 @@ import type { ClusterProfile } from '../../cluster/profile.ts';
 import { DockerRuntime } from '../../cri/docker/runtime.ts';
 import { BUSYBOX_IMAGE, ensureBusyboxImage, ensurePauseImage, PAUSE_IMAGE } from '../../cri/images/build.ts';
 import { containerLogPath, joinRecords, parseLogLine, podLogDirectory } from '../../cri/logformat.ts';
-import type { ContainerConfig, PodSandboxConfig } from '../../cri/runtime.ts';
+import type { ContainerConfig, PodSandboxConfig, StreamSession } from '../../cri/runtime.ts';
 import { errorCode } from '../../lib/errors.ts';
 import { testProfile } from './cluster.ts';
 
 const NODE = 7;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Everything a session prints and its exit code (both streams read at once). */
+async function drain(s: StreamSession): Promise<{ out: string; err: string; code: number }> {
+  const read = async (r: NodeJS.ReadableStream | undefined) => {
+    let text = '';
+    if (r) for await (const c of r) text += c.toString();
+    return text;
+  };
+  const [out, err, code] = await Promise.all([read(s.stdout), read(s.stderr), s.exitCode]);
+  return { out, err, code };
+}
 
 async function rejects(p: Promise<unknown>): Promise<unknown> {
   try {
@@ -268,6 +279,48 @@ describe('cri: DockerRuntime against a real dockerd', function () {
     expect(ps).to.not.match(/sleep 30/); // the timed-out process was killed
     await rt.stopContainer(cid, 0);
     expect(errorCode(await rejects(rt.execSync(cid, ['true'], 5)))).to.equal('CRI_NOT_RUNNING');
+    await rt.removePodSandbox(sid);
+  });
+
+  it('Exec streams stdout and stderr apart and reports the exit code', async () => {
+    const { sid, cid } = await runPod();
+    const s = await rt.exec(cid, ['sh', '-c', 'echo out; echo err >&2; exit 3']);
+    expect(s.stdin).to.equal(undefined);
+    expect(await drain(s)).to.deep.equal({ out: 'out\n', err: 'err\n', code: 3 });
+    await rt.stopContainer(cid, 0);
+    expect(errorCode(await rejects(rt.exec(cid, ['true'])))).to.equal('CRI_NOT_RUNNING');
+    await rt.removePodSandbox(sid);
+  });
+
+  it('Exec passes stdin through (cat echoes it, ends with it); with a tty it resizes and merges output', async () => {
+    const { sid, cid } = await runPod();
+    const s = await rt.exec(cid, ['cat'], { stdin: true });
+    const got = drain(s);
+    s.stdin!.write('hello\n');
+    s.stdin!.end('world\n');
+    expect(await got).to.deep.equal({ out: 'hello\nworld\n', err: '', code: 0 });
+
+    const t = await rt.exec(cid, ['sh', '-c', 'sleep 0.3; stty size; echo to-stderr >&2; exit 5'], { tty: true });
+    expect(t.stderr).to.equal(undefined);
+    await t.resize(100, 30);
+    const r = await drain(t);
+    expect(r.code).to.equal(5);
+    expect(r.out).to.match(/^30 100\r?\n/m);
+    expect(r.out).to.include('to-stderr');
+    await rt.removePodSandbox(sid);
+  });
+
+  it('Attach reads and writes a running container; the exit code is the container\'s', async () => {
+    const { sid, cid } = await runPod(['sh', '-c', 'read line; echo got:$line; echo bye >&2; exit 4'], { stdin: true, stdinOnce: true });
+    const s = await rt.attach(cid, { stdin: true, tty: false });
+    const got = drain(s);
+    s.stdin!.write('hi\n');
+    expect(await got).to.deep.equal({ out: 'got:hi\n', err: 'bye\n', code: 4 });
+    expect((await waitExited(cid)).exitCode).to.equal(4);
+    expect(errorCode(await rejects(rt.attach(cid)))).to.equal('CRI_NOT_RUNNING');
+    const other = await runPod();
+    expect(errorCode(await rejects(rt.attach(other.cid, { stdin: true })))).to.equal('CRI_INVALID_ARGUMENT');
+    await rt.removePodSandbox(other.sid);
     await rt.removePodSandbox(sid);
   });
 

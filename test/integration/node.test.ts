@@ -5,7 +5,7 @@ import { waitFor } from '../../cluster/daemon.ts';
 import { nodeReady, startNodelet } from '../../cluster/up.ts';
 import { startDockerd, stopDockerd } from '../../cluster/sandbox.ts';
 import { stopDaemon } from '../../cluster/daemon.ts';
-import { cluster, kubectlJson } from './cluster.ts';
+import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
 
 const readyStatus = async (name: string) => {
   const n = await kubectlJson(['get', 'node', name]);
@@ -72,10 +72,18 @@ describe('node registration, status and lease (real apiserver, real dockerd)', f
     this.timeout(120_000);
     const { nodes, paths, profile } = cluster();
     const n0 = nodes[0]!;
+    const before = await kubectlJson(['get', 'node', n0.name]);
     await stopDaemon(n0.pidFile, 15_000);
     const log = readFileSync(n0.logFile, 'utf8');
-    expect(log).to.match(/"msg":"stopping"|"message":"stopping"|stopped/);
+    expect(log).to.include('"message":"stopping"');
+    expect(log).to.include('"message":"stopped"');
+    // With the Node object gone, only a fresh registration can bring it back.
+    await kubectlRun(['delete', 'node', n0.name, '--wait=true']);
+    expect((await kubectlRun(['get', 'node', n0.name], { allowFail: true })).code).to.not.equal(0);
     startNodelet(profile, n0.name, n0.sandbox);
     await waitFor('node Ready after nodelet restart', () => nodeReady(paths, n0.name), 60_000, 1000);
+    const after = await kubectlJson(['get', 'node', n0.name]);
+    expect(after.metadata.uid).to.not.equal(before.metadata.uid);
+    expect(after.spec.podCIDR).to.equal(n0.sandbox.podCIDR);
   });
 });
