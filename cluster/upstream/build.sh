@@ -23,6 +23,13 @@ if [[ -n "${NODELET_UPSTREAM_BIN:-}" ]]; then
   log "NODELET_UPSTREAM_BIN=$NODELET_UPSTREAM_BIN does not hold kube-apiserver $K8S_VERSION; building"
 fi
 
+# Binaries of the pinned version already on PATH (all of them, in one directory) win too.
+if on_path=$(command -v kube-apiserver 2>/dev/null) && "$on_path" --version 2>/dev/null | grep -q "$K8S_VERSION\$"; then
+  dir=$(dirname "$on_path") ok=1
+  for b in etcd "${k8s_bins[@]}"; do [[ -x "$dir/$b" ]] || ok=0; done
+  if ((ok)); then echo "$dir"; exit 0; fi
+fi
+
 mkdir -p "$out"
 export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-mod=mod
 command -v go >/dev/null || { log "go is required to build the control plane (apt-get install golang-go, or put Go >= 1.26 on PATH)"; exit 1; }
