@@ -30,3 +30,8 @@ test-unit: deps
 test: deps
 	@node_modules/.bin/tsc --noEmit -p . && echo "typecheck: ok"
 	@$(NODE) test/run.ts unit integration
+
+# Benchmarks: each in its own sandbox, against the upstream/plain-Docker floor in
+# the same run; tables on stdout, JSON under bench/results/.
+bench: deps
+	@$(NODE) bench/cri.ts

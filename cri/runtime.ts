@@ -61,8 +61,9 @@ export interface StreamOptions {
 
 /**
  * A live Exec or Attach. Output streams end when the process's output ends;
- * ending `stdin` closes the process's stdin. `exitCode` never rejects unhandled
- * (a handler is attached); it rejects only when the exit code cannot be read.
+ * ending `stdin` closes the process's stdin. `exitCode` has a handler attached
+ * (an unawaited rejection is harmless); it rejects with CRI_STREAM_CLOSED after
+ * close() or a dropped connection, or when the exit code cannot be read.
  */
 export interface StreamSession {
   /** Undefined unless stdin was asked for. */

@@ -26,6 +26,9 @@ import {
 
 type LogDocker = Pick<Dockerode, 'getContainer' | 'modem'>;
 
+/** How long a followed stream may stay open after its container stopped. */
+const EXIT_GRACE_MS = 2000;
+
 export interface RotationOptions {
   /** Rotate when the file reaches this many bytes (0: never). */
   maxSize: number;
@@ -185,6 +188,14 @@ export class LogCopiers {
     else this.docker.modem.demuxStream(stream, out, errs);
     const ended = Promise.race([once(stream, 'end'), once(stream, 'close')]).catch(() => undefined);
     stream.on('error', (err) => this.log.debug('log stream error', { container: containerId, err: describeError(err) }));
+    // Docker 20.10 sometimes keeps a followed log stream open after the container
+    // exits, so its unterminated last line would never be flushed: once the
+    // container has stopped, give the stream a moment to end, then end it ourselves.
+    void Promise.resolve()
+      .then(() => this.docker.getContainer(containerId).wait())
+      .then(() => Promise.race([ended, new Promise((r) => setTimeout(r, EXIT_GRACE_MS).unref())]))
+      .then(() => (stream as unknown as { destroy?: () => void }).destroy?.())
+      .catch(() => undefined); // the stream's own end or error still finishes the copier
     // Let the demuxer hand over what it still holds, then flush unterminated tails.
     const done = ended.then(() => new Promise((r) => setImmediate(r))).then(() => {
       outSplit.end();

@@ -516,15 +516,14 @@ export class DockerRuntime implements RuntimeService, ImageService {
       throw fail('CRI_RUNTIME_FAILED', `start exec in container ${containerId}`, err);
     }
     const io = wireStreams(sock, tty, stdin, this.docker.modem);
+    let closed = false;
     const exitCode = handled(
-      io.ended.then(async () => {
-        // The output can end a moment before Docker records the exit.
-        for (let i = 0; ; i++) {
+      io.ended.then(() =>
+        exitAfterOutput(closed, `exec ${JSON.stringify(cmd)} in container ${containerId}`, async () => {
           const info = await exec.inspect();
-          if (!info.Running || i >= 50) return info.ExitCode ?? -1;
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      }),
+          return info.Running ? undefined : (info.ExitCode ?? -1);
+        }),
+      ),
     );
     return {
       stdin: io.stdin,
@@ -535,7 +534,10 @@ export class DockerRuntime implements RuntimeService, ImageService {
         await exec.resize({ w: width, h: height }).catch(() => undefined);
       },
       exitCode,
-      close: () => sock.destroy(),
+      close: () => {
+        closed = true;
+        sock.destroy();
+      },
     };
   }
 
@@ -565,11 +567,14 @@ export class DockerRuntime implements RuntimeService, ImageService {
     const io = wireStreams(sock, tty, stdin, this.docker.modem);
     // The attach stream ends when the container exits (or the connection drops):
     // only then ask for the exit code, so no request waits for the container's whole life.
+    let closed = false;
     const exitCode = handled(
-      io.ended.then(async () => {
-        const r = (await c.wait({ condition: 'not-running' })) as { StatusCode?: number };
-        return r.StatusCode ?? -1;
-      }),
+      io.ended.then(() =>
+        exitAfterOutput(closed, `attach to container ${containerId}`, async () => {
+          const st = (await c.inspect()).State;
+          return st.Running ? undefined : st.ExitCode;
+        }),
+      ),
     );
     return {
       stdin: io.stdin,
@@ -580,7 +585,10 @@ export class DockerRuntime implements RuntimeService, ImageService {
         await c.resize({ w: width, h: height }).catch(() => undefined);
       },
       exitCode,
-      close: () => sock.destroy(),
+      close: () => {
+        closed = true;
+        sock.destroy();
+      },
     };
   }
 
@@ -817,6 +825,22 @@ class Collector extends Writable {
 function handled<T>(p: Promise<T>): Promise<T> {
   p.catch(() => undefined);
   return p;
+}
+
+/**
+ * The exit code once a session's output is over: polls `probe` (undefined while
+ * the process still runs) for up to ~1 s, since the output can end a moment
+ * before Docker records the exit. A session closed by its caller, or whose
+ * connection dropped while the process runs, rejects with CRI_STREAM_CLOSED.
+ */
+async function exitAfterOutput(closedByCaller: boolean, what: string, probe: () => Promise<number | undefined>): Promise<number> {
+  if (closedByCaller) throw new NodeletError('CRI_STREAM_CLOSED', `${what}: closed before the process exited`);
+  for (let i = 0; i < 50; i++) {
+    const code = await probe();
+    if (code !== undefined) return code;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new NodeletError('CRI_STREAM_CLOSED', `${what}: the connection ended while the process still runs`);
 }
 
 interface WiredStreams {

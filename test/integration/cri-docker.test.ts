@@ -320,6 +320,10 @@ describe('cri: DockerRuntime against a real dockerd', function () {
     expect(errorCode(await rejects(rt.attach(cid)))).to.equal('CRI_NOT_RUNNING');
     const other = await runPod();
     expect(errorCode(await rejects(rt.attach(other.cid, { stdin: true })))).to.equal('CRI_INVALID_ARGUMENT');
+    const detached = await rt.attach(other.cid);
+    detached.close(); // detaching leaves the container running
+    expect(errorCode(await rejects(detached.exitCode))).to.equal('CRI_STREAM_CLOSED');
+    expect((await rt.containerStatus(other.cid)).status.state).to.equal('CONTAINER_RUNNING');
     await rt.removePodSandbox(other.sid);
     await rt.removePodSandbox(sid);
   });
