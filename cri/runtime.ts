@@ -2,7 +2,7 @@
 // and ImageService (k8s.io/cri-api runtime/v1). The message types live in
 // ./api.ts (re-exported here); the Docker implementation lives in cri/docker/,
 // the fake in test/fakes/runtime.ts.
-import type { Readable, Writable } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import type {
   AuthConfig,
   Container,
@@ -86,8 +86,8 @@ export const NETWORK_READY = 'NetworkReady';
  * CRI RuntimeService. Errors are NodeletErrors with stable codes (CRI_NOT_FOUND,
  * CRI_ALREADY_EXISTS, CRI_INVALID_ARGUMENT, CRI_EXEC_TIMEOUT, CRI_RUNTIME_FAILED, ...).
  * Exec and Attach are streaming sessions (see StreamSession) rather than CRI's URL
- * handshake. Not yet here: PortForward, ReopenContainerLog,
- * PodSandboxStats.
+ * handshake; PortForward is a byte stream to one port on the sandbox's own
+ * localhost. Not yet here: ReopenContainerLog, PodSandboxStats.
  */
 export interface RuntimeService {
   version(): Promise<VersionResponse>;
@@ -125,6 +125,13 @@ export interface RuntimeService {
    * created with stdin (CRI_INVALID_ARGUMENT otherwise).
    */
   attach(containerId: string, opts?: StreamOptions): Promise<StreamSession>;
+  /**
+   * A byte stream to TCP `port` on the sandbox's loopback, inside its network
+   * namespace (so listeners bound to the pod's 127.0.0.1 are reachable).
+   * CRI_NOT_FOUND / CRI_SANDBOX_NOT_READY up front; a refused connection ends
+   * the stream with a CRI_PORT_FORWARD_FAILED error.
+   */
+  portForward(podSandboxId: string, port: number): Promise<Duplex>;
   containerStats(containerId: string): Promise<ContainerStats>;
   listContainerStats(filter?: ContainerStatsFilter): Promise<ContainerStats[]>;
 }

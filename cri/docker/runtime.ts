@@ -6,8 +6,9 @@
 // over the same daemon sees the same sandboxes and containers.
 import type Dockerode from 'dockerode';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { type Duplex, PassThrough, Writable } from 'node:stream';
+import { Duplex, PassThrough, Writable } from 'node:stream';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import { nullLogger, type Logger } from '../../lib/log.ts';
 import type {
@@ -94,6 +95,8 @@ const MAX_EXEC_OUTPUT = 16 * 1024 * 1024;
 const SANDBOX_STOP_GRACE_SEC = 2;
 
 export interface DockerRuntimeOptions {
+  /** The port-forward relay: a busybox (its `nc` applet) on the node. Default: busybox from PATH. */
+  relayCommand?: string;
   /** Timeout of version() and status() (ms). */
   timeoutMs?: number;
   /** Image of every sandbox's pause container; must be present (see cri/images/build.ts). */
@@ -145,6 +148,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
   private readonly dockerLogMaxSize: string | undefined;
   private readonly logs: LogCopiers;
   private readonly sandboxOomScoreAdj: number;
+  private readonly relayCommand: string;
 
   constructor(docker: DockerClient, opts: DockerRuntimeOptions = {}) {
     this.docker = docker;
@@ -153,6 +157,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
     this.log = opts.log ?? nullLogger();
     this.dockerLogMaxSize = opts.dockerLogMaxSize;
     this.logs = new LogCopiers(docker, this.log, opts.logRotation);
+    this.relayCommand = opts.relayCommand ?? 'busybox';
     this.sandboxOomScoreAdj = opts.sandboxOomScoreAdj ?? (canLowerOomScoreAdj() ? SANDBOX_OOM_SCORE_ADJ : 0);
   }
 
@@ -539,6 +544,42 @@ export class DockerRuntime implements RuntimeService, ImageService {
         sock.destroy();
       },
     };
+  }
+
+  async portForward(podSandboxId: string, port: number): Promise<Duplex> {
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new NodeletError('CRI_INVALID_ARGUMENT', `portForward: port ${port} is not in 1-65535`);
+    }
+    const info = await this.inspect(podSandboxId, 'sandbox');
+    if (info.Config.Labels?.[LABEL_TYPE] !== TYPE_SANDBOX) {
+      throw new NodeletError('CRI_NOT_FOUND', `sandbox ${podSandboxId} not found (it is not a CRI sandbox)`);
+    }
+    if (!info.State.Running || !info.State.Pid) {
+      throw new NodeletError('CRI_SANDBOX_NOT_READY', `portForward: sandbox ${podSandboxId} is not running`);
+    }
+    // As dockershim did (with socat): a relay that runs inside the sandbox's
+    // network namespace and connects to its loopback.
+    const child = spawn('nsenter', ['-t', String(info.State.Pid), '-n', '--', this.relayCommand, 'nc', '127.0.0.1', String(port)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    // The readable side ends only once the relay's exit code is known, so a
+    // refused connection surfaces as an error rather than a clean end.
+    const out = new PassThrough();
+    child.stdout.pipe(out, { end: false });
+    const stream = Duplex.from({ readable: out, writable: child.stdin });
+    let stderr = '';
+    child.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    child.stdin.on('error', () => {}); // EPIPE once the relay is gone
+    child.on('error', (err) => stream.destroy(new NodeletError('CRI_PORT_FORWARD_FAILED', `portForward ${podSandboxId}:${port}: ${err.message}`, { cause: err })));
+    child.on('close', (code) => {
+      if (code === 0) out.end();
+      else if (!stream.destroyed) {
+        const why = stderr.trim().split('\n').pop() || `relay exited ${code}`;
+        stream.destroy(new NodeletError('CRI_PORT_FORWARD_FAILED', `portForward ${podSandboxId}:${port}: ${why}`));
+      }
+    });
+    stream.on('close', () => child.kill());
+    return stream;
   }
 
   async attach(containerId: string, opts: StreamOptions = {}): Promise<StreamSession> {

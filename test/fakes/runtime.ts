@@ -2,7 +2,7 @@
 // settable, calls are recorded, sandboxes, containers and images live in
 // memory with the same states, idempotency and error codes as the Docker
 // implementation. Nothing touches a real runtime.
-import { PassThrough } from 'node:stream';
+import { type Duplex, PassThrough } from 'node:stream';
 import { NodeletError } from '../../lib/errors.ts';
 import type {
   AuthConfig,
@@ -395,6 +395,16 @@ export class FakeRuntime implements RuntimeService, ImageService {
     if (!set) this.attached.set(id, (set = new Set()));
     set.add((code) => s.end(code));
     return s.session;
+  }
+
+  /** An echo stream stands in for the pod's port (what is written comes back). */
+  async portForward(podSandboxId: string, port: number): Promise<Duplex> {
+    this.record(`portForward ${podSandboxId} ${port}`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new NodeletError('CRI_INVALID_ARGUMENT', `port ${port} is not in 1-65535`);
+    const sb = this.sandboxes.get(podSandboxId);
+    if (!sb) throw new NodeletError('CRI_NOT_FOUND', `sandbox ${podSandboxId} not found`);
+    if (sb.status.state !== SANDBOX_READY) throw new NodeletError('CRI_SANDBOX_NOT_READY', `sandbox ${podSandboxId} is not ready`);
+    return new PassThrough();
   }
 
   async containerStats(id: string): Promise<ContainerStats> {

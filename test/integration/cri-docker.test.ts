@@ -328,6 +328,41 @@ describe('cri: DockerRuntime against a real dockerd', function () {
     await rt.removePodSandbox(sid);
   });
 
+  it('PortForward reaches a listener bound to the pod\'s own 127.0.0.1', async () => {
+    const { sid } = await runPod(['sh', '-c', 'mkdir -p /www && echo hello-pf > /www/index.html && exec httpd -f -p 127.0.0.1:8080 -h /www']);
+    let body = '';
+    for (let i = 0; i < 30 && !body.includes('hello-pf'); i++) {
+      const s = await rt.portForward(sid, 8080);
+      const chunks: Buffer[] = [];
+      s.on('data', (b: Buffer) => chunks.push(b));
+      const ended = new Promise<void>((resolve) => { s.on('end', resolve); s.on('error', () => resolve()); s.on('close', resolve); });
+      s.end('GET / HTTP/1.0\r\nHost: pod\r\n\r\n');
+      await ended;
+      body = Buffer.concat(chunks).toString();
+      if (!body.includes('hello-pf')) await sleep(200); // httpd may not be listening yet
+    }
+    expect(body).to.match(/^HTTP\/1\.[01] 200/);
+    expect(body).to.include('hello-pf');
+    await rt.removePodSandbox(sid);
+  });
+
+  it('PortForward to a port nobody listens on fails with CRI_PORT_FORWARD_FAILED; a stopped sandbox is refused up front', async () => {
+    const { sid } = await runPod(['sleep', '1000']);
+    const s = await rt.portForward(sid, 9);
+    const err = await new Promise<unknown>((resolve) => {
+      s.on('error', resolve);
+      s.on('close', () => resolve(undefined));
+      s.resume();
+      s.end();
+    });
+    expect(errorCode(err)).to.equal('CRI_PORT_FORWARD_FAILED');
+    await rt.stopPodSandbox(sid);
+    const refused = await rt.portForward(sid, 80).then(() => undefined, (e: unknown) => e);
+    expect(errorCode(refused)).to.equal('CRI_SANDBOX_NOT_READY');
+    expect(errorCode(await rt.portForward(sid, 0).then(() => undefined, (e: unknown) => e))).to.equal('CRI_INVALID_ARGUMENT');
+    await rt.removePodSandbox(sid);
+  });
+
   it('sets resources visibly in docker inspect and updates them', async () => {
     const { sid, cid } = await runPod(['sleep', '1000'], {
       linux: {
