@@ -530,20 +530,10 @@ export class DockerRuntime implements RuntimeService, ImageService {
         }),
       ),
     );
-    return {
-      stdin: io.stdin,
-      stdout: io.stdout,
-      stderr: io.stderr,
-      resize: async (width, height) => {
-        if (!tty) return;
-        await exec.resize({ w: width, h: height }).catch(() => undefined);
-      },
-      exitCode,
-      close: () => {
-        closed = true;
-        sock.destroy();
-      },
-    };
+    return streamSession(io, tty, (size) => exec.resize(size), exitCode, () => {
+      closed = true;
+      sock.destroy();
+    });
   }
 
   async portForward(podSandboxId: string, port: number): Promise<Duplex> {
@@ -617,20 +607,10 @@ export class DockerRuntime implements RuntimeService, ImageService {
         }),
       ),
     );
-    return {
-      stdin: io.stdin,
-      stdout: io.stdout,
-      stderr: io.stderr,
-      resize: async (width, height) => {
-        if (!tty) return;
-        await c.resize({ w: width, h: height }).catch(() => undefined);
-      },
-      exitCode,
-      close: () => {
-        closed = true;
-        sock.destroy();
-      },
-    };
+    return streamSession(io, tty, (size) => c.resize(size), exitCode, () => {
+      closed = true;
+      sock.destroy();
+    });
   }
 
   async containerStats(containerId: string): Promise<ContainerStats> {
@@ -943,4 +923,25 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
     timer.unref();
   });
   return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+/** The session both Exec and Attach hand out; resize is a no-op without a tty. */
+function streamSession(
+  io: Pick<StreamSession, 'stdin' | 'stdout' | 'stderr'>,
+  tty: boolean,
+  resize: (size: { w: number; h: number }) => Promise<unknown>,
+  exitCode: Promise<number>,
+  close: () => void,
+): StreamSession {
+  return {
+    stdin: io.stdin,
+    stdout: io.stdout,
+    stderr: io.stderr,
+    resize: async (width, height) => {
+      if (!tty) return;
+      await resize({ w: width, h: height }).catch(() => undefined);
+    },
+    exitCode,
+    close,
+  };
 }
