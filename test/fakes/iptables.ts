@@ -53,6 +53,8 @@ export class FakeIptables implements Iptables {
   readonly tables = new Map<Table, ChainMap>((Object.keys(BUILTIN_CHAINS) as Table[]).map((t) => [t, emptyTable(t)]));
   /** Every restore input, in order. */
   readonly restores: string[] = [];
+  /** The next this-many restore() calls fail (recorded, nothing applied), as a rejected iptables-restore. */
+  failRestores = 0;
 
   table(table: Table): ChainMap {
     const t = this.tables.get(table);
@@ -133,6 +135,11 @@ export class FakeIptables implements Iptables {
   }
 
   async restore(text: string, opts: { noflush: boolean }): Promise<void> {
+    if (this.failRestores > 0) {
+      this.failRestores--;
+      this.restores.push(text);
+      throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore: injected failure');
+    }
     this.applyRestore(text, opts);
   }
 

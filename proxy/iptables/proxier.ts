@@ -1,0 +1,272 @@
+// The iptables-mode proxier, as upstream's pkg/proxy/iptables Proxier:
+// informer events feed the change trackers and ask the bounded-frequency
+// runner for a sync; syncProxyRules() drains the trackers, decides full or
+// partial, generates restore text with the pure generator, makes sure the
+// jumps from the builtin chains exist, and applies nat then filter with one
+// `iptables-restore --noflush` each. A full sync happens first, on every
+// periodic run (nothing queued), and after any failure; otherwise only the
+// changed services' chains are rewritten.
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Clock } from '../../lib/clock.ts';
+import { describeError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import {
+  EndpointsChangeTracker,
+  flattenEndpoints,
+  flattenServices,
+  ServiceChangeTracker,
+  type EndpointsMap,
+  type ServiceMap,
+} from '../changetracker.ts';
+import { BoundedFrequencyRunner } from '../runner.ts';
+import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
+import { generateRules, isServiceChain } from './rules.ts';
+
+export type Sysctl = (key: string, value: string) => Promise<void>;
+
+export const ROUTE_LOCALNET = 'net.ipv4.conf.all.route_localnet';
+
+export interface IptablesProxierOptions {
+  nodeName: string;
+  /** Where NodePorts answer; [] = every local address. */
+  nodeIPs: readonly string[];
+  clusterCIDR?: string;
+  localhostNodePorts: boolean;
+  /** Upstream's --iptables-min-sync-period (default 1 s). */
+  minSyncPeriodMs?: number;
+  /** Upstream's --iptables-sync-period (default 30 s): the periodic full sync. */
+  syncPeriodMs?: number;
+  /** Reported in nodelet_proxy_iptables_backend_info, e.g. 'nft' or 'legacy'. */
+  backend?: string;
+}
+
+export interface IptablesProxierDeps {
+  iptables: Iptables;
+  clock: Clock;
+  log: Logger;
+  /** Metrics go here (never the global registry). */
+  registry: Registry;
+  sysctl: Sysctl;
+}
+
+/** Upstream's buckets for the sync durations: 1 ms .. ~16 s. */
+const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+
+class ProxierMetrics {
+  readonly syncDuration: Histogram;
+  readonly fullSyncDuration: Histogram;
+  readonly partialSyncDuration: Histogram;
+  readonly lastSync: Gauge;
+  readonly lastQueued: Gauge;
+  readonly restoreFailures: Counter;
+  readonly rulesTotal: Gauge<'table'>;
+  readonly backendInfo: Gauge<'backend'>;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.syncDuration = new Histogram({
+      name: 'kubeproxy_sync_proxy_rules_duration_seconds',
+      help: 'SyncProxyRules latency in seconds',
+      buckets: SYNC_BUCKETS,
+      registers,
+    });
+    this.fullSyncDuration = new Histogram({
+      name: 'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      help: 'SyncProxyRules latency in seconds for full resyncs',
+      buckets: SYNC_BUCKETS,
+      registers,
+    });
+    this.partialSyncDuration = new Histogram({
+      name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds',
+      help: 'SyncProxyRules latency in seconds for partial resyncs',
+      buckets: SYNC_BUCKETS,
+      registers,
+    });
+    this.lastSync = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      help: 'The last time proxy rules were successfully synced',
+      registers,
+    });
+    this.lastQueued = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+      help: 'The last time a sync of proxy rules was queued',
+      registers,
+    });
+    this.restoreFailures = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+      help: 'Cumulative proxy iptables restore failures',
+      registers,
+    });
+    this.rulesTotal = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_iptables_total',
+      help: 'Total number of iptables rules owned by kube-proxy (as of the last full sync)',
+      labelNames: ['table'],
+      registers,
+    });
+    this.backendInfo = new Gauge({
+      name: 'nodelet_proxy_iptables_backend_info',
+      help: 'The iptables backend the proxy uses (value is always 1)',
+      labelNames: ['backend'],
+      registers,
+    });
+  }
+}
+
+function countRules(text: string): number {
+  let n = 0;
+  for (const line of text.split('\n')) if (line.startsWith('-A ')) n++;
+  return n;
+}
+
+export interface SyncResult {
+  full: boolean;
+  ok: boolean;
+}
+
+export class IptablesProxier {
+  private readonly iptables: Iptables;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly sysctl: Sysctl;
+  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend'>> & Pick<IptablesProxierOptions, 'clusterCIDR'>;
+  private readonly metrics: ProxierMetrics;
+  private readonly runner: BoundedFrequencyRunner;
+
+  private readonly serviceChanges = new ServiceChangeTracker();
+  private readonly endpointChanges: EndpointsChangeTracker;
+  private readonly services: ServiceMap = new Map();
+  private readonly endpoints: EndpointsMap = new Map();
+
+  private needFullSync = true;
+  private routeLocalnetSet = false;
+  /** nat chains known to exist after the last successful nat restore. */
+  private natChains: Set<string> | undefined;
+
+  constructor(deps: IptablesProxierDeps, options: IptablesProxierOptions) {
+    this.iptables = deps.iptables;
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.sysctl = deps.sysctl;
+    this.opts = {
+      nodeName: options.nodeName,
+      nodeIPs: options.nodeIPs,
+      localhostNodePorts: options.localhostNodePorts,
+      minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
+      syncPeriodMs: options.syncPeriodMs ?? 30000,
+      ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
+    };
+    this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
+    this.metrics = new ProxierMetrics(deps.registry);
+    if (options.backend) this.metrics.backendInfo.set({ backend: options.backend }, 1);
+    this.runner = new BoundedFrequencyRunner(
+      () => this.syncProxyRules().then(() => undefined),
+      this.opts.minSyncPeriodMs,
+      this.opts.syncPeriodMs,
+      this.clock,
+      (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
+    );
+  }
+
+  /** Starts the sync loop and asks for the first (full) sync. */
+  start(): void {
+    this.runner.start();
+    this.runner.run();
+  }
+
+  async stop(): Promise<void> {
+    await this.runner.stop();
+  }
+
+  onServiceAdd(svc: V1Service): void {
+    this.queue(this.serviceChanges.update(undefined, svc));
+  }
+  onServiceUpdate(prev: V1Service, svc: V1Service): void {
+    this.queue(this.serviceChanges.update(prev, svc));
+  }
+  onServiceDelete(svc: V1Service): void {
+    this.queue(this.serviceChanges.update(svc, undefined));
+  }
+  onSliceAdd(slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(undefined, slice));
+  }
+  onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(prev, slice));
+  }
+  onSliceDelete(slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(slice, undefined));
+  }
+
+  private queue(pending: boolean): void {
+    if (!pending) return;
+    this.metrics.lastQueued.set(this.clock.now() / 1000);
+    this.runner.run();
+  }
+
+  /**
+   * One sync. Never throws: a failure is logged and counted, the next sync is
+   * made full, and a retry is asked for after minSyncPeriod.
+   */
+  async syncProxyRules(): Promise<SyncResult> {
+    const started = this.clock.now();
+    const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
+    // A run with nothing queued is the periodic resync (or a retry): rebuild everything.
+    const full = this.needFullSync || !pending;
+    const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    try {
+      if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
+        await this.sysctl(ROUTE_LOCALNET, '1');
+        this.routeLocalnetSet = true;
+      }
+      const existing = full || !this.natChains ? chainsFromSave(await this.iptables.save('nat')) : this.natChains;
+      const out = generateRules(
+        {
+          services: flattenServices(this.services),
+          endpoints: flattenEndpoints(this.endpoints),
+          nodeIPs: this.opts.nodeIPs,
+          localhostNodePorts: this.opts.localhostNodePorts,
+          ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
+        },
+        { full, changedServices: changed, existingChains: existing },
+      );
+      for (const j of out.jumps) {
+        const target = j.rule[j.rule.length - 1] ?? '';
+        await this.iptables.ensureChain(j.table, target);
+        await this.iptables.ensureRule('prepend', j.table, j.chain, j.rule);
+      }
+      await this.restoreTable('nat', out.nat);
+      this.natChains = new Set([...chainsFromSave(out.nat), ...existing].filter((c) => !isServiceChain(c) || out.chainsInUse.has(c)));
+      await this.restoreTable('filter', out.filter);
+      if (full) {
+        this.metrics.rulesTotal.set({ table: 'nat' }, countRules(out.nat));
+        this.metrics.rulesTotal.set({ table: 'filter' }, countRules(out.filter));
+      }
+    } catch (err) {
+      this.needFullSync = true;
+      this.log.error('proxy rules sync failed; next sync is full', { full, error: describeError(err) });
+      this.runner.retryAfter(this.opts.minSyncPeriodMs);
+      this.observe(started, full);
+      return { full, ok: false };
+    }
+    this.needFullSync = false;
+    this.metrics.lastSync.set(this.clock.now() / 1000);
+    this.observe(started, full);
+    this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size });
+    return { full, ok: true };
+  }
+
+  private async restoreTable(table: Table, text: string): Promise<void> {
+    try {
+      await this.iptables.restore(text, { noflush: true });
+    } catch (err) {
+      this.metrics.restoreFailures.inc();
+      throw err;
+    }
+  }
+
+  private observe(started: number, full: boolean): void {
+    const secs = (this.clock.now() - started) / 1000;
+    this.metrics.syncDuration.observe(secs);
+    (full ? this.metrics.fullSyncDuration : this.metrics.partialSyncDuration).observe(secs);
+  }
+}

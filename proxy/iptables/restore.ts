@@ -1,0 +1,124 @@
+// The real Iptables: one `iptables-restore --noflush` per call with the text on
+// stdin, `iptables-save -t TABLE`, and -C (check) before -N/-I/-A for single
+// chains and rules. Commands go through an injected Exec, so tests record argv
+// and stdin. Which iptables backend (nf_tables or legacy) is chosen once, by
+// detectBackend, as kube-proxy's iptables-wrapper does: the one whose tables
+// already hold more rules wins, nft when equal.
+import { NodeletError } from '../../lib/errors.ts';
+import type { Exec, ExecResult } from '../../lib/exec.ts';
+import type { Iptables, Table } from './iptables.ts';
+
+export type Backend = 'nft' | 'legacy';
+export type BackendChoice = 'auto' | Backend;
+
+/**
+ * The xtables lock wait, as k8s.io/utils/iptables passes it to iptables and
+ * to iptables-restore >= 1.6.2: wait up to 5 s, polling every 100 ms.
+ */
+export const WAIT_FLAGS: readonly string[] = ['-w', '5', '-W', '100000'];
+
+export interface Binaries {
+  iptables: string;
+  save: string;
+  restore: string;
+}
+
+export function binariesFor(backend: Backend): Binaries {
+  return {
+    iptables: `iptables-${backend}`,
+    save: `iptables-${backend}-save`,
+    restore: `iptables-${backend}-restore`,
+  };
+}
+
+/** The last non-empty line of stderr (iptables puts the reason there), or the exit code. */
+function why(res: ExecResult): string {
+  const lines = res.stderr.split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return lines[lines.length - 1] ?? `exit ${res.code}`;
+}
+
+export class ExecIptables implements Iptables {
+  readonly backend: Backend;
+  private readonly exec: Exec;
+  private readonly bin: Binaries;
+
+  constructor(exec: Exec, backend: Backend) {
+    this.exec = exec;
+    this.backend = backend;
+    this.bin = binariesFor(backend);
+  }
+
+  private async run(cmd: string, args: readonly string[], input?: string): Promise<ExecResult> {
+    let res: ExecResult;
+    try {
+      res = await this.exec(cmd, args, { allowFail: true, ...(input !== undefined ? { input } : {}) });
+    } catch (err) {
+      throw new NodeletError('PROXY_RESTORE_FAILED', `${cmd}: could not run`, { cause: err });
+    }
+    return res;
+  }
+
+  private fail(cmd: string, args: readonly string[], res: ExecResult): never {
+    throw new NodeletError('PROXY_RESTORE_FAILED', `${cmd} ${args.join(' ')}: ${why(res)}`.slice(0, 2000));
+  }
+
+  async restore(text: string, opts: { noflush: boolean }): Promise<void> {
+    const args = [...WAIT_FLAGS, ...(opts.noflush ? ['--noflush'] : [])];
+    const res = await this.run(this.bin.restore, args, text);
+    if (res.code !== 0) this.fail(this.bin.restore, args, res);
+  }
+
+  async save(table: Table): Promise<string> {
+    const args = ['-t', table];
+    const res = await this.run(this.bin.save, args);
+    if (res.code !== 0) this.fail(this.bin.save, args, res);
+    return res.stdout;
+  }
+
+  async ensureChain(table: Table, chain: string): Promise<boolean> {
+    const args = [...WAIT_FLAGS, '-t', table, '-N', chain];
+    const res = await this.run(this.bin.iptables, args);
+    if (res.code === 0) return false;
+    if (/already exists/i.test(res.stderr)) return true;
+    this.fail(this.bin.iptables, args, res);
+  }
+
+  async ensureRule(position: 'prepend' | 'append', table: Table, chain: string, rule: readonly string[]): Promise<boolean> {
+    const base = [...WAIT_FLAGS, '-t', table];
+    const check = await this.run(this.bin.iptables, [...base, '-C', chain, ...rule]);
+    if (check.code === 0) return true;
+    // -C exits 1 when the rule is missing; anything else (2: bad chain or option) is an error.
+    if (check.code !== 1) this.fail(this.bin.iptables, [...base, '-C', chain, ...rule], check);
+    const args = [...base, position === 'prepend' ? '-I' : '-A', chain, ...rule];
+    const res = await this.run(this.bin.iptables, args);
+    if (res.code !== 0) this.fail(this.bin.iptables, args, res);
+    return false;
+  }
+}
+
+/** Rules in iptables-save output that are ours: `-A KUBE-...` lines (kube-proxy's wrapper counts these). */
+export function countKubeRules(saveText: string): number {
+  let n = 0;
+  for (const line of saveText.split('\n')) if (/^-A KUBE-/.test(line)) n++;
+  return n;
+}
+
+async function kubeRules(exec: Exec, cmd: string): Promise<number> {
+  try {
+    const res = await exec(cmd, [], { allowFail: true });
+    return res.code === 0 ? countKubeRules(res.stdout) : 0;
+  } catch {
+    return 0; // binary missing
+  }
+}
+
+/**
+ * The backend to use: `choice` when not 'auto'; else the one whose tables
+ * hold more KUBE- rules (iptables-legacy-save vs iptables-nft-save; a
+ * missing binary counts as zero), nft when equal.
+ */
+export async function detectBackend(exec: Exec, choice: BackendChoice = 'auto'): Promise<Backend> {
+  if (choice !== 'auto') return choice;
+  const [legacy, nft] = await Promise.all([kubeRules(exec, 'iptables-legacy-save'), kubeRules(exec, 'iptables-nft-save')]);
+  return legacy > nft ? 'legacy' : 'nft';
+}

@@ -1,0 +1,243 @@
+// IptablesProxier against FakeIptables and a FakeClock.
+// Fixture addresses: service IPs in 10.96.0.0/16, pod IPs in 10.244.0.0/16 (RFC 1918),
+// the node in 192.0.2.0/24 (TEST-NET-1, RFC 5737).
+import { expect } from 'chai';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Registry, register as globalRegistry } from 'prom-client';
+import { nullLogger } from '../../lib/log.ts';
+import { IptablesProxier, ROUTE_LOCALNET, type IptablesProxierOptions } from '../../proxy/iptables/proxier.ts';
+import { endpointChainName, serviceChainName } from '../../proxy/iptables/rules.ts';
+import { FakeClock } from '../fakes/clock.ts';
+import { FakeIptables } from '../fakes/iptables.ts';
+
+const service = (name: string, ip: string, port = 80): V1Service => ({
+  metadata: { namespace: 'ns1', name, resourceVersion: '1' },
+  spec: { clusterIP: ip, ports: [{ name: 'http', port, protocol: 'TCP' }] },
+});
+
+const slice = (svc: string, ips: string[]): V1EndpointSlice => ({
+  addressType: 'IPv4',
+  metadata: { namespace: 'ns1', name: `${svc}-abc`, labels: { 'kubernetes.io/service-name': svc } },
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+});
+
+const svcChain = (svc: string) => serviceChainName(`ns1/${svc}:http`, 'tcp');
+const sepChain = (svc: string, ip: string) => endpointChainName(`ns1/${svc}:http`, 'tcp', `${ip}:8080`);
+
+/** Chains declared (`:NAME`) in a restore text. */
+const declared = (text: string | undefined) =>
+  (text ?? '').split('\n').filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]);
+
+describe('proxy IptablesProxier', () => {
+  let ipt: FakeIptables;
+  let clock: FakeClock;
+  let registry: Registry;
+  let sysctls: string[];
+  let proxier: IptablesProxier;
+
+  function make(opts: Partial<IptablesProxierOptions> = {}): IptablesProxier {
+    return new IptablesProxier(
+      {
+        iptables: ipt,
+        clock,
+        log: nullLogger(),
+        registry,
+        sysctl: async (k, v) => {
+          sysctls.push(`${k}=${v}`);
+        },
+      },
+      { nodeName: 'node-a', nodeIPs: ['192.0.2.10'], localhostNodePorts: false, backend: 'nft', ...opts },
+    );
+  }
+
+  async function metric(name: string): Promise<number> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    const values = (m?.values ?? []) as { value: number; metricName?: string }[];
+    const v = values.find((x) => x.metricName === undefined || x.metricName === `${name}_count`);
+    return v?.value ?? NaN;
+  }
+
+  beforeEach(() => {
+    ipt = new FakeIptables();
+    clock = new FakeClock();
+    registry = new Registry();
+    sysctls = [];
+    proxier = make();
+  });
+
+  it('a service and its slice give KUBE-SVC and KUBE-SEP rules after one full sync; invariants hold', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+
+    const nat = ipt.table('nat');
+    expect(nat.has(svcChain('web'))).to.equal(true);
+    expect(ipt.rules('nat', svcChain('web'))).to.have.length.greaterThan(0);
+    expect(nat.has(sepChain('web', '10.244.1.5'))).to.equal(true);
+    expect(ipt.rules('nat', 'KUBE-SERVICES').some((r) => r.includes('-d 10.96.0.10/32') && r.includes(svcChain('web')))).to.equal(true);
+    expect(ipt.rules('nat', 'OUTPUT').some((r) => r.endsWith('-j KUBE-SERVICES'))).to.equal(true);
+    expect(ipt.rules('filter', 'FORWARD').some((r) => r.endsWith('-j KUBE-FORWARD'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+    // nat first, then filter, one restore each.
+    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(sysctls).to.deep.equal([]);
+  });
+
+  it('a change to one service gives a partial sync that rewrites only its chains', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    proxier.onServiceAdd(service('db', '10.96.0.20', 5432));
+    proxier.onSliceAdd(slice('db', ['10.244.3.7']));
+    await proxier.syncProxyRules();
+    ipt.restores.length = 0;
+
+    proxier.onSliceUpdate(slice('db', ['10.244.3.7']), slice('db', ['10.244.3.7', '10.244.3.8']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    const nat = ipt.restores[0];
+    const chains = declared(nat).filter((c) => c?.startsWith('KUBE-S'));
+    expect(chains).to.include.members([svcChain('db'), sepChain('db', '10.244.3.7'), sepChain('db', '10.244.3.8')]);
+    expect(chains).not.to.include(svcChain('web'));
+    expect(chains).not.to.include(sepChain('web', '10.244.1.5'));
+    expect(nat).not.to.contain(`-A ${svcChain('web')} `);
+    // web's chains are still there, untouched.
+    expect(ipt.rules('nat', svcChain('web'))).to.have.length.greaterThan(0);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
+  });
+
+  it('removing an endpoint deletes its SEP chain', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));
+    await proxier.syncProxyRules();
+    const gone = sepChain('web', '10.244.2.6');
+    expect(ipt.table('nat').has(gone)).to.equal(true);
+
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5', '10.244.2.6']), slice('web', ['10.244.1.5']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(ipt.table('nat').has(gone)).to.equal(false);
+    expect(ipt.table('nat').has(sepChain('web', '10.244.1.5'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('deleting a service removes all its chains', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    proxier.onServiceDelete(service('web', '10.96.0.10'));
+    proxier.onSliceDelete(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect([...ipt.chains('nat')].filter((c) => /^KUBE-(SVC|SEP)-/.test(c))).to.deep.equal([]);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('the first (full) sync deletes service chains left behind by an earlier run', async () => {
+    const stale = svcChain('old');
+    ipt.applyRestore(`*nat\n:${stale} - [0:0]\n-A ${stale} -j RETURN\nCOMMIT\n`, { noflush: true });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect(ipt.table('nat').has(stale)).to.equal(false);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('a failed restore is counted and makes the next sync full', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+
+    ipt.failRestores = 1;
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: false });
+    expect(await metric('kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).to.equal(1);
+
+    proxier.onServiceAdd(service('db', '10.96.0.20'));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(ipt.table('nat').has(sepChain('web', '10.244.1.6'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+    // ...and the one after that is partial again.
+    proxier.onServiceDelete(service('db', '10.96.0.20'));
+    expect((await proxier.syncProxyRules()).full).to.equal(false);
+  });
+
+  it('a no-op update triggers no restore', async () => {
+    proxier.start();
+    const svc = service('web', '10.96.0.10');
+    proxier.onServiceAdd(svc);
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await clock.advance(10);
+    const after = ipt.restores.length;
+    expect(after).to.equal(2);
+
+    proxier.onServiceUpdate(svc, { ...svc, metadata: { ...svc.metadata, resourceVersion: '2' } });
+    proxier.onServiceUpdate(svc, svc);
+    await clock.advance(5000);
+    expect(ipt.restores.length).to.equal(after);
+    await proxier.stop();
+    await clock.advance(0);
+  });
+
+  it('the runner coalesces changes and the periodic run is a full sync', async () => {
+    registry = new Registry();
+    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
+    proxier.start();
+    await clock.advance(10);
+    expect(ipt.restores.length).to.equal(2); // the first sync, with nothing yet
+
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await clock.advance(500);
+    expect(ipt.restores.length).to.equal(2); // held back by minSyncPeriod
+    await clock.advance(600);
+    expect(ipt.restores.length).to.equal(4);
+    expect(ipt.table('nat').has(svcChain('web'))).to.equal(true);
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
+
+    await clock.advance(30000);
+    expect(ipt.restores.length).to.equal(6);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(2);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(Date.UTC(2025, 0, 1, 0, 0, 0, 10) / 1000);
+    await proxier.stop();
+    await clock.advance(0);
+  });
+
+  it('sets route_localnet once when localhost NodePorts are on', async () => {
+    registry = new Registry();
+    proxier = make({ localhostNodePorts: true });
+    await proxier.syncProxyRules();
+    await proxier.syncProxyRules();
+    expect(sysctls).to.deep.equal([`${ROUTE_LOCALNET}=1`]);
+    expect(ipt.rules('filter', 'INPUT').some((r) => r.endsWith('-j KUBE-FIREWALL'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('registers its metrics on the injected registry only, and observes them', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    await clock.advance(0);
+    await proxier.syncProxyRules();
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    for (const n of [
+      'kubeproxy_sync_proxy_rules_duration_seconds',
+      'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      'kubeproxy_sync_partial_proxy_rules_duration_seconds',
+      'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
+      'kubeproxy_sync_proxy_rules_iptables_total',
+      'nodelet_proxy_iptables_backend_info',
+    ]) {
+      expect(names).to.include(n);
+      expect(globalRegistry.getSingleMetric(n)).to.equal(undefined);
+    }
+    expect(await metric('kubeproxy_sync_proxy_rules_duration_seconds')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_timestamp_seconds')).to.equal(clock.now() / 1000);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(clock.now() / 1000);
+    const text = await registry.metrics();
+    expect(text).to.contain('nodelet_proxy_iptables_backend_info{backend="nft"} 1');
+    expect(text).to.match(/kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} [1-9]/);
+    // A second proxier on its own registry does not clash.
+    registry = new Registry();
+    make();
+  });
+});
