@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
-import { daemonRunning, startDaemon, stopDaemon, waitFor } from './daemon.ts';
+import { DaemonExited, daemonRunning, startDaemon, stopDaemon, waitFor } from './daemon.ts';
 import { ensureCA, ensureCert, ensureKeyPair, type KeyCert, writeKubeconfig } from './pki.ts';
 import { type ClusterProfile, apiserverURL, cidrAddr, hostIP } from './profile.ts';
 
@@ -129,10 +129,6 @@ function aliveAnd(p: ClusterProfile, name: string, check: () => Promise<boolean>
     }
     return check();
   };
-}
-
-export class DaemonExited extends Error {
-  override name = 'DaemonExited';
 }
 
 export async function stopControlPlane(p: ClusterProfile): Promise<void> {

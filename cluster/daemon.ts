@@ -89,6 +89,11 @@ export function pidsMatching(marker: string): number[] {
   return out;
 }
 
+/** Thrown by a waitFor check when waiting longer cannot help (the daemon is gone). */
+export class DaemonExited extends Error {
+  override name = 'DaemonExited';
+}
+
 /** Waits until check() is true, polling; throws with what it was waiting for. */
 export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs: number, everyMs = 250): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -97,7 +102,7 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     try {
       if (await check()) return;
     } catch (err) {
-      if (err instanceof Error && err.name === 'DaemonExited') throw err; // no point waiting
+      if (err instanceof DaemonExited) throw err; // no point waiting
       lastErr = err;
     }
     await sleep(everyMs);

@@ -108,6 +108,7 @@ export async function dockerAnswers(n: NodeSandbox): Promise<boolean> {
 export async function startDockerd(n: NodeSandbox, logDir?: string): Promise<void> {
   if (daemonRunning(n.dockerPidFile) && (await dockerAnswers(n))) return;
   for (const d of [n.dockerDataRoot, n.dockerExecRoot, path.dirname(n.dockerSocket)]) mkdirSync(d, { recursive: true });
+  const logFile = logDir ? path.join(logDir, path.basename(n.dockerLog)) : n.dockerLog;
   // dockerd keeps its own pidfile; ours is for the nsenter'd process (same pid: nsenter execs).
   startDaemon({
     name: `dockerd-${n.netns}`,
@@ -123,10 +124,10 @@ export async function startDockerd(n: NodeSandbox, logDir?: string): Promise<voi
       '--log-driver', 'json-file',
     ],
     netns: n.netns,
-    logFile: logDir ? path.join(logDir, path.basename(n.dockerLog)) : n.dockerLog,
+    logFile,
     pidFile: n.dockerPidFile,
   });
-  await waitFor(`dockerd in ${n.netns} to answer on ${n.dockerSocket} (log: ${n.dockerLog})`, () => dockerAnswers(n), 60_000, 300);
+  await waitFor(`dockerd in ${n.netns} to answer on ${n.dockerSocket} (log: ${logFile})`, () => dockerAnswers(n), 60_000, 300);
 }
 
 /** Stops dockerd gracefully (it stops its containers first). */

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
-import { type ClusterPaths, apiserverReady, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
+import { type ClusterPaths, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
 import { type ClusterProfile, apiserverURL, nodeName } from './profile.ts';
 import { destroyNetwork, ensureBridge, ensureNode, leftovers, mountsUnder, type NodeSandbox, startDockerd } from './sandbox.ts';
 import { upstreamBinDir } from './upstream.ts';
@@ -93,7 +93,8 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
 export async function clusterDown(p: ClusterProfile, opts: { log: (m: string) => void; keepPki?: boolean }): Promise<void> {
   const pidsDir = path.join(p.runDir, 'pids');
   // nodelets first (they must not see their runtime vanish and report it), then nodes, then the control plane.
-  for (const pid of pidsMatching(path.join(repoRoot, 'cmd', 'nodelet.ts')).filter((x) => pidsMatching(p.stateDir).includes(x))) {
+  const ours = new Set(pidsMatching(p.stateDir));
+  for (const pid of pidsMatching(path.join(repoRoot, 'cmd', 'nodelet.ts')).filter((x) => ours.has(x))) {
     await stopPid(pid, 10_000);
   }
   await destroyNetwork(p);
@@ -134,4 +135,3 @@ export async function clusterSummary(c: Cluster): Promise<string> {
   ].join('\n');
 }
 
-export { apiserverReady };

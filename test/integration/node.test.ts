@@ -1,10 +1,9 @@
 // Issue 2: the walking skeleton against a real kube-apiserver and a real dockerd.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { waitFor } from '../../cluster/daemon.ts';
+import { stopDaemon, waitFor } from '../../cluster/daemon.ts';
 import { nodeReady, startNodelet } from '../../cluster/up.ts';
 import { startDockerd, stopDockerd } from '../../cluster/sandbox.ts';
-import { stopDaemon } from '../../cluster/daemon.ts';
 import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
 
 const readyStatus = async (name: string) => {
