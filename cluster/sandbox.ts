@@ -55,10 +55,23 @@ async function linkExists(name: string, netns?: string): Promise<boolean> {
   return r.code === 0;
 }
 
+/**
+ * A fixed, locally administered MAC for the host bridge. A Linux bridge
+ * otherwise takes the lowest MAC among its ports, so adding or removing a
+ * node's veth can change it, and the other nodes' ARP entries for the host then
+ * point nowhere until they expire (requests to the apiserver hang ~a minute).
+ */
+export function bridgeMac(p: ClusterProfile): string {
+  const o = hostIP(p).split('.').map((x) => Number(x).toString(16).padStart(2, '0'));
+  return ['02', '6e', ...o].join(':');
+}
+
 export async function ensureBridge(p: ClusterProfile): Promise<void> {
   if (!(await linkExists(p.bridge))) {
     await ip('link', 'add', p.bridge, 'type', 'bridge');
   }
+  // Set every time: a bridge left by an older run may still float its MAC.
+  await ip('link', 'set', p.bridge, 'address', bridgeMac(p));
   const addrs = (await ip('-4', 'addr', 'show', 'dev', p.bridge)).stdout;
   if (!addrs.includes(`${hostIP(p)}/`)) await ip('addr', 'add', `${hostIP(p)}/24`, 'dev', p.bridge);
   await ip('link', 'set', p.bridge, 'up');

@@ -3,7 +3,9 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { stopDaemon, waitFor } from '../../cluster/daemon.ts';
 import { nodeReady, startNodelet } from '../../cluster/up.ts';
-import { startDockerd, stopDockerd } from '../../cluster/sandbox.ts';
+import { exec } from '../../lib/exec.ts';
+import { hostIP } from '../../cluster/profile.ts';
+import { bridgeMac, destroyNode, ensureNode, inNode, startDockerd, stopDockerd } from '../../cluster/sandbox.ts';
 import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
 
 const readyStatus = async (name: string) => {
@@ -92,5 +94,27 @@ describe('node registration, status and lease (real apiserver, real dockerd)', f
     const after = await kubectlJson(['get', 'node', n0.name]);
     expect(after.metadata.uid).to.not.equal(before.metadata.uid);
     expect(after.spec.podCIDR).to.equal(n0.sandbox.podCIDR);
+  });
+
+  it('keeps the host bridge MAC while another node joins and leaves, so this node still reaches the apiserver', async function () {
+    this.timeout(60_000);
+    const { profile: p, nodes } = cluster();
+    const n0 = nodes[0]!;
+    const mac = async () => JSON.parse((await exec('ip', ['-j', 'link', 'show', p.bridge])).stdout)[0].address as string;
+    expect(await mac()).to.equal(bridgeMac(p));
+    const extra = 9; // an index no other test uses
+    try {
+      await ensureNode(p, extra, [extra]);
+      expect(await mac()).to.equal(bridgeMac(p));
+    } finally {
+      await destroyNode(p, extra);
+    }
+    expect(await mac()).to.equal(bridgeMac(p));
+    // The node's neighbour entry for the host still names the bridge's MAC.
+    const apiserver = `${p.apiserverPort}`;
+    const r = await inNode(n0.sandbox, 'timeout', ['5', 'bash', '-c', `exec 3<>/dev/tcp/${hostIP(p)}/${apiserver}`], { allowFail: true });
+    expect(r.code, r.stderr).to.equal(0);
+    const neigh = (await inNode(n0.sandbox, 'ip', ['neigh', 'show', hostIP(p)])).stdout;
+    expect(neigh).to.include(`lladdr ${bridgeMac(p)}`);
   });
 });
