@@ -43,6 +43,10 @@ export const profiles: Readonly<Record<string, ClusterProfile>> = Object.freeze(
   test: base('test', 'nlt', 214, 245, 16000),
   // For a developer's own test runs beside `make test` (NODELET_TEST_PROFILE=dev).
   dev: base('dev', 'nld', 215, 246, 26000),
+  // More of the same, so parallel development sessions do not share a cluster.
+  dev2: base('dev2', 'nl2', 216, 247, 27000),
+  dev3: base('dev3', 'nl3', 217, 248, 28000),
+  dev4: base('dev4', 'nl4', 218, 249, 29000),
 });
 
 export function profileByName(name: string): ClusterProfile {

@@ -19,6 +19,7 @@ import {
   type EndpointsMap,
   type ServiceMap,
 } from '../changetracker.ts';
+import type { Proxier } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { generateRules, isServiceChain } from './rules.ts';
@@ -124,7 +125,7 @@ export interface SyncResult {
   ok: boolean;
 }
 
-export class IptablesProxier {
+export class IptablesProxier implements Proxier {
   private readonly iptables: Iptables;
   private readonly clock: Clock;
   private readonly log: Logger;
