@@ -30,6 +30,16 @@ export interface AgentConfig {
   readonly healthzPort: number;
   readonly rootDir: string;
   readonly logLevel: LogLevel;
+  /** Nameservers for ClusterFirst pods (upstream --cluster-dns); [] = none configured. */
+  readonly clusterDNS: readonly string[];
+  /** Upstream --cluster-domain (no default upstream; '' = no cluster search domains). */
+  readonly clusterDomain: string;
+  /** The resolver file dnsPolicy Default copies (upstream --resolv-conf; '' = none). */
+  readonly resolvConf: string;
+  /** Where container logs go: <podLogsDir>/<ns>_<name>_<uid>/<container>/<n>.log. */
+  readonly podLogsDir: string;
+  /** How often every pod is synced even without a change (upstream --sync-frequency). */
+  readonly syncFrequencyMs: number;
 }
 
 /** What the defaults need to know about the host. */
@@ -53,6 +63,9 @@ export const DEFAULTS = Object.freeze({
   healthzPort: 10248,
   rootDir: '/var/lib/nodelet',
   logLevel: 'info' as LogLevel,
+  resolvConf: '/etc/resolv.conf',
+  podLogsDir: '/var/log/pods',
+  syncFrequencyMs: 60_000,
 });
 
 type FlagName =
@@ -70,7 +83,12 @@ type FlagName =
   | 'healthz-port'
   | 'root-dir'
   | 'v'
-  | 'log-level';
+  | 'log-level'
+  | 'cluster-dns'
+  | 'cluster-domain'
+  | 'resolv-conf'
+  | 'pod-logs-dir'
+  | 'sync-frequency';
 
 /** Accepted spellings; --node-name is an alias of --hostname-override. */
 const FLAGS: Record<string, FlagName> = {
@@ -90,6 +108,11 @@ const FLAGS: Record<string, FlagName> = {
   'root-dir': 'root-dir',
   v: 'v',
   'log-level': 'log-level',
+  'cluster-dns': 'cluster-dns',
+  'cluster-domain': 'cluster-domain',
+  'resolv-conf': 'resolv-conf',
+  'pod-logs-dir': 'pod-logs-dir',
+  'sync-frequency': 'sync-frequency',
 };
 
 function invalid(flag: string, why: string): NodeletError {
@@ -217,6 +240,18 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     logLevel = lvl;
   }
 
+  const clusterDNS = (get('cluster-dns') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const ip of clusterDNS) if (net.isIP(ip) === 0) throw invalid('cluster-dns', `'${ip}' is not an IP address`);
+  const clusterDomain = (get('cluster-domain') ?? '').trim().replace(/\.$/, '');
+  if (clusterDomain !== '') {
+    const why = dns1123SubdomainError(clusterDomain);
+    if (why) throw invalid('cluster-domain', `'${clusterDomain}' ${why}`);
+  }
+  const resolvConf = get('resolv-conf') ?? DEFAULTS.resolvConf;
+  const podLogsDir = get('pod-logs-dir') ?? DEFAULTS.podLogsDir;
+  if (!path.isAbsolute(podLogsDir)) throw invalid('pod-logs-dir', `'${podLogsDir}' is not an absolute path`);
+  const syncFrequencyMs = duration('sync-frequency', DEFAULTS.syncFrequencyMs);
+
   const cfg: AgentConfig = {
     kubeconfig,
     nodeName: hostname,
@@ -234,6 +269,11 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     healthzPort,
     rootDir: path.resolve(rootDir),
     logLevel,
+    clusterDNS: Object.freeze(clusterDNS),
+    clusterDomain,
+    resolvConf,
+    podLogsDir: path.resolve(podLogsDir),
+    syncFrequencyMs,
   };
   return Object.freeze(cfg);
 }

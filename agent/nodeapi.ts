@@ -95,7 +95,7 @@ function isNotFound(err: unknown): boolean {
 }
 
 /** Aborts every request after `ms` so a hung API server cannot stall a loop. */
-function timeoutMiddleware(ms: number): k8s.ObservableMiddleware {
+export function timeoutMiddleware(ms: number): k8s.ObservableMiddleware {
   return {
     pre: (ctx) => {
       ctx.setSignal(AbortSignal.timeout(ms));

@@ -44,7 +44,7 @@ import {
   SANDBOX_READY,
 } from '../../cri/runtime.ts';
 import { containerName, matchesSelector, sandboxName } from '../../cri/labels.ts';
-import { normalizeImage } from '../../cri/reference.ts';
+import { asImageID, normalizeImage } from '../../cri/reference.ts';
 
 export interface FakeSandbox {
   id: string;
@@ -266,8 +266,9 @@ export class FakeRuntime implements RuntimeService, ImageService {
         throw new NodeletError('CRI_ALREADY_EXISTS', `container ${name} already exists`);
       }
     }
-    const ref = normalizeImage(config.image.image);
-    const imageId = this.images.get(ref);
+    // An image ID (what the kubelet passes after pulling) or a reference.
+    const asId = asImageID(config.image.image);
+    const imageId = asId !== undefined && [...this.images.values()].includes(asId) ? asId : this.images.get(normalizeImage(config.image.image));
     if (!imageId) throw new NodeletError('CRI_IMAGE_NOT_FOUND', `image ${config.image.image} is not present`);
     const id = this.newId();
     const logDir = sandboxConfig.logDirectory ?? '';
