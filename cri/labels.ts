@@ -28,6 +28,8 @@ export const LABEL_ATTEMPT = 'io.nodelet.attempt';
 export const LABEL_HOST_NETWORK = 'io.nodelet.host-network';
 export const LABEL_HOST_PID = 'io.nodelet.host-pid';
 export const LABEL_HOST_IPC = 'io.nodelet.host-ipc';
+/** The image as the pod spec named it (CRI's userSpecifiedImage; Docker only keeps the ID we ran). */
+export const LABEL_USER_IMAGE = 'io.nodelet.image';
 /**
  * The CRI label keys the caller gave (JSON array): Docker merges the image's
  * labels and ours into Config.Labels, and only the caller's are CRI labels.
@@ -46,6 +48,7 @@ const INTERNAL = new Set([
   LABEL_HOST_PID,
   LABEL_HOST_IPC,
   LABEL_CRI_KEYS,
+  LABEL_USER_IMAGE,
 ]);
 
 export const NAME_PREFIX = 'k8s';

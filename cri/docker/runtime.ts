@@ -49,6 +49,7 @@ import {
   LABEL_HOST_NETWORK,
   LABEL_HOST_PID,
   LABEL_LOG_PATH,
+  LABEL_USER_IMAGE,
   LABEL_MANAGED,
   LABEL_POD_NAME,
   LABEL_POD_NAMESPACE,
@@ -134,6 +135,12 @@ function dockerMessage(err: unknown): string {
   const j = (err as { json?: { message?: string } } | undefined)?.json;
   if (j && typeof j.message === 'string') return j.message;
   return describeError(err).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
+}
+
+/** The image a container runs, with the name the pod spec gave when we know it. */
+function userImage(image: string, labels: Record<string, string> | undefined): ImageSpec {
+  const user = labels?.[LABEL_USER_IMAGE];
+  return user ? { image, userSpecifiedImage: user } : { image };
 }
 
 function fail(code: string, what: string, err: unknown): NodeletError {
@@ -383,7 +390,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
         id: c.Id,
         podSandboxId: c.Labels?.[LABEL_SANDBOX_ID] ?? '',
         metadata: containerMetadata(c.Names[0] ?? '', c.Labels ?? {}),
-        image: { image: c.Image },
+        image: userImage(c.Image, c.Labels),
         imageRef: c.ImageID,
         state,
         createdAt: c.Created * 1e9,
@@ -419,7 +426,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
         startedAt: s.startedAt,
         finishedAt: s.finishedAt,
         exitCode: s.exitCode,
-        image: { image: info.Config.Image },
+        image: userImage(info.Config.Image, dl),
         imageRef: info.Image,
         reason: s.reason,
         message: s.message,

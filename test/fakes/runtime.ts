@@ -284,7 +284,7 @@ export class FakeRuntime implements RuntimeService, ImageService {
         startedAt: 0,
         finishedAt: 0,
         exitCode: 0,
-        image: { image: config.image.image },
+        image: { ...config.image },
         imageRef: imageId,
         reason: '',
         message: '',
