@@ -45,11 +45,18 @@ export type EnvBuilder = (pod: V1Pod, c: V1Container, ctx: { podIPs: string[]; h
 /** Expands $(VAR) in command and args. */
 export type CommandExpander = (c: V1Container, env: KeyValue[]) => { command: string[]; args: string[] };
 
+/** A volume ready on the host. */
+export interface HostVolume {
+  hostPath: string;
+  readOnly: boolean;
+}
+
+/** What the syncer needs of the volume manager (agent/volumes/manager.ts). */
 export interface PodVolumeHost {
   /** Idempotent; throws NodeletError('FailedMount', ...) when a volume cannot be set up. */
-  setUp(pod: V1Pod): Promise<void>;
-  /** The container's mounts (volumes, subPaths, termination-message file). */
-  containerMounts(pod: V1Pod, c: V1Container): Promise<Mount[]>;
+  setUp(pod: V1Pod): Promise<Map<string, HostVolume>>;
+  /** The container's mounts (volumes, subPaths, termination-message file); `env` resolves subPathExpr. */
+  containerMounts(pod: V1Pod, c: V1Container, volumes: Map<string, HostVolume>, env?: Record<string, string>): Promise<{ mounts: Mount[] }>;
   tearDown(uid: string): Promise<void>;
 }
 
@@ -84,6 +91,7 @@ interface PodState {
   waiting: Map<string, WaitingReason>;
   firstSeen: Date;
   volumesAt: number;
+  volumes: Map<string, HostVolume> | undefined;
   /** Earliest time (ms) a back-off or pull retry wants another sync. */
   retryAt: number | undefined;
 }
@@ -105,7 +113,7 @@ export class PodSyncer {
   private stateOf(uid: string): PodState {
     let s = this.state.get(uid);
     if (!s) {
-      s = { waiting: new Map(), firstSeen: new Date(this.d.clock.now()), volumesAt: 0, retryAt: undefined };
+      s = { waiting: new Map(), firstSeen: new Date(this.d.clock.now()), volumesAt: 0, volumes: undefined, retryAt: undefined };
       this.state.set(uid, s);
     }
     return s;
@@ -138,9 +146,9 @@ export class PodSyncer {
     const now = this.d.clock.now();
     const starting = actions.createSandbox || actions.initContainersToStart.length > 0 || actions.containersToStart.length > 0;
 
-    if (starting || now - st.volumesAt >= VOLUME_REFRESH_MS) {
+    if (starting || !st.volumes || now - st.volumesAt >= VOLUME_REFRESH_MS) {
       try {
-        await this.d.volumes.setUp(pod);
+        st.volumes = await this.d.volumes.setUp(pod);
         st.volumesAt = now;
       } catch (err) {
         this.d.events.podEvent(pod, undefined, 'Warning', 'FailedMount', describeError(err));
@@ -248,7 +256,8 @@ export class PodSyncer {
     let mounts: Mount[];
     try {
       envs = await this.d.env(pod, c, { podIPs: podIP ? [podIP] : [], hostIPs: this.cfg.hostIPs });
-      mounts = await this.d.volumes.containerMounts(pod, c);
+      const env = Object.fromEntries(envs.map((e) => [e.key, e.value]));
+      mounts = (await this.d.volumes.containerMounts(pod, c, st.volumes ?? new Map(), env)).mounts;
     } catch (err) {
       const message = describeError(err);
       this.d.events.podEvent(pod, ref, 'Warning', 'Failed', `Error: ${message}`);

@@ -13,7 +13,8 @@ import type { HookRunner } from '../../agent/pod/hooks.ts';
 import type { PodApi } from '../../agent/pod/podapi.ts';
 import { RuntimePodCache } from '../../agent/pod/runtimepods.ts';
 import { StatusManager } from '../../agent/pod/statusmanager.ts';
-import { PodSyncer, type PodVolumeHost } from '../../agent/pod/syncer.ts';
+import { PodSyncer, type HostVolume, type PodVolumeHost } from '../../agent/pod/syncer.ts';
+import type { Mount } from '../../cri/api.ts';
 import type { RuntimePodStatus } from '../../agent/pod/types.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeRuntime } from '../fakes/runtime.ts';
@@ -40,12 +41,13 @@ class FakeVolumes implements PodVolumeHost {
   setUpCalls = 0;
   tornDown: string[] = [];
   failWith: Error | undefined;
-  async setUp(): Promise<void> {
+  async setUp(): Promise<Map<string, HostVolume>> {
     this.setUpCalls++;
     if (this.failWith) throw this.failWith;
+    return new Map([['data', { hostPath: '/var/lib/nodelet/pods/x/volumes/kubernetes.io~empty-dir/data', readOnly: false }]]);
   }
-  async containerMounts(): Promise<[]> {
-    return [];
+  async containerMounts(_pod: V1Pod, c: V1Container, volumes: Map<string, HostVolume>): Promise<{ mounts: Mount[] }> {
+    return { mounts: (c.volumeMounts ?? []).map((m) => ({ containerPath: m.mountPath, hostPath: volumes.get(m.name)?.hostPath ?? '' })) };
   }
   async tearDown(uid: string): Promise<void> {
     this.tornDown.push(uid);
@@ -145,6 +147,14 @@ describe('PodSyncer', () => {
     expect(t.events).to.include('Normal Created app: Created container: app');
     expect(t.events).to.include('Normal Started app: Started container app');
     expect(t.volumes.setUpCalls).to.equal(1);
+  });
+
+  it('mounts the volumes the volume host set up', async () => {
+    const t = setup();
+    await t.sync(pod({}, [{ name: 'app', image: IMAGE, volumeMounts: [{ name: 'data', mountPath: '/data' }] }]));
+    expect(containersNamed(t.rt, 'app')[0]?.config.mounts).to.deep.equal([
+      { containerPath: '/data', hostPath: '/var/lib/nodelet/pods/x/volumes/kubernetes.io~empty-dir/data' },
+    ]);
   });
 
   it('does nothing and patches nothing when the pod is already as wanted', async () => {
