@@ -17,7 +17,7 @@ const BUILTIN_CHAINS: Record<Table, readonly string[]> = {
 };
 
 export const BUILTIN_TARGETS: ReadonlySet<string> = new Set([
-  'ACCEPT', 'DROP', 'REJECT', 'RETURN', 'DNAT', 'SNAT', 'MASQUERADE', 'MARK', 'LOG', 'CONNMARK', 'NOTRACK',
+  'ACCEPT', 'DROP', 'REJECT', 'RETURN', 'DNAT', 'SNAT', 'MASQUERADE', 'MARK', 'LOG', 'CONNMARK', 'NOTRACK', 'REDIRECT',
 ]);
 
 /** Entry chains that may legitimately be empty (no service has a node port). */
