@@ -6,6 +6,7 @@ const usage = `usage: nodelet <command> [flags]
 
 commands:
   agent    run the node agent (kubelet) for one node
+  proxy    run the service proxy (kube-proxy) for one node
   up       bring up a local single-node cluster (--nodes N, --profile up|test)
   down     stop the local cluster and remove everything it made (--profile)
   status   show whether the local cluster is up (--profile)
@@ -18,14 +19,44 @@ function flag(argv: string[], name: string, dflt: string): string {
   return a.includes('=') ? a.slice(a.indexOf('=') + 1) : (argv[i + 1] ?? dflt);
 }
 
+const LOCAL_FLAGS: Record<string, string[]> = { up: ['nodes', 'profile'], down: ['profile'], status: ['profile'] };
+
+/** For up/down/status: usage on --help, an error for a flag they do not take. Undefined = go on. */
+function checkLocalFlags(cmd: string, rest: string[]): number | undefined {
+  if (rest.includes('-h') || rest.includes('--help')) {
+    process.stdout.write(usage);
+    return 0;
+  }
+  const allowed = LOCAL_FLAGS[cmd] ?? [];
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    const name = a.startsWith('--') ? a.slice(2).split('=')[0]! : undefined;
+    if (name === undefined || !allowed.includes(name)) {
+      process.stderr.write(`nodelet ${cmd}: unexpected argument "${a}" (flags: ${allowed.map((f) => `--${f}`).join(', ')})\n`);
+      return 2;
+    }
+    if (!a.includes('=')) i++; // its value
+  }
+  return undefined;
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (cmd !== undefined && cmd in LOCAL_FLAGS) {
+    const early = checkLocalFlags(cmd, rest);
+    if (early !== undefined) return early;
+  }
   const say = (m: string) => console.log(`[nodelet] ${m}`);
   switch (cmd) {
     case 'agent': {
       const { runAgent } = await import('../agent/main.ts');
       // Exit explicitly: idle keep-alive sockets must not hold a stopped agent.
       process.exit(await runAgent(rest, process.env));
+    }
+    case 'proxy': {
+      const { runProxy } = await import('../proxy/main.ts');
+      // Exit explicitly, as agent: open keep-alive sockets must not hold a stopped proxy.
+      process.exit(await runProxy(rest, process.env));
     }
     case 'up': {
       const { profileByName } = await import('../cluster/profile.ts');

@@ -28,4 +28,13 @@ describe('nodelet CLI errors', () => {
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/unknown command "frobnicate"/);
   });
+
+  it('up --help prints usage and does nothing; an unknown flag is refused, exit 2', async () => {
+    const help = await nodelet(['up', '--help']);
+    expect(help.code).to.equal(0);
+    expect(help.stdout).to.match(/^usage: nodelet/);
+    const bad = await nodelet(['down', '--bogus']);
+    expect(bad.code).to.equal(2);
+    expect(bad.stderr.trim()).to.equal('nodelet down: unexpected argument "--bogus" (flags: --profile)');
+  });
 });
