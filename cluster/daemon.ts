@@ -75,6 +75,18 @@ export async function stopDaemon(pidFile: string, graceMs = 10_000): Promise<voi
 }
 
 /** Pids whose command line contains marker (our state or run directory). */
+/**
+ * Whether `marker` (a path or a word) occurs in `cmdline` as a whole component:
+ * /var/lib/nodelet/dev must not match /var/lib/nodelet/dev2/... (another profile).
+ */
+export function cmdlineHas(cmdline: string, marker: string): boolean {
+  for (let i = cmdline.indexOf(marker); i >= 0; i = cmdline.indexOf(marker, i + 1)) {
+    const next = cmdline[i + marker.length];
+    if (next === undefined || !/[A-Za-z0-9._-]/.test(next)) return true;
+  }
+  return false;
+}
+
 export function pidsMatching(marker: string): number[] {
   const out: number[] = [];
   for (const entry of readdirSync('/proc')) {
@@ -83,7 +95,7 @@ export function pidsMatching(marker: string): number[] {
     if (pid === process.pid) continue;
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.includes(marker)) out.push(pid);
+      if (cmdlineHas(cmdline, marker)) out.push(pid);
     } catch { /* exited */ }
   }
   return out;

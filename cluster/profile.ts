@@ -47,6 +47,8 @@ export const profiles: Readonly<Record<string, ClusterProfile>> = Object.freeze(
   dev2: base('dev2', 'nl2', 216, 247, 27000),
   dev3: base('dev3', 'nl3', 217, 248, 28000),
   dev4: base('dev4', 'nl4', 218, 249, 29000),
+  dev5: base('dev5', 'nl5', 219, 250, 30000),
+  dev6: base('dev6', 'nl6', 220, 251, 31000),
 });
 
 export function profileByName(name: string): ClusterProfile {

@@ -1,4 +1,5 @@
 import { expect } from 'chai';
+import { cmdlineHas } from '../../cluster/daemon.ts';
 import { apiserverURL, cidrAddr, hostIP, netnsName, nodeIP, nodeName, podCIDR, profileByName, profiles } from '../../cluster/profile.ts';
 
 describe('cluster profiles', () => {
@@ -25,5 +26,14 @@ describe('cluster profiles', () => {
 
   it('rejects an unknown profile with the known ones in the message', () => {
     expect(() => profileByName('prod')).to.throw(/unknown cluster profile "prod".*up, test/);
+  });
+
+  it('finds a profile\'s processes by whole path, never another profile\'s (dev vs dev2)', () => {
+    const argv = (...a: string[]) => a.join('\0') + '\0';
+    expect(cmdlineHas(argv('etcd', '--data-dir', '/var/lib/nodelet/dev2/etcd'), '/var/lib/nodelet/dev')).to.equal(false);
+    expect(cmdlineHas(argv('etcd', '--data-dir', '/var/lib/nodelet/dev/etcd'), '/var/lib/nodelet/dev')).to.equal(true);
+    expect(cmdlineHas(argv('x', '--kubeconfig=/var/lib/nodelet/dev'), '/var/lib/nodelet/dev')).to.equal(true);
+    expect(cmdlineHas(argv('x', '/var/lib/nodelet/dev.old/a', '/var/lib/nodelet/dev/b'), '/var/lib/nodelet/dev')).to.equal(true);
+    expect(cmdlineHas(argv('x', '/var/lib/nodelet/dev_b'), '/var/lib/nodelet/dev')).to.equal(false);
   });
 });
