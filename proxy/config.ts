@@ -1,0 +1,226 @@
+// Proxy flags, with upstream kube-proxy's names and defaults, parsed and
+// validated once into a frozen object.
+import net from 'node:net';
+import type os from 'node:os';
+import { cidrError, dns1123SubdomainError, type HostProbe, type LogLevel, parseDuration, realHost, verbosityToLevel } from '../agent/config.ts';
+import { NodeletError } from '../lib/errors.ts';
+import type { ProxyMode } from './proxier.ts';
+import type { BackendChoice } from './iptables/restore.ts';
+
+export interface BindAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface ProxyConfig {
+  readonly kubeconfig: string;
+  /** The Node name this proxy serves: --hostname-override, else the host name; lowercased. */
+  readonly nodeName: string;
+  readonly mode: Exclude<ProxyMode, 'nftables'>;
+  readonly clusterCIDR?: string;
+  /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
+  readonly nodePortAddresses: readonly string[];
+  readonly minSyncPeriodMs: number;
+  readonly syncPeriodMs: number;
+  /** undefined = disabled (flag set to ''). */
+  readonly healthzBindAddress?: BindAddress;
+  readonly metricsBindAddress?: BindAddress;
+  readonly iptablesBackend: BackendChoice;
+  /** Upstream --iptables-localhost-nodeports: NodePorts answer on 127.0.0.1 too. */
+  readonly localhostNodePorts: boolean;
+  readonly logLevel: LogLevel;
+}
+
+export const PROXY_DEFAULTS = Object.freeze({
+  mode: 'iptables' as const,
+  minSyncPeriodMs: 1000,
+  syncPeriodMs: 30_000,
+  healthzBindAddress: '0.0.0.0:10256',
+  metricsBindAddress: '127.0.0.1:10249',
+  iptablesBackend: 'auto' as BackendChoice,
+});
+
+const FLAGS = [
+  'kubeconfig',
+  'hostname-override',
+  'proxy-mode',
+  'cluster-cidr',
+  'nodeport-addresses',
+  'iptables-min-sync-period',
+  'iptables-sync-period',
+  'healthz-bind-address',
+  'metrics-bind-address',
+  'iptables-backend',
+  'iptables-localhost-nodeports',
+  'v',
+  'log-level',
+] as const;
+type FlagName = (typeof FLAGS)[number];
+
+function invalid(flag: string, why: string): NodeletError {
+  return new NodeletError('CONFIG_INVALID', `--${flag}: ${why}`);
+}
+
+function scanFlags(argv: readonly string[]): Map<FlagName, string> {
+  const values = new Map<FlagName, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('-') || arg === '-' || arg === '--') {
+      throw new NodeletError('CONFIG_INVALID', `unexpected argument '${arg}' (flags look like --name=value)`);
+    }
+    const body = arg.replace(/^--?/, '');
+    const eq = body.indexOf('=');
+    const given = eq >= 0 ? body.slice(0, eq) : body;
+    if (!(FLAGS as readonly string[]).includes(given)) throw new NodeletError('CONFIG_INVALID', `unknown flag --${given}`);
+    const name = given as FlagName;
+    let value: string;
+    if (eq >= 0) value = body.slice(eq + 1);
+    else if (name === 'iptables-localhost-nodeports' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))) {
+      value = 'true'; // a bare boolean flag, as pflag
+    } else {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) throw invalid(given, 'needs a value');
+      value = next;
+      i++;
+    }
+    values.set(name, value);
+  }
+  return values;
+}
+
+/** "ip:port" (or a bare ip, taking `defaultPort`); '' disables. */
+export function parseBindAddress(flag: string, s: string, defaultPort: number): BindAddress | undefined {
+  const text = s.trim();
+  if (text === '') return undefined;
+  let host = text;
+  let port = defaultPort;
+  const m = /^(.*):(\d+)$/.exec(text);
+  if (m && net.isIP(m[1]!.replace(/^\[|\]$/g, '')) !== 0) {
+    host = m[1]!.replace(/^\[|\]$/g, '');
+    port = Number(m[2]);
+  }
+  if (net.isIP(host) === 0) throw invalid(flag, `'${s}' is not an ip:port address`);
+  if (port > 65535) throw invalid(flag, `port ${port} is out of range 0..65535`);
+  return port === 0 ? undefined : { host, port };
+}
+
+function parseBool(flag: string, s: string): boolean {
+  if (/^(true|1|t)$/i.test(s)) return true;
+  if (/^(false|0|f)$/i.test(s)) return false;
+  throw invalid(flag, `'${s}' is not true or false`);
+}
+
+export function parseProxyFlags(argv: readonly string[], host: HostProbe = realHost): ProxyConfig {
+  const values = scanFlags(argv);
+  const get = (f: FlagName) => values.get(f);
+
+  const kubeconfig = get('kubeconfig');
+  if (kubeconfig === undefined || kubeconfig.trim() === '') {
+    throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
+  }
+
+  const override = get('hostname-override');
+  const nodeName = (override ?? host.hostname()).trim().toLowerCase();
+  if (nodeName === '') throw invalid('hostname-override', override === undefined ? 'not set and the host name is empty' : 'is empty');
+  const dnsWhy = dns1123SubdomainError(nodeName);
+  if (dnsWhy) throw invalid('hostname-override', `'${nodeName}' is not a valid node name: ${dnsWhy}`);
+
+  const modeFlag = (get('proxy-mode') ?? '').trim();
+  const mode = modeFlag === '' ? PROXY_DEFAULTS.mode : modeFlag;
+  if (mode === 'nftables') throw invalid('proxy-mode', 'nftables mode is not supported by nodelet (use iptables or userspace)');
+  if (mode !== 'iptables' && mode !== 'userspace') throw invalid('proxy-mode', `'${modeFlag}' is not one of iptables, userspace`);
+
+  const clusterCIDR = get('cluster-cidr')?.trim();
+  if (clusterCIDR) {
+    const why = cidrError(clusterCIDR);
+    if (why) throw invalid('cluster-cidr', `'${clusterCIDR}' ${why}`);
+    if (!net.isIPv4(clusterCIDR.split('/')[0]!)) throw invalid('cluster-cidr', `'${clusterCIDR}': only IPv4 is supported`);
+  }
+
+  const nodePortAddresses = (get('nodeport-addresses') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const c of nodePortAddresses) {
+    const why = cidrError(c);
+    if (why) throw invalid('nodeport-addresses', `'${c}' ${why}`);
+    if (!net.isIPv4(c.split('/')[0]!)) throw invalid('nodeport-addresses', `'${c}': only IPv4 is supported`);
+  }
+
+  const duration = (f: FlagName, dflt: number, min: number): number => {
+    const raw = get(f);
+    if (raw === undefined) return dflt;
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (err) {
+      throw invalid(f, (err as Error).message);
+    }
+    if (ms < min) throw invalid(f, `'${raw}' is too short (at least ${min} ms)`);
+    return ms;
+  };
+  const minSyncPeriodMs = duration('iptables-min-sync-period', PROXY_DEFAULTS.minSyncPeriodMs, 0);
+  const syncPeriodMs = duration('iptables-sync-period', PROXY_DEFAULTS.syncPeriodMs, 1);
+  if (minSyncPeriodMs > syncPeriodMs) {
+    throw invalid('iptables-min-sync-period', `${minSyncPeriodMs} ms is longer than --iptables-sync-period (${syncPeriodMs} ms)`);
+  }
+
+  const healthzBindAddress = parseBindAddress('healthz-bind-address', get('healthz-bind-address') ?? PROXY_DEFAULTS.healthzBindAddress, 10256);
+  const metricsBindAddress = parseBindAddress('metrics-bind-address', get('metrics-bind-address') ?? PROXY_DEFAULTS.metricsBindAddress, 10249);
+
+  const backend = (get('iptables-backend') ?? PROXY_DEFAULTS.iptablesBackend).trim();
+  if (backend !== 'auto' && backend !== 'nft' && backend !== 'legacy') throw invalid('iptables-backend', `'${backend}' is not one of auto, nft, legacy`);
+
+  const lnp = get('iptables-localhost-nodeports');
+  const localhostNodePorts = lnp === undefined ? true : parseBool('iptables-localhost-nodeports', lnp);
+
+  let logLevel: LogLevel = 'info';
+  const v = get('v');
+  if (v !== undefined) {
+    if (!/^\d+$/.test(v)) throw invalid('v', `'${v}' is not a verbosity number (0..10)`);
+    logLevel = verbosityToLevel(Number(v));
+  }
+  const lvl = get('log-level');
+  if (lvl !== undefined) {
+    if (lvl !== 'error' && lvl !== 'warn' && lvl !== 'info' && lvl !== 'debug') throw invalid('log-level', `'${lvl}' is not one of error, warn, info, debug`);
+    logLevel = lvl;
+  }
+
+  return Object.freeze({
+    kubeconfig,
+    nodeName,
+    mode,
+    ...(clusterCIDR ? { clusterCIDR } : {}),
+    nodePortAddresses: Object.freeze(nodePortAddresses),
+    minSyncPeriodMs,
+    syncPeriodMs,
+    ...(healthzBindAddress ? { healthzBindAddress: Object.freeze(healthzBindAddress) } : {}),
+    ...(metricsBindAddress ? { metricsBindAddress: Object.freeze(metricsBindAddress) } : {}),
+    iptablesBackend: backend,
+    localhostNodePorts,
+    logLevel,
+  });
+}
+
+function ipv4ToNumber(ip: string): number {
+  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
+}
+
+export function ipv4InCIDR(ip: string, cidr: string): boolean {
+  const [base = '', bits = '32'] = cidr.split('/');
+  // Division, not bit operators: those are signed 32-bit in JS.
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ipv4ToNumber(ip) / size) === Math.floor(ipv4ToNumber(base) / size);
+}
+
+/**
+ * The local IPv4 addresses that answer NodePorts: those inside the
+ * --nodeport-addresses CIDRs; [] (all local addresses) when none are given.
+ */
+export function nodePortIPs(cidrs: readonly string[], ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string[] {
+  if (cidrs.length === 0) return [];
+  const out: string[] = [];
+  for (const addrs of Object.values(ifaces)) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && cidrs.some((c) => ipv4InCIDR(a.address, c)) && !out.includes(a.address)) out.push(a.address);
+    }
+  }
+  return out.sort();
+}

@@ -1,0 +1,218 @@
+// kube-proxy's two health surfaces (pkg/proxy/healthcheck):
+// - the proxy health server (--healthz-bind-address, 10256): /healthz and
+//   /livez answer 200 with {lastUpdated, currentTime} while rule syncs are
+//   recent, 503 otherwise; the metrics server serves /metrics beside them;
+// - one HTTP server per service health-check node port (LoadBalancer services
+//   with externalTrafficPolicy Local), answering 200 while this node has a
+//   ready local endpoint for the service, so a load balancer skips nodes
+//   without one.
+import http from 'node:http';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../lib/clock.ts';
+import { describeError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { endpointsFromSlices, SERVICE_NAME_LABEL, serviceKey, servicePortsFromService } from './types.ts';
+
+/** The proxier's last successful sync, read from its upstream-named gauge (0 = never). */
+export const LAST_SYNC_METRIC = 'kubeproxy_sync_proxy_rules_last_timestamp_seconds';
+
+export interface ProxyHealthStatus {
+  healthy: boolean;
+  /** ms since epoch of the last successful sync; undefined before the first. */
+  lastUpdated: number | undefined;
+  currentTime: number;
+}
+
+/** Healthy once a sync succeeded and the last one is younger than timeoutMs (upstream: 2 x sync period). */
+export function proxyHealth(lastSyncedMs: number | undefined, nowMs: number, timeoutMs: number): ProxyHealthStatus {
+  const healthy = lastSyncedMs !== undefined && nowMs - lastSyncedMs < timeoutMs;
+  return { healthy, lastUpdated: lastSyncedMs, currentTime: nowMs };
+}
+
+/** Reads the last-sync gauge from the proxier's registry; undefined until it is set. */
+export function lastSyncFromRegistry(registry: Registry): () => Promise<number | undefined> {
+  return async () => {
+    const m = registry.getSingleMetric(LAST_SYNC_METRIC);
+    if (!m) return undefined;
+    const v = (await m.get()).values[0]?.value;
+    return v ? v * 1000 : undefined;
+  };
+}
+
+export interface ProxyHealthOptions {
+  clock: Clock;
+  timeoutMs: number;
+  lastSynced: () => Promise<number | undefined>;
+}
+
+export class ProxyHealth {
+  private readonly opts: ProxyHealthOptions;
+  constructor(opts: ProxyHealthOptions) {
+    this.opts = opts;
+  }
+  async status(): Promise<ProxyHealthStatus> {
+    return proxyHealth(await this.opts.lastSynced(), this.opts.clock.now(), this.opts.timeoutMs);
+  }
+  async healthy(): Promise<boolean> {
+    return (await this.status()).healthy;
+  }
+}
+
+const iso = (ms: number | undefined) => (ms === undefined ? '' : new Date(ms).toISOString());
+
+/**
+ * The handler of the healthz server (/healthz, /livez) and, given a
+ * registry, of the metrics server (/metrics too).
+ */
+export function proxyHttpHandler(health: ProxyHealth, registry?: Registry): http.RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/livez') {
+      health.status().then(
+        (st) => {
+          const body: Record<string, unknown> = { lastUpdated: iso(st.lastUpdated), currentTime: iso(st.currentTime) };
+          if (path === '/healthz') body.nodeEligible = true; // upstream also checks the Node's deletion; we do not
+          res.writeHead(st.healthy ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+          res.end(JSON.stringify(body));
+        },
+        (err: unknown) => res.writeHead(500).end(describeError(err)),
+      );
+      return;
+    }
+    if (registry && path === '/metrics') {
+      registry.metrics().then(
+        (text) => res.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        (err: unknown) => res.writeHead(500).end(describeError(err)),
+      );
+      return;
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' }).end('404 page not found\n');
+  };
+}
+
+/** Listens and resolves once bound; rejects on a bind error (EADDRINUSE, ...). */
+export function listen(server: http.Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    server.once('error', onError);
+    server.listen(port, host, () => {
+      server.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+export function closeServer(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+// ---- service health-check node ports ----
+
+export interface HealthCheckTarget {
+  namespace: string;
+  name: string;
+  port: number;
+  /** Ready endpoints of the service on this node (distinct IPs). */
+  localEndpoints: number;
+}
+
+/** One target per service with a health-check node port, sorted by port. Pure. */
+export function healthCheckTargets(services: readonly V1Service[], slices: readonly V1EndpointSlice[], nodeName: string): HealthCheckTarget[] {
+  const slicesBySvc = new Map<string, V1EndpointSlice[]>();
+  for (const s of slices) {
+    const svc = s.metadata?.labels?.[SERVICE_NAME_LABEL];
+    if (!svc) continue;
+    const key = serviceKey(s.metadata?.namespace ?? 'default', svc);
+    const list = slicesBySvc.get(key) ?? [];
+    list.push(s);
+    slicesBySvc.set(key, list);
+  }
+  const out: HealthCheckTarget[] = [];
+  for (const svc of services) {
+    const port = servicePortsFromService(svc).find((p) => p.healthCheckNodePort > 0)?.healthCheckNodePort;
+    if (!port) continue;
+    const namespace = svc.metadata?.namespace ?? 'default';
+    const name = svc.metadata?.name ?? '';
+    const local = new Set<string>();
+    for (const eps of endpointsFromSlices(slicesBySvc.get(serviceKey(namespace, name)) ?? [], nodeName).values()) {
+      for (const ep of eps) if (ep.isLocal && ep.ready) local.add(ep.ip);
+    }
+    out.push({ namespace, name, port, localEndpoints: local.size });
+  }
+  return out.sort((a, b) => a.port - b.port);
+}
+
+interface Listener {
+  target: HealthCheckTarget;
+  server?: http.Server;
+}
+
+/**
+ * The HTTP servers of the health-check node ports. sync() opens a server per
+ * new port, closes the ones no longer wanted, and updates the counts; a port
+ * that failed to bind is retried on the next sync.
+ */
+export class ServiceHealthServer {
+  private readonly host: string;
+  private readonly log: Logger;
+  private readonly proxyHealthy: () => Promise<boolean>;
+  private readonly listeners = new Map<number, Listener>();
+
+  constructor(opts: { host?: string; log: Logger; proxyHealthy: () => Promise<boolean> }) {
+    this.host = opts.host ?? '0.0.0.0';
+    this.log = opts.log;
+    this.proxyHealthy = opts.proxyHealthy;
+  }
+
+  /** Ports being served now. */
+  ports(): number[] {
+    return [...this.listeners].filter(([, l]) => l.server).map(([p]) => p).sort((a, b) => a - b);
+  }
+
+  async sync(targets: readonly HealthCheckTarget[]): Promise<void> {
+    const wanted = new Map(targets.map((t) => [t.port, t]));
+    for (const [port, l] of [...this.listeners]) {
+      if (wanted.has(port)) continue;
+      this.listeners.delete(port);
+      if (l.server) await closeServer(l.server);
+      this.log.info('closed service health-check port', { port, service: `${l.target.namespace}/${l.target.name}` });
+    }
+    for (const [port, target] of wanted) {
+      const l = this.listeners.get(port);
+      if (l) {
+        l.target = target;
+        if (l.server) continue;
+      }
+      const entry: Listener = l ?? { target };
+      this.listeners.set(port, entry);
+      const server = http.createServer((req, res) => void this.answer(entry, res));
+      try {
+        await listen(server, this.host, port);
+        entry.server = server;
+        this.log.info('opened service health-check port', { port, service: `${target.namespace}/${target.name}` });
+      } catch (err) {
+        this.log.error('cannot open service health-check port; will retry', { port, error: describeError(err) });
+      }
+    }
+  }
+
+  private async answer(l: Listener, res: http.ServerResponse): Promise<void> {
+    const healthy = await this.proxyHealthy().catch(() => false);
+    const { namespace, name, localEndpoints } = l.target;
+    res.writeHead(localEndpoints > 0 && healthy ? 200 : 503, {
+      'content-type': 'application/json',
+      'x-content-type-options': 'nosniff',
+      'x-load-balancing-endpoint-weight': String(localEndpoints),
+    });
+    res.end(JSON.stringify({ service: { namespace, name }, localEndpoints, serviceProxyHealthy: healthy }));
+  }
+
+  async close(): Promise<void> {
+    for (const l of this.listeners.values()) if (l.server) await closeServer(l.server);
+    this.listeners.clear();
+  }
+}

@@ -1,0 +1,211 @@
+// Wires the service proxy (kube-proxy's role): Service and EndpointSlice
+// informers feed a Proxier (iptables mode, wrapped by the UDP conntrack
+// cleaner; or userspace mode), which starts once both informers have synced; beside it the
+// healthz server (10256), the metrics server (10249) and the service
+// health-check node ports. runProxy is the `nodelet proxy` command.
+import * as k8s from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import os from 'node:os';
+import { Registry } from 'prom-client';
+import { type Clock, realClock } from '../lib/clock.ts';
+import { describeError, NodeletError } from '../lib/errors.ts';
+import { exec as realExec, type Exec } from '../lib/exec.ts';
+import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
+import { createLogger, type Logger } from '../lib/log.ts';
+import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
+import { ConntrackCleaner } from './conntrack.ts';
+import {
+  closeServer,
+  healthCheckTargets,
+  lastSyncFromRegistry,
+  listen,
+  ProxyHealth,
+  proxyHttpHandler,
+  ServiceHealthServer,
+} from './healthcheck.ts';
+import { IptablesProxier, type Sysctl } from './iptables/proxier.ts';
+import { detectBackend, ExecIptables } from './iptables/restore.ts';
+import type { Proxier } from './proxier.ts';
+import { UserspaceProxier } from './userspace/proxier.ts';
+import { loadKubeconfig } from '../lib/kubeconfig.ts';
+
+/** As kube-proxy: objects labelled for another proxy, and headless services' objects, are not ours. */
+export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
+
+export interface ProxyDeps {
+  kc: k8s.KubeConfig;
+  log: Logger;
+  registry: Registry;
+  clock: Clock;
+  signal: AbortSignal;
+  /** Runs iptables and conntrack (default lib/exec.ts). */
+  exec?: Exec;
+  /** Writes a sysctl (default: /proc/sys). */
+  sysctl?: Sysctl;
+  /** Overrides the API list/watches (tests). */
+  listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice> };
+}
+
+export interface RunningProxy {
+  stop(): Promise<void>;
+  proxier: Proxier;
+}
+
+const writeSysctl: Sysctl = (key, value) => writeFile(`/proc/sys/${key.replaceAll('.', '/')}`, value);
+
+async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Promise<Proxier> {
+  if (cfg.mode === 'userspace') {
+    const backend = await detectBackend(exec, cfg.iptablesBackend);
+    deps.log.info('userspace proxier', { backend });
+    return new UserspaceProxier(
+      { nodeName: cfg.nodeName, minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs },
+      { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry },
+    );
+  }
+  const nodeIPs = nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
+  if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
+    throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
+  }
+  const backend = await detectBackend(exec, cfg.iptablesBackend);
+  const log = deps.log.child({ component: 'iptables' });
+  log.info('iptables proxier', { backend, nodeIPs: nodeIPs.length ? nodeIPs : 'all local addresses' });
+  const inner = new IptablesProxier(
+    { iptables: new ExecIptables(exec, backend), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl },
+    {
+      nodeName: cfg.nodeName,
+      nodeIPs,
+      ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
+      localhostNodePorts: cfg.localhostNodePorts,
+      minSyncPeriodMs: cfg.minSyncPeriodMs,
+      syncPeriodMs: cfg.syncPeriodMs,
+      backend,
+    },
+  );
+  return new ConntrackCleaner(inner, {
+    exec,
+    clock: deps.clock,
+    log: deps.log.child({ component: 'conntrack' }),
+    nodeName: cfg.nodeName,
+    lastSynced: lastSyncFromRegistry(deps.registry),
+  });
+}
+
+/** Starts serving `handler` on a bind address; a bind failure is logged, not fatal (as kube-proxy). */
+async function serve(log: Logger, what: string, addr: { host: string; port: number } | undefined, handler: http.RequestListener): Promise<http.Server | undefined> {
+  if (!addr) return undefined;
+  const server = http.createServer(handler);
+  try {
+    await listen(server, addr.host, addr.port);
+    log.info(`${what} server listening`, { address: `${addr.host}:${addr.port}` });
+    return server;
+  } catch (err) {
+    log.error(`${what} server cannot listen`, { address: `${addr.host}:${addr.port}`, error: describeError(err) });
+    return undefined;
+  }
+}
+
+export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<RunningProxy> {
+  const { log, clock } = deps;
+  const exec = deps.exec ?? realExec;
+  const abort = new AbortController();
+  const onOuterAbort = () => abort.abort();
+  deps.signal.addEventListener('abort', onOuterAbort, { once: true });
+  if (deps.signal.aborted) abort.abort();
+
+  const proxier = await buildProxier(deps, cfg, exec);
+  const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry) });
+
+  const lw = deps.listWatches ?? {
+    services: kubeListWatch<V1Service>(deps.kc, '/api/v1/services', { labelSelector: PROXY_LABEL_SELECTOR }),
+    slices: kubeListWatch<V1EndpointSlice>(deps.kc, '/apis/discovery.k8s.io/v1/endpointslices', { labelSelector: PROXY_LABEL_SELECTOR }),
+  };
+  const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: log.child({ component: 'informer' }) });
+  const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: log.child({ component: 'informer' }) });
+
+  // Health-check node ports follow the informers' stores, recomputed after any change (coalesced, serialized).
+  const hcServer = new ServiceHealthServer({ log: log.child({ component: 'healthcheck' }), proxyHealthy: () => health.healthy() });
+  let hcQueued = false;
+  let hcChain: Promise<void> = Promise.resolve();
+  const queueHealthChecks = () => {
+    if (hcQueued || abort.signal.aborted) return;
+    hcQueued = true;
+    setImmediate(() => {
+      hcQueued = false;
+      if (abort.signal.aborted) return;
+      const targets = healthCheckTargets(services.list(), slices.list(), cfg.nodeName);
+      hcChain = hcChain.then(() => hcServer.sync(targets)).catch((err: unknown) => {
+          log.error('health-check ports sync failed', { error: describeError(err) });
+        });
+    });
+  };
+
+  const svcHandler: InformerHandler<V1Service> = {
+    onAdd: (s) => { proxier.onServiceAdd(s); queueHealthChecks(); },
+    onUpdate: (a, b) => { proxier.onServiceUpdate(a, b); queueHealthChecks(); },
+    onDelete: (s) => { proxier.onServiceDelete(s); queueHealthChecks(); },
+  };
+  const sliceHandler: InformerHandler<V1EndpointSlice> = {
+    onAdd: (s) => { proxier.onSliceAdd(s); queueHealthChecks(); },
+    onUpdate: (a, b) => { proxier.onSliceUpdate(a, b); queueHealthChecks(); },
+    onDelete: (s) => { proxier.onSliceDelete(s); queueHealthChecks(); },
+  };
+  services.addHandler(svcHandler);
+  slices.addHandler(sliceHandler);
+
+  const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health));
+  const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, deps.registry));
+
+  let proxierStarted = false;
+  const stop = async () => {
+    abort.abort();
+    deps.signal.removeEventListener('abort', onOuterAbort);
+    if (proxierStarted) await proxier.stop();
+    await hcChain;
+    await hcServer.close();
+    for (const s of [healthz, metrics]) if (s) await closeServer(s);
+  };
+
+  services.start(abort.signal);
+  slices.start(abort.signal);
+  try {
+    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal)]);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  proxier.start();
+  proxierStarted = true;
+  log.info('proxy started', { mode: cfg.mode, services: services.list().length, endpointSlices: slices.list().length });
+  return { stop, proxier };
+}
+
+
+/** `nodelet proxy [flags]`: runs until SIGTERM/SIGINT. */
+export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
+  const cfg = parseProxyFlags(argv);
+  const kc = loadKubeconfig(cfg.kubeconfig);
+  const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
+  const abort = new AbortController();
+  const stopped = new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  log.info('starting', { mode: cfg.mode, apiServer: kc.getCurrentCluster()?.server });
+  const starting = startProxy({ kc, log, registry: new Registry(), clock: realClock, signal: abort.signal }, cfg);
+  const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((sig) => ({ sig }))]);
+  if ('sig' in first) {
+    // Stopped before the informers synced.
+    log.info('stopping', { signal: first.sig });
+    abort.abort();
+    await starting.then((r) => r.stop(), () => {});
+    return 0;
+  }
+  const running = first.running;
+  const sig = await stopped;
+  log.info('stopping', { signal: sig });
+  await running.stop();
+  log.info('stopped');
+  return 0;
+}

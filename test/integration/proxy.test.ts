@@ -1,0 +1,336 @@
+// Issue 6: the service proxy (`nodelet proxy`, iptables mode) against the real
+// API server, in the suite's node 1. The kubelet cannot run pods yet, so the
+// backends are busybox containers started directly in the node's dockerd, and
+// the Services have no selector: the test writes their EndpointSlices itself.
+// Traffic goes only to addresses the sandbox made: container IPs, cluster IPs
+// inside the node netns, and the node IP.
+import { expect } from 'chai';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import type { V1ConfigMap } from '@kubernetes/client-node';
+import Dockerode from 'dockerode';
+import { waitFor } from '../../cluster/daemon.ts';
+import { kubeconfigPath } from '../../cluster/controlplane.ts';
+import { inNode, type NodeSandbox } from '../../cluster/sandbox.ts';
+import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../../cri/images/build.ts';
+import { realClock } from '../../lib/clock.ts';
+import { exec } from '../../lib/exec.ts';
+import { Informer, kubeListWatch } from '../../lib/informer.ts';
+import { nullLogger } from '../../lib/log.ts';
+import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
+
+const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+const NS = 'proxy-test';
+const LABEL = 'nodelet.test/proxy';
+const BACKENDS = ['a', 'b', 'c'] as const;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Backend {
+  name: string;
+  ip: string;
+  pid: number;
+}
+
+describe('proxy: iptables mode wired to the API server (real apiserver, node netns)', function () {
+  this.timeout(120_000);
+  let n: NodeSandbox;
+  let nodeName: string;
+  let docker: (args: string[]) => ReturnType<typeof exec>;
+  const backends = new Map<string, Backend>();
+  const children: ChildProcess[] = [];
+  let proxy: ChildProcess | undefined;
+  let proxyLog = '';
+
+  const ipOf = (b: string) => backends.get(b)!.ip;
+
+  /** One HTTP GET from inside the node: the body, or `ERR <curl exit code>`. */
+  async function curlFromNode(url: string): Promise<string> {
+    const r = await inNode(n, 'curl', ['-s', '--max-time', '5', url], { allowFail: true, timeoutMs: 15_000 });
+    return r.code === 0 ? r.stdout.trim() : `ERR ${r.code}`;
+  }
+
+  /** `count` GETs from inside the node in one shell, one body (or ERR code) per line. */
+  async function curlMany(url: string, count: number): Promise<string[]> {
+    const script = `for i in $(seq ${count}); do curl -s --max-time 5 ${url} || echo "ERR $?"; done`;
+    const r = await inNode(n, 'sh', ['-c', script], { timeoutMs: 60_000 });
+    return r.stdout.trim().split('\n').map((l) => l.trim());
+  }
+
+  /** One UDP datagram from the node (from `srcPort`, 0 = any) to ip:port; the reply or 'timeout'. */
+  async function udpFromNode(ip: string, port: number, srcPort = 0): Promise<string> {
+    const script = `const d=require('dgram').createSocket('udp4');
+      d.on('message',(m)=>{console.log(m.toString());process.exit(0)});
+      d.bind(${srcPort},()=>d.send('hi',${port},'${ip}'));
+      setTimeout(()=>{console.log('timeout');process.exit(0)},2000);`;
+    const r = await inNode(n, process.execPath, ['-e', script], { timeoutMs: 10_000 });
+    return r.stdout.trim();
+  }
+
+  async function apply(yaml: string): Promise<void> {
+    await kubectlRun(['apply', '-f', '-'], { input: yaml });
+  }
+
+  function service(name: string, spec: string): string {
+    return `apiVersion: v1\nkind: Service\nmetadata:\n  name: ${name}\n  namespace: ${NS}\nspec:\n${spec}\n`;
+  }
+
+  function slice(svc: string, proto: 'TCP' | 'UDP', portName: string, port: number, members: readonly string[]): string {
+    const eps = members.length
+      ? members.map((b) => `  - addresses: ["${ipOf(b)}"]\n    conditions: {ready: true}\n    nodeName: ${nodeName}`).join('\n')
+      : '  []';
+    return [
+      'apiVersion: discovery.k8s.io/v1',
+      'kind: EndpointSlice',
+      'metadata:',
+      `  name: ${svc}-manual`,
+      `  namespace: ${NS}`,
+      '  labels:',
+      `    kubernetes.io/service-name: ${svc}`,
+      '    endpointslice.kubernetes.io/managed-by: nodelet-test',
+      'addressType: IPv4',
+      'ports:',
+      `  - {name: ${portName}, port: ${port}, protocol: ${proto}}`,
+      'endpoints:',
+      eps,
+      '',
+    ].join('\n');
+  }
+
+  async function clusterIP(svc: string): Promise<string> {
+    return (await kubectlJson(['-n', NS, 'get', 'service', svc])).spec.clusterIP as string;
+  }
+
+  /** Waits until `probe` returns something `ok` accepts (the proxy syncs asynchronously). */
+  async function eventually<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boolean, ms = 30_000): Promise<T> {
+    let last: T | undefined;
+    try {
+      await waitFor(what, async () => ok((last = await probe())), ms, 300);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}; last result: ${JSON.stringify(last)}\nproxy log tail:\n${tail()}`);
+    }
+    return last as T;
+  }
+
+  function tail(): string {
+    try {
+      return readFileSync(proxyLog, 'utf8').trim().split('\n').slice(-15).join('\n');
+    } catch {
+      return '(no log)';
+    }
+  }
+
+  before(async function () {
+    this.timeout(180_000);
+    const c = cluster();
+    n = c.nodes[0]!.sandbox;
+    nodeName = c.nodes[0]!.name;
+    docker = (args) => exec('docker', ['-H', `unix://${n.dockerSocket}`, ...args], { timeoutMs: 60_000 });
+    await ensureBusyboxImage(new Dockerode({ socketPath: n.dockerSocket }));
+    // Leftovers of an earlier killed run.
+    const old = (await docker(['ps', '-aq', '--filter', `label=${LABEL}`])).stdout.trim().split('\n').filter(Boolean);
+    if (old.length) await docker(['rm', '-f', ...old]);
+    await kubectlRun(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFail: true });
+    await waitFor(`namespace ${NS} of an earlier run to go`, async () => (await kubectlRun(['get', 'namespace', NS], { allowFail: true })).code !== 0, 90_000, 1000);
+
+    for (const b of BACKENDS) {
+      const cmd = `mkdir -p /www && echo ${b} > /www/index.html && exec httpd -f -p 8080 -h /www`;
+      await docker(['run', '-d', '--name', `proxytest-${b}`, '--label', `${LABEL}=1`, BUSYBOX_IMAGE, 'sh', '-c', cmd]);
+      const info = (await docker(['inspect', '-f', '{{.NetworkSettings.IPAddress}} {{.State.Pid}}', `proxytest-${b}`])).stdout.trim().split(' ');
+      const backend = { name: b, ip: info[0]!, pid: Number(info[1]) };
+      expect(backend.ip, `container ${b} address`).to.match(/^\d+\.\d+\.\d+\.\d+$/);
+      backends.set(b, backend);
+      // busybox nc has no UDP here: a UDP echo (answering its name) runs in the container's netns.
+      const udp = `const d=require('dgram').createSocket('udp4');d.on('message',(m,r)=>d.send('${b}',r.port,r.address));d.bind(5353);`;
+      children.push(spawn('nsenter', [`--net=/proc/${backend.pid}/ns/net`, '--', process.execPath, '-e', udp], { stdio: 'ignore' }));
+    }
+    for (const b of BACKENDS) {
+      await waitFor(`backend ${b} to serve`, async () => (await curlFromNode(`http://${ipOf(b)}:8080/`)) === b, 20_000, 200);
+    }
+
+    await kubectlRun(['create', 'namespace', NS]);
+    const all = BACKENDS;
+    await apply([
+      service('web', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('web', 'TCP', 'http', 8080, all),
+      service('sticky', '  sessionAffinity: ClientIP\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('sticky', 'TCP', 'http', 8080, all),
+      service('empty', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      service('np', '  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('np', 'TCP', 'http', 8080, all),
+      service('echo', '  ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]'),
+      slice('echo', 'UDP', 'dns', 5353, ['a', 'b']),
+      service('local', '  type: LoadBalancer\n  externalTrafficPolicy: Local\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('local', 'TCP', 'http', 8080, ['a', 'b']),
+    ].join('---\n'));
+
+    mkdirSync(path.join(c.profile.stateDir, 'logs'), { recursive: true });
+    proxyLog = path.join(c.profile.stateDir, 'logs', `proxy-test-${n.netns}.log`);
+    const fd = openSync(proxyLog, 'w');
+    // As the fixture starts the agent: the nodelet binary inside the node netns (nsenter execs, so the pid is node's).
+    proxy = spawn('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy',
+      '--kubeconfig', kubeconfigPath(c.profile, 'kube-proxy'),
+      '--hostname-override', nodeName,
+      '--cluster-cidr', c.profile.clusterCIDR,
+      '--iptables-sync-period', '10s',
+      '--v', '4',
+    ], { stdio: ['ignore', fd, fd] });
+    closeSync(fd);
+    await eventually('the proxy healthz to answer 200', async () => {
+      const r = await fetch(`http://${n.nodeIP}:10256/healthz`, { signal: AbortSignal.timeout(2000) }).catch(() => undefined);
+      if (proxy?.exitCode !== null) throw new Error(`proxy exited with ${proxy?.exitCode}`);
+      return r?.status;
+    }, (s) => s === 200, 60_000);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    if (proxy && proxy.exitCode === null) {
+      const exited = new Promise((r) => proxy!.once('exit', r));
+      proxy.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+      if (proxy.exitCode === null) proxy.kill('SIGKILL');
+    }
+    for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
+    if (docker) {
+      const ids = (await docker(['ps', '-aq', '--filter', `label=${LABEL}`]).catch(() => ({ stdout: '' }))).stdout.trim().split('\n').filter(Boolean);
+      if (ids.length) await docker(['rm', '-f', ...ids]).catch(() => undefined);
+    }
+    await kubectlRun(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFail: true });
+  });
+
+  it('serves /healthz and /livez with the last sync time, and metrics on 127.0.0.1:10249', async () => {
+    const body = (await (await fetch(`http://${n.nodeIP}:10256/healthz`)).json()) as { lastUpdated: string; currentTime: string };
+    expect(Date.parse(body.lastUpdated)).to.be.greaterThan(0);
+    expect(Date.parse(body.currentTime)).to.be.at.least(Date.parse(body.lastUpdated));
+    expect((await fetch(`http://${n.nodeIP}:10256/livez`)).status).to.equal(200);
+    const metrics = await curlFromNode('http://127.0.0.1:10249/metrics');
+    expect(metrics).to.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds [1-9]/m);
+    expect(metrics).to.include('kubeproxy_sync_proxy_rules_duration_seconds_count');
+  });
+
+  it('reaches a ClusterIP service from the node, spreading 60 requests over all 3 endpoints', async () => {
+    const ip = await clusterIP('web');
+    await eventually('the web ClusterIP to answer', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'));
+    const got = await curlMany(`http://${ip}/`, 60);
+    expect(got).to.have.length(60);
+    expect(got.filter((b) => !BACKENDS.includes(b as 'a')), 'failed requests').to.deep.equal([]);
+    expect(new Set(got)).to.deep.equal(new Set(BACKENDS));
+  });
+
+  it('keeps a client on one endpoint with sessionAffinity ClientIP', async () => {
+    const ip = await clusterIP('sticky');
+    await eventually('the sticky ClusterIP to answer', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'));
+    const got = await curlMany(`http://${ip}/`, 20);
+    expect(new Set(got).size, got.join(',')).to.equal(1);
+    expect(BACKENDS).to.include(got[0]);
+  });
+
+  it('refuses connections at once to a service with no endpoints (REJECT, not a timeout)', async () => {
+    const ip = await clusterIP('empty');
+    // curl exit 7 = could not connect (refused); 28 would be a timeout.
+    await eventually('the empty service to refuse', () => curlFromNode(`http://${ip}/`), (b) => b === 'ERR 7');
+  });
+
+  it('answers a NodePort on the node IP from the host, over all endpoints', async () => {
+    const svc = await kubectlJson(['-n', NS, 'get', 'service', 'np']);
+    const url = `http://${n.nodeIP}:${svc.spec.ports[0].nodePort}/`;
+    const get = async () => {
+      try {
+        const r = await fetch(url, { signal: AbortSignal.timeout(3000), headers: { connection: 'close' } });
+        return (await r.text()).trim();
+      } catch (err) {
+        return `ERR ${(err as Error).message}`;
+      }
+    };
+    await eventually('the NodePort to answer from the host', get, (b) => BACKENDS.includes(b as 'a'));
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) seen.add(await get());
+    expect(seen).to.deep.equal(new Set(BACKENDS));
+  });
+
+  it('proxies UDP, and after an endpoint goes its flows move (conntrack cleared)', async () => {
+    const ip = await clusterIP('echo');
+    await eventually('the UDP service to answer', () => udpFromNode(ip, 53), (r) => r === 'a' || r === 'b');
+    // One flow (fixed source port) sticks to one endpoint through conntrack.
+    const first = await udpFromNode(ip, 53, 40053);
+    expect(['a', 'b']).to.include(first);
+    for (let i = 0; i < 3; i++) expect(await udpFromNode(ip, 53, 40053)).to.equal(first);
+    const other = first === 'a' ? 'b' : 'a';
+    await apply(slice('echo', 'UDP', 'dns', 5353, [other]));
+    // The gone endpoint still answers if asked directly, so only a conntrack delete moves the flow.
+    await eventually('the flow to move to the remaining endpoint', () => udpFromNode(ip, 53, 40053), (r) => r === other);
+  });
+
+  it('stops sending traffic to an endpoint removed from the slice', async () => {
+    const ip = await clusterIP('web');
+    await apply(slice('web', 'TCP', 'http', 8080, ['a', 'b']));
+    const got = await eventually('c to leave the rotation', () => curlMany(`http://${ip}/`, 30), (bs) => bs.every((b) => b === 'a' || b === 'b'));
+    expect(new Set(got)).to.deep.equal(new Set(['a', 'b']));
+  });
+
+  it('answers the health-check node port of an externalTrafficPolicy Local service with its local endpoints', async () => {
+    const svc = await kubectlJson(['-n', NS, 'get', 'service', 'local']);
+    const port = svc.spec.healthCheckNodePort as number;
+    expect(port).to.be.greaterThan(0);
+    const url = `http://${n.nodeIP}:${port}/`;
+    const r = await eventually('the health-check port to answer', async () => {
+      const res = await fetch(url, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+      return res ? { status: res.status, body: await res.json() } : undefined;
+    }, (x) => x?.status === 200);
+    expect(r!.body).to.deep.equal({ service: { namespace: NS, name: 'local' }, localEndpoints: 2, serviceProxyHealthy: true });
+    // No local endpoints: 503.
+    await apply(slice('local', 'TCP', 'http', 8080, []));
+    const r2 = await eventually('the health-check port to report no endpoints', async () => {
+      const res = await fetch(url, { signal: AbortSignal.timeout(3000) });
+      return { status: res.status, body: await res.json() };
+    }, (x) => x.status === 503);
+    expect(r2.body).to.deep.include({ localEndpoints: 0, serviceProxyHealthy: true });
+  });
+});
+
+describe('lib/informer kubeListWatch against the real API server', function () {
+  this.timeout(60_000);
+  const INS = 'informer-test';
+  const abort = new AbortController();
+
+  after(async () => {
+    abort.abort();
+    await kubectlRun(['delete', 'namespace', INS, '--ignore-not-found', '--wait=false'], { allowFail: true });
+  });
+
+  it('lists and watches with a label selector: adds, updates, deletes, and objects that start to match', async () => {
+    await kubectlRun(['delete', 'namespace', INS, '--ignore-not-found', '--wait=false'], { allowFail: true });
+    await waitFor(`namespace ${INS} of an earlier run to go`, async () => (await kubectlRun(['get', 'namespace', INS], { allowFail: true })).code !== 0, 90_000, 1000);
+    await kubectlRun(['create', 'namespace', INS]);
+    const cm = (name: string, pick: string, data = 'v1') =>
+      `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${INS}\n  labels: {pick: "${pick}"}\ndata: {k: ${data}}\n`;
+    await kubectlRun(['apply', '-f', '-'], { input: [cm('a', 'yes'), cm('b', 'no')].join('---\n') });
+
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cluster().paths.adminKubeconfig);
+    const inf = new Informer<V1ConfigMap>({
+      name: 'configmaps',
+      listWatch: kubeListWatch<V1ConfigMap>(kc, `/api/v1/namespaces/${INS}/configmaps`, { labelSelector: 'pick=yes' }),
+      clock: realClock,
+      log: nullLogger(),
+    });
+    const seen: string[] = [];
+    inf.addHandler({
+      onAdd: (o) => seen.push(`add ${o.metadata?.name}`),
+      onUpdate: (_a, b) => seen.push(`update ${b.metadata?.name} ${b.data?.k}`),
+      onDelete: (o) => seen.push(`delete ${o.metadata?.name}`),
+    });
+    inf.start(abort.signal);
+    await inf.waitForSync();
+    expect(inf.list().map((o) => o.metadata?.name)).to.deep.equal(['a']);
+
+    await kubectlRun(['apply', '-f', '-'], { input: [cm('a', 'yes', 'v2'), cm('b', 'yes'), cm('c', 'yes')].join('---\n') });
+    await kubectlRun(['-n', INS, 'delete', 'configmap', 'a']);
+    await waitFor('the watch to deliver the changes', () => seen.includes('delete a') && seen.includes('add b') && seen.includes('add c'), 20_000, 100);
+    expect(seen).to.include('update a v2');
+    expect(inf.list().map((o) => o.metadata?.name).sort()).to.deep.equal(['b', 'c']);
+    expect(inf.get(INS, 'c')?.data?.k).to.equal('v1');
+  });
+});

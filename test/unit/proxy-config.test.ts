@@ -1,0 +1,120 @@
+// Addresses: documentation ranges (RFC 5737) and private ranges only.
+import { expect } from 'chai';
+import type os from 'node:os';
+import type { HostProbe } from '../../agent/config.ts';
+import { errorCode } from '../../lib/errors.ts';
+import { ipv4InCIDR, nodePortIPs, parseBindAddress, parseProxyFlags } from '../../proxy/config.ts';
+
+const host: HostProbe = { hostname: () => 'Node-A', networkInterfaces: () => ({}) };
+const parse = (...argv: string[]) => parseProxyFlags(['--kubeconfig', '/k', ...argv], host);
+
+function codeOf(fn: () => unknown): string | undefined {
+  try {
+    fn();
+  } catch (err) {
+    return errorCode(err);
+  }
+  return undefined;
+}
+function messageOf(fn: () => unknown): string {
+  try {
+    fn();
+  } catch (err) {
+    return (err as Error).message;
+  }
+  return '';
+}
+
+describe('proxy flags (parseProxyFlags)', () => {
+  it('has kube-proxy defaults', () => {
+    const c = parse();
+    expect(c).to.deep.equal({
+      kubeconfig: '/k',
+      nodeName: 'node-a',
+      mode: 'iptables',
+      nodePortAddresses: [],
+      minSyncPeriodMs: 1000,
+      syncPeriodMs: 30_000,
+      healthzBindAddress: { host: '0.0.0.0', port: 10256 },
+      metricsBindAddress: { host: '127.0.0.1', port: 10249 },
+      iptablesBackend: 'auto',
+      localhostNodePorts: true,
+      logLevel: 'info',
+    });
+    expect(Object.isFrozen(c)).to.equal(true);
+  });
+
+  it('takes every flag in both --f=v and --f v forms', () => {
+    const c = parse(
+      '--hostname-override=node-b',
+      '--proxy-mode', 'userspace',
+      '--cluster-cidr=10.244.0.0/16',
+      '--nodeport-addresses', '192.0.2.0/24,198.51.100.7/32',
+      '--iptables-min-sync-period=2s',
+      '--iptables-sync-period', '1m',
+      '--healthz-bind-address=127.0.0.1:20256',
+      '--metrics-bind-address', '0.0.0.0:20249',
+      '--iptables-backend=legacy',
+      '--iptables-localhost-nodeports=false',
+      '--v=4',
+    );
+    expect(c).to.include({ nodeName: 'node-b', mode: 'userspace', clusterCIDR: '10.244.0.0/16', minSyncPeriodMs: 2000, syncPeriodMs: 60_000, iptablesBackend: 'legacy', localhostNodePorts: false, logLevel: 'debug' });
+    expect(c.nodePortAddresses).to.deep.equal(['192.0.2.0/24', '198.51.100.7/32']);
+    expect(c.healthzBindAddress).to.deep.equal({ host: '127.0.0.1', port: 20256 });
+    expect(c.metricsBindAddress).to.deep.equal({ host: '0.0.0.0', port: 20249 });
+  });
+
+  it('disables a server with an empty bind address or port 0', () => {
+    const c = parse('--healthz-bind-address=', '--metrics-bind-address=0.0.0.0:0');
+    expect(c.healthzBindAddress).to.equal(undefined);
+    expect(c.metricsBindAddress).to.equal(undefined);
+    expect(parseBindAddress('x', '192.0.2.1', 10256)).to.deep.equal({ host: '192.0.2.1', port: 10256 });
+  });
+
+  it('rejects bad input with CONFIG_INVALID and says which flag', () => {
+    const cases: Array<[string[], RegExp]> = [
+      [['--proxy-mode=ipvs'], /--proxy-mode: 'ipvs' is not one of iptables, userspace/],
+      [['--proxy-mode=nftables'], /--proxy-mode: nftables mode is not supported/],
+      [['--cluster-cidr=10.244.0.1/16'], /--cluster-cidr: .*host bits set/],
+      [['--nodeport-addresses=192.0.2.0/33'], /--nodeport-addresses/],
+      [['--iptables-sync-period=soon'], /--iptables-sync-period: 'soon' is not a duration/],
+      [['--iptables-min-sync-period=1m', '--iptables-sync-period=30s'], /--iptables-min-sync-period: .*longer than --iptables-sync-period/],
+      [['--healthz-bind-address=nowhere:1'], /--healthz-bind-address: 'nowhere:1' is not an ip:port address/],
+      [['--iptables-backend=ebpf'], /--iptables-backend: 'ebpf' is not one of auto, nft, legacy/],
+      [['--iptables-localhost-nodeports=maybe'], /--iptables-localhost-nodeports/],
+      [['--hostname-override=Bad_Name'], /--hostname-override: 'bad_name' is not a valid node name/],
+      [['--frobnicate=1'], /unknown flag --frobnicate/],
+      [['stray'], /unexpected argument 'stray'/],
+      [['--cluster-cidr'], /--cluster-cidr: needs a value/],
+    ];
+    for (const [argv, re] of cases) {
+      expect(codeOf(() => parse(...argv)), argv.join(' ')).to.equal('CONFIG_INVALID');
+      expect(messageOf(() => parse(...argv)), argv.join(' ')).to.match(re);
+    }
+    expect(messageOf(() => parseProxyFlags([], host))).to.match(/--kubeconfig: is required/);
+  });
+
+  it('accepts a bare --iptables-localhost-nodeports as true', () => {
+    expect(parse('--iptables-localhost-nodeports').localhostNodePorts).to.equal(true);
+  });
+});
+
+describe('proxy node port addresses', () => {
+  it('matches IPv4 addresses against CIDRs', () => {
+    expect(ipv4InCIDR('192.0.2.77', '192.0.2.0/24')).to.equal(true);
+    expect(ipv4InCIDR('192.0.3.1', '192.0.2.0/24')).to.equal(false);
+    expect(ipv4InCIDR('203.0.113.9', '0.0.0.0/0')).to.equal(true);
+    expect(ipv4InCIDR('255.255.255.255', '255.255.255.254/31')).to.equal(true);
+    expect(ipv4InCIDR('198.51.100.7', '198.51.100.7/32')).to.equal(true);
+    expect(ipv4InCIDR('198.51.100.8', '198.51.100.7/32')).to.equal(false);
+  });
+
+  it('picks the local addresses inside --nodeport-addresses; none given means all ([])', () => {
+    const a = (address: string, family: 'IPv4' | 'IPv6' = 'IPv4') => ({ address, family, internal: false }) as os.NetworkInterfaceInfo;
+    const ifaces = { lo: [a('127.0.0.1')], eth0: [a('192.0.2.10'), a('2001:db8::1', 'IPv6')], eth1: [a('198.51.100.3')] };
+    expect(nodePortIPs([], ifaces)).to.deep.equal([]);
+    expect(nodePortIPs(['192.0.2.0/24'], ifaces)).to.deep.equal(['192.0.2.10']);
+    expect(nodePortIPs(['192.0.2.0/24', '127.0.0.0/8'], ifaces)).to.deep.equal(['127.0.0.1', '192.0.2.10']);
+    expect(nodePortIPs(['203.0.113.0/24'], ifaces)).to.deep.equal([]);
+  });
+});

@@ -1,0 +1,135 @@
+// startProxy's wiring with fake list/watches and a fake exec that answers
+// like iptables: informers feed the proxier, which syncs only after both have
+// synced. Cluster IPs in 10.96.0.0/12, endpoints in 192.0.2.0/24 (RFC 5737).
+import { expect } from 'chai';
+import * as k8s from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Registry } from 'prom-client';
+import { errorCode } from '../../lib/errors.ts';
+import type { Exec, ExecResult } from '../../lib/exec.ts';
+import type { ListWatch, WatchEvent } from '../../lib/informer.ts';
+import { nullLogger } from '../../lib/log.ts';
+import { parseProxyFlags } from '../../proxy/config.ts';
+import { startProxy, type RunningProxy } from '../../proxy/main.ts';
+import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
+import { FakeClock, settle } from '../fakes/clock.ts';
+
+class GatedListWatch<T> implements ListWatch<T> {
+  private open!: () => void;
+  private readonly gate = new Promise<void>((r) => (this.open = r));
+  emit: ((e: WatchEvent<T>) => void) | undefined;
+  private readonly items: T[];
+  constructor(items: T[]) {
+    this.items = items;
+  }
+  release(): void {
+    this.open();
+  }
+  async list() {
+    await this.gate;
+    return { items: this.items, resourceVersion: '10' };
+  }
+  watch(_rv: string, onEvent: (e: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    this.emit = onEvent;
+    return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
+  }
+}
+
+const web: V1Service = {
+  metadata: { name: 'web', namespace: 'default', resourceVersion: '1' },
+  spec: { clusterIP: '10.96.0.80', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+};
+const webSlice: V1EndpointSlice = {
+  metadata: { name: 'web-1', namespace: 'default', resourceVersion: '2', labels: { 'kubernetes.io/service-name': 'web' } },
+  addressType: 'IPv4',
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: [{ addresses: ['192.0.2.10'], conditions: { ready: true } }],
+};
+
+describe('proxy startProxy wiring', () => {
+  let restores: string[];
+  let exec: Exec;
+  let running: RunningProxy | undefined;
+  let abort: AbortController;
+
+  beforeEach(() => {
+    restores = [];
+    abort = new AbortController();
+    const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
+    exec = async (cmd, args, opts) => {
+      if (cmd.endsWith('-restore')) {
+        restores.push(String(opts?.input ?? ''));
+        return ok();
+      }
+      if (cmd.endsWith('-save')) return ok('');
+      if (cmd === 'iptables-nft' && args.includes('-C')) return { code: 1, stdout: '', stderr: '' };
+      return ok();
+    };
+  });
+  afterEach(async () => {
+    abort.abort();
+    await running?.stop();
+    running = undefined;
+  });
+
+  const kc = () => {
+    const c = new k8s.KubeConfig();
+    c.loadFromOptions({
+      clusters: [{ name: 'c', server: 'https://192.0.2.1:6443' }],
+      users: [{ name: 'u' }],
+      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
+      currentContext: 'x',
+    });
+    return c;
+  };
+  const cfg = (...extra: string[]) =>
+    parseProxyFlags(['--kubeconfig', '/k', '--hostname-override', 'n1', '--healthz-bind-address=', '--metrics-bind-address=', '--iptables-localhost-nodeports=false', ...extra]);
+
+  it('starts the proxier only after both informers synced, then syncs the rules the objects call for', async () => {
+    const clock = new FakeClock();
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    const starting = startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      cfg(),
+    );
+    services.release();
+    await settle(10);
+    expect(restores, 'no sync before the slices synced').to.deep.equal([]);
+    slices.release();
+    running = await starting;
+    await settle(10);
+    const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
+    expect(nat).to.include('-d 10.96.0.80/32');
+    expect(nat).to.include('--to-destination 192.0.2.10:8080');
+
+    // A watch event reaches the proxier too.
+    restores = [];
+    services.emit?.({ type: 'DELETED', object: web });
+    await clock.advance(1000);
+    await settle(10);
+    expect(restores.length, 'a sync after the delete').to.be.greaterThan(0);
+    expect(restores.join('\n')).to.not.include('--to-destination 192.0.2.10:8080');
+  });
+
+  it('builds the userspace proxier for --proxy-mode=userspace', async () => {
+    const services = new GatedListWatch<V1Service>([]);
+    const slices = new GatedListWatch<V1EndpointSlice>([]);
+    services.release();
+    slices.release();
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      cfg('--proxy-mode=userspace'),
+    );
+    expect(running.proxier).to.be.instanceOf(UserspaceProxier);
+  });
+
+  it('fails with CONFIG_INVALID when --nodeport-addresses matches no local address', async () => {
+    let code: string | undefined;
+    await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {} },
+      cfg('--nodeport-addresses=203.0.113.0/24'),
+    ).catch((err: unknown) => { code = errorCode(err); });
+    expect(code).to.equal('CONFIG_INVALID');
+  });
+});
