@@ -40,6 +40,8 @@ export interface AgentConfig {
   readonly podLogsDir: string;
   /** How often every pod is synced even without a change (upstream --sync-frequency). */
   readonly syncFrequencyMs: number;
+  /** Directory of static pod manifests (upstream --pod-manifest-path / staticPodPath); '' = none. */
+  readonly staticPodPath: string;
 }
 
 /** What the defaults need to know about the host. */
@@ -88,7 +90,8 @@ type FlagName =
   | 'cluster-domain'
   | 'resolv-conf'
   | 'pod-logs-dir'
-  | 'sync-frequency';
+  | 'sync-frequency'
+  | 'pod-manifest-path';
 
 /** Accepted spellings; --node-name is an alias of --hostname-override. */
 const FLAGS: Record<string, FlagName> = {
@@ -113,6 +116,7 @@ const FLAGS: Record<string, FlagName> = {
   'resolv-conf': 'resolv-conf',
   'pod-logs-dir': 'pod-logs-dir',
   'sync-frequency': 'sync-frequency',
+  'pod-manifest-path': 'pod-manifest-path',
 };
 
 function invalid(flag: string, why: string): NodeletError {
@@ -251,6 +255,8 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
   const podLogsDir = get('pod-logs-dir') ?? DEFAULTS.podLogsDir;
   if (!path.isAbsolute(podLogsDir)) throw invalid('pod-logs-dir', `'${podLogsDir}' is not an absolute path`);
   const syncFrequencyMs = duration('sync-frequency', DEFAULTS.syncFrequencyMs);
+  const staticPodPath = get('pod-manifest-path') ?? '';
+  if (staticPodPath !== '' && !path.isAbsolute(staticPodPath)) throw invalid('pod-manifest-path', `'${staticPodPath}' is not an absolute path`);
 
   const cfg: AgentConfig = {
     kubeconfig,
@@ -274,6 +280,7 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     resolvConf,
     podLogsDir: path.resolve(podLogsDir),
     syncFrequencyMs,
+    staticPodPath: staticPodPath === '' ? '' : path.resolve(staticPodPath),
   };
   return Object.freeze(cfg);
 }

@@ -1,35 +1,46 @@
 // Wires the node agent from flags: KubeConfig (loaded explicitly; client-node's
 // loadFromDefault would silently fall back to localhost:8080), the Docker client,
-// the node controller, and a healthz endpoint. Runs until SIGTERM/SIGINT.
+// the node controller, the pod machinery (informer -> workers -> syncer, PLEG,
+// status manager, volumes, events), and a healthz endpoint. Runs until
+// SIGTERM/SIGINT.
 import * as k8s from '@kubernetes/client-node';
+import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import Docker from 'dockerode';
-import { existsSync } from 'node:fs';
+import { readFileSync, statfsSync } from 'node:fs';
 import http from 'node:http';
-import { DockerRuntime } from '../cri/docker/runtime.ts';
-import { realClock } from '../lib/clock.ts';
-import { NodeletError, describeError } from '../lib/errors.ts';
-import { createLogger } from '../lib/log.ts';
-import { parseAgentFlags } from './config.ts';
-import { readMachineInfo } from './machine.ts';
+import { Registry } from 'prom-client';
+import { watchContainerEvents } from '../cri/docker/events.ts';
+import { DEFAULT_PAUSE_IMAGE, DockerRuntime } from '../cri/docker/runtime.ts';
+import { realClock, type Clock } from '../lib/clock.ts';
+import { describeError } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { Informer, kubeListWatch } from '../lib/informer.ts';
+import { createLogger, type Logger } from '../lib/log.ts';
+import { parseAgentFlags, type AgentConfig } from './config.ts';
+import { containerRef, KubeEventRecorder, KubeEventsApi, podRef } from './events.ts';
+import { readMachineInfo, type MachineInfo } from './machine.ts';
 import { NodeController } from './node.ts';
 import { KubeNodeApi } from './nodeapi.ts';
+import { makeEnvironment } from './pod/env.ts';
+import { expandContainerCommandAndArgs } from './pod/expand.ts';
+import { RuntimeHookRunner } from './pod/hooks.ts';
+import { KubePodObjects } from './pod/kubeobjects.ts';
+import { GarbageCollector } from './pod/gc.ts';
+import { PodManager } from './pod/manager.ts';
+import { Pleg } from './pod/pleg.ts';
+import { KubePodApi } from './pod/podapi.ts';
+import { parseResolvConf, type HostDNS } from './pod/podconfig.ts';
+import { RuntimePodCache } from './pod/runtimepods.ts';
+import { StatusManager } from './pod/statusmanager.ts';
+import { PodSyncer } from './pod/syncer.ts';
+import { SystemMounter } from './volumes/mounter.ts';
+import { KubeClaimObjects } from './volumes/kubeclaims.ts';
+import { VolumeManager } from './volumes/manager.ts';
+import { loadKubeconfig } from '../lib/kubeconfig.ts';
 
 /** The Kubernetes release whose API nodelet speaks (cluster/versions.env). */
 export const KUBELET_VERSION = 'v1.37.2';
 
-function loadKubeconfig(path: string): k8s.KubeConfig {
-  if (!existsSync(path)) throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: file does not exist`);
-  const kc = new k8s.KubeConfig();
-  try {
-    kc.loadFromFile(path);
-  } catch (err) {
-    throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: ${describeError(err)}`, { cause: err });
-  }
-  if (!kc.getCurrentCluster()?.server) {
-    throw new NodeletError('CONFIG_INVALID', `--kubeconfig ${path}: no server in the current context`);
-  }
-  return kc;
-}
 
 export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseAgentFlags(argv);
@@ -37,13 +48,14 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const log = createLogger(cfg.logLevel).child({ node: cfg.nodeName });
   const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: 10_000 });
   const runtime = new DockerRuntime(docker);
+  const machine = readMachineInfo(cfg.rootDir);
   const controller = new NodeController({
     api: new KubeNodeApi(kc),
     runtime,
     clock: realClock,
     log: log.child({ component: 'node' }),
     config: cfg,
-    machine: readMachineInfo(cfg.rootDir),
+    machine,
     kubeletVersion: KUBELET_VERSION,
   });
   const abort = new AbortController();
@@ -58,6 +70,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   }
   log.info('starting', { version: KUBELET_VERSION, apiServer: kc.getCurrentCluster()?.server, runtime: cfg.containerRuntimeEndpoint });
   controller.start(abort.signal);
+  const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry: new Registry(), signal: abort.signal });
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info('stopping', { signal: sig });
@@ -67,8 +80,142 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
   abort.abort();
+  await pods.stop();
   await controller.stop();
   healthz?.close();
   log.info('stopped');
   return 0;
+}
+
+interface PodDeps {
+  kc: k8s.KubeConfig;
+  cfg: AgentConfig;
+  docker: Docker;
+  runtime: DockerRuntime;
+  machine: MachineInfo;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+  signal: AbortSignal;
+}
+
+/** The resolver the host uses (for dnsPolicy Default); empty when it cannot be read. */
+function hostDNS(file: string): HostDNS {
+  if (!file) return { servers: [], searches: [], options: [] };
+  try {
+    return parseResolvConf(readFileSync(file, 'utf8'));
+  } catch {
+    return { servers: [], searches: [], options: [] };
+  }
+}
+
+function startPods(d: PodDeps): { stop(): Promise<void> } {
+  const { kc, cfg, runtime, clock, log } = d;
+  const objects = new KubePodObjects(kc, { clock });
+  const allocatable = { cpu: String(d.machine.cpuCores), memory: String(d.machine.memoryBytes), pods: String(cfg.maxPods) };
+  const volumes = new VolumeManager({
+    rootDir: cfg.rootDir,
+    objects,
+    mounter: new SystemMounter(exec),
+    clock,
+    log,
+    allocatable: () => ({ cpuMillis: d.machine.cpuCores * 1000, memoryBytes: d.machine.memoryBytes }),
+    claims: new KubeClaimObjects(kc),
+  });
+  const recorder = new KubeEventRecorder({ api: new KubeEventsApi(kc), nodeName: cfg.nodeName, clock, log: log.child({ component: 'events' }) });
+  const podApi = new KubePodApi(kc);
+  const statuses = new StatusManager({ api: podApi, log: log.child({ component: 'status' }) });
+  const cache = new RuntimePodCache(runtime, log.child({ component: 'runtime-pods' }));
+  const syncer = new PodSyncer(
+    {
+      runtime,
+      clock,
+      log: log.child({ component: 'pods' }),
+      events: { podEvent: (pod, c, type, reason, message) => recorder.event(c ? containerRef(pod, c.name) : podRef(pod), type, reason, message) },
+      statuses,
+      podApi,
+      env: async (pod, c, ctx) =>
+        (await makeEnvironment(pod, c, { objects, podIPs: ctx.podIPs, hostIPs: ctx.hostIPs, nodeName: cfg.nodeName, nodeAllocatable: { cpu: allocatable.cpu, memory: allocatable.memory } })).env,
+      expand: (c, env) => expandContainerCommandAndArgs(c, env),
+      volumes,
+      hooks: new RuntimeHookRunner({ runtime, clock }),
+      pullSecrets: async (pod: V1Pod) => {
+        const ns = pod.metadata?.namespace ?? 'default';
+        const found = await Promise.all((pod.spec?.imagePullSecrets ?? []).map((r) => (r.name ? objects.getSecret(ns, r.name) : undefined)));
+        return found.filter((s): s is V1Secret => s !== undefined);
+      },
+      probes: () => ({}),
+      statusTarget: (pod) => manager?.statusTarget(pod),
+    },
+    {
+      nodeName: cfg.nodeName,
+      hostIPs: [cfg.nodeIP],
+      podLogsDir: cfg.podLogsDir,
+      clusterDNS: cfg.clusterDNS,
+      clusterDomain: cfg.clusterDomain,
+      hostDNS: () => hostDNS(cfg.resolvConf),
+      memoryCapacityBytes: d.machine.memoryBytes,
+    },
+  );
+  const informer = new Informer<V1Pod>({
+    name: 'pods',
+    listWatch: kubeListWatch<V1Pod>(kc, '/api/v1/pods', { fieldSelector: `spec.nodeName=${cfg.nodeName}` }),
+    clock,
+    log: log.child({ component: 'pod-informer' }),
+  });
+  let manager: PodManager | undefined;
+  const nodeApi = new KubeNodeApi(kc);
+  let nodeUid = '';
+  const pleg = new Pleg({ cache, clock, log: log.child({ component: 'pleg' }), registry: d.registry, onPodChanged: (uid) => manager?.onRuntimeChange(uid) });
+  manager = new PodManager({
+    informer,
+    cache,
+    pleg,
+    syncer,
+    statuses,
+    clock,
+    log: log.child({ component: 'pod-manager' }),
+    allocatable: () => allocatable,
+    syncFrequencyMs: cfg.syncFrequencyMs,
+    podApi,
+    nodeName: cfg.nodeName,
+    nodeUid: async () => {
+      nodeUid ||= (await nodeApi.getNode(cfg.nodeName).catch(() => undefined))?.metadata?.uid ?? '';
+      return nodeUid;
+    },
+    staticPodPath: cfg.staticPodPath,
+  });
+  informer.start(d.signal);
+  pleg.start(d.signal);
+  manager.start(d.signal);
+  new GarbageCollector({
+    runtime,
+    clock,
+    log: log.child({ component: 'gc' }),
+    pods: () => cache.pods(),
+    imageFs: async () => {
+      const mount = (await runtime.imageFsInfo()).imageFilesystems[0]?.fsId.mountpoint;
+      if (!mount) return undefined;
+      // The filesystem's own usage, as upstream's image GC reads it (capacity - available).
+      const st = statfsSync(mount);
+      const capacityBytes = st.blocks * st.bsize;
+      return { capacityBytes, usedBytes: capacityBytes - st.bavail * st.bsize };
+    },
+    pinned: [DEFAULT_PAUSE_IMAGE],
+    // Volume dirs of pods that neither the API nor the runtime knows any more.
+    cleanupVolumes: async () => {
+      const active = new Set([...cache.pods().map((p) => p.uid), ...(manager?.uids() ?? [])]);
+      await volumes.cleanupOrphans(active);
+    },
+  }).start(d.signal);
+  // Docker events only hint at an early relist; the PLEG's relist is the truth.
+  const events = watchContainerEvents(d.docker, () => pleg.kick(), { signal: d.signal, onRelist: () => pleg.kick(), log, clock });
+  return {
+    stop: async () => {
+      manager?.stop();
+      await pleg.stop();
+      await events;
+      await recorder.close();
+    },
+  };
 }

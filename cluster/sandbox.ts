@@ -207,6 +207,8 @@ export async function destroyNode(p: ClusterProfile, i: number): Promise<void> {
   await killCgroup(n.cgroupParent);
   await unmountAll(n.dockerExecRoot);
   await unmountAll(n.dockerDataRoot);
+  // nodelet's own mounts (tmpfs volumes under its root dir).
+  await unmountAll(path.join(path.dirname(n.dockerDataRoot), 'nodelet'));
   if (existsSync(`/run/netns/${n.netns}`)) await ipOk('netns', 'del', n.netns);
   await ipOk('link', 'del', hostVeth(p, i));
   await ipOk('route', 'del', n.podCIDR);

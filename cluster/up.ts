@@ -1,6 +1,8 @@
 // `nodelet up` / `nodelet down`: a local cluster of N sandboxed nodes on the
 // upstream control plane. Up is idempotent (running it while up is harmless);
 // down leaves nothing behind (processes, namespaces, mounts, links, files).
+import Dockerode from 'dockerode';
+import { ensureBusyboxImage, ensurePauseImage } from '../cri/images/build.ts';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
@@ -17,6 +19,8 @@ export interface UpOptions {
   log: (msg: string) => void;
   /** Extra flags for every node's nodelet. */
   nodeletArgs?: string[];
+  /** Run `nodelet proxy` on every node (default true; tests that run their own proxy say false). */
+  proxy?: boolean;
 }
 
 export interface Cluster {
@@ -28,6 +32,9 @@ export interface Cluster {
 export const nodeletPidFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p.runDir, 'pids', `nodelet-${n.netns}.pid`);
 export const nodeletLogFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p.stateDir, 'logs', `nodelet-${n.netns}.log`);
 
+/** Where a node's static pod manifests go (nodelet --pod-manifest-path). */
+export const staticPodDir = (n: NodeSandbox) => path.join(path.dirname(n.dockerDataRoot), 'manifests');
+
 export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, extra: string[] = []): string[] {
   return [
     path.join(repoRoot, 'cmd', 'nodelet.ts'), 'agent',
@@ -37,6 +44,9 @@ export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, ext
     '--pod-cidr', n.podCIDR,
     '--container-runtime-endpoint', `unix://${n.dockerSocket}`,
     '--root-dir', path.join(path.dirname(n.dockerDataRoot), 'nodelet'),
+    // Beside the node's other state, so `down` removes it with the node.
+    '--pod-logs-dir', path.join(path.dirname(n.dockerDataRoot), 'pod-logs'),
+    '--pod-manifest-path', staticPodDir(n),
     ...extra,
   ];
 }
@@ -49,6 +59,26 @@ export function startNodelet(p: ClusterProfile, name: string, n: NodeSandbox, ex
     netns: n.netns,
     logFile: nodeletLogFile(p, n),
     pidFile: nodeletPidFile(p, n),
+  });
+}
+
+export const proxyPidFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p.runDir, 'pids', `proxy-${n.netns}.pid`);
+export const proxyLogFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p.stateDir, 'logs', `proxy-${n.netns}.log`);
+
+/** The service proxy of one node, in its netns, as kube-proxy runs beside the kubelet. */
+export function startNodeProxy(p: ClusterProfile, name: string, n: NodeSandbox): void {
+  startDaemon({
+    name: `proxy-${name}`,
+    cmd: process.execPath,
+    args: [
+      path.join(repoRoot, 'cmd', 'nodelet.ts'), 'proxy',
+      '--kubeconfig', kubeconfigPath(p, 'kube-proxy'),
+      '--hostname-override', name,
+      '--cluster-cidr', p.clusterCIDR,
+    ],
+    netns: n.netns,
+    logFile: proxyLogFile(p, n),
+    pidFile: proxyPidFile(p, n),
   });
 }
 
@@ -75,11 +105,22 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
   for (const [k, name] of names.entries()) {
     const sandbox = await ensureNode(p, k + 1, indexes);
     await startDockerd(sandbox, paths.logs);
+    // No registry is reachable: the pause image and a busybox to run come from here.
+    const docker = new Dockerode({ socketPath: sandbox.dockerSocket, timeout: 120_000 });
+    await ensurePauseImage(docker);
+    await ensureBusyboxImage(docker);
     const pidFile = nodeletPidFile(p, sandbox);
     if (daemonRunning(pidFile)) log(`nodelet ${name}: already running`);
     else {
       log(`nodelet ${name}: starting in netns ${sandbox.netns} (log: ${nodeletLogFile(p, sandbox)})`);
       startNodelet(p, name, sandbox, opts.nodeletArgs);
+    }
+    if (opts.proxy !== false) {
+      if (daemonRunning(proxyPidFile(p, sandbox))) log(`proxy ${name}: already running`);
+      else {
+        log(`proxy ${name}: starting (log: ${proxyLogFile(p, sandbox)})`);
+        startNodeProxy(p, name, sandbox);
+      }
     }
     nodes.push({ name, sandbox, pidFile, logFile: nodeletLogFile(p, sandbox) });
   }

@@ -12,6 +12,7 @@ export const LABEL_CONTAINER_NAME = 'io.kubernetes.container.name';
 export const ANNOTATION_CONTAINER_HASH = 'io.kubernetes.container.hash';
 export const ANNOTATION_RESTART_COUNT = 'io.kubernetes.container.restartCount';
 export const ANNOTATION_TERMINATION_MESSAGE_PATH = 'io.kubernetes.container.terminationMessagePath';
+export const ANNOTATION_TERMINATION_MESSAGE_POLICY = 'io.kubernetes.container.terminationMessagePolicy';
 export const ANNOTATION_TERMINATION_GRACE_PERIOD = 'io.kubernetes.pod.terminationGracePeriod';
 
 // Keys the runtime adds for itself (dockershim's, plus our own marker).

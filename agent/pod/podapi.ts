@@ -3,6 +3,7 @@
 // delete a pod once it is fully terminated (grace 0, UID precondition, as
 // upstream's status manager). Errors are mapped as in ../nodeapi.ts.
 import * as k8s from '@kubernetes/client-node';
+import type { V1Pod } from '@kubernetes/client-node';
 import { mapClientError, timeoutMiddleware } from '../nodeapi.ts';
 
 export interface PodApi {
@@ -10,6 +11,8 @@ export interface PodApi {
   patchPodStatus(namespace: string, name: string, patch: object): Promise<boolean>;
   /** Deletes with grace 0 when the UID still matches; gone already is fine. */
   deletePod(namespace: string, name: string, uid: string): Promise<void>;
+  /** Creates a pod (a static pod's mirror); an existing one is API_CONFLICT. */
+  createPod(pod: V1Pod): Promise<V1Pod>;
 }
 
 export class KubePodApi implements PodApi {
@@ -44,6 +47,15 @@ export class KubePodApi implements PodApi {
       // 409: the UID no longer matches (a new pod of the same name): not ours to delete.
       if (err instanceof k8s.ApiException && err.code === 409) return;
       throw mapClientError(`delete pod ${namespace}/${name}`, err);
+    }
+  }
+
+  async createPod(pod: V1Pod): Promise<V1Pod> {
+    const namespace = pod.metadata?.namespace ?? 'default';
+    try {
+      return await this.core.createNamespacedPod({ namespace, body: pod }, this.opts);
+    } catch (err) {
+      throw mapClientError(`create pod ${namespace}/${pod.metadata?.name ?? ''}`, err);
     }
   }
 }

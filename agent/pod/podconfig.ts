@@ -23,15 +23,16 @@ import {
   ANNOTATION_RESTART_COUNT,
   ANNOTATION_TERMINATION_GRACE_PERIOD,
   ANNOTATION_TERMINATION_MESSAGE_PATH,
+  ANNOTATION_TERMINATION_MESSAGE_POLICY,
   LABEL_CONTAINER_NAME,
   LABEL_POD_NAME,
   LABEL_POD_NAMESPACE,
   LABEL_POD_UID,
 } from '../../cri/labels.ts';
+import { podLogDirectory } from '../../cri/logformat.ts';
 import { containerHash } from './hash.ts';
 import { getPodQOS, quantityNanos } from './qos.ts';
 
-export const ANNOTATION_TERMINATION_MESSAGE_POLICY = 'io.kubernetes.container.terminationMessagePolicy';
 export const ANNOTATION_PRESTOP = 'io.kubernetes.container.preStopHandler';
 export const ANNOTATION_PORTS = 'io.kubernetes.container.ports';
 export const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
@@ -170,12 +171,6 @@ export function portMappings(pod: V1Pod): PortMapping[] {
   return out;
 }
 
-/** <podLogsDir>/<namespace>_<name>_<uid>, as upstream's BuildPodLogsDirectory. */
-export function podLogDirectory(podLogsDir: string, pod: V1Pod): string {
-  const m = pod.metadata ?? {};
-  return `${podLogsDir}/${m.namespace ?? 'default'}_${m.name ?? ''}_${m.uid ?? ''}`;
-}
-
 function podIdentity(pod: V1Pod): { name: string; namespace: string; uid: string } {
   return { name: pod.metadata?.name ?? '', namespace: pod.metadata?.namespace ?? 'default', uid: pod.metadata?.uid ?? '' };
 }
@@ -193,7 +188,7 @@ export function sandboxConfig(pod: V1Pod, attempt: number, opts: { dns: DNSConfi
   const cfg: PodSandboxConfig = {
     metadata: { ...id, attempt },
     hostname: podHostname(pod),
-    logDirectory: podLogDirectory(opts.podLogsDir, pod),
+    logDirectory: podLogDirectory(opts.podLogsDir, id.namespace, id.name, id.uid),
     dnsConfig: opts.dns,
     portMappings: portMappings(pod),
     labels: { ...(pod.metadata?.labels ?? {}), [LABEL_POD_NAME]: id.name, [LABEL_POD_NAMESPACE]: id.namespace, [LABEL_POD_UID]: id.uid },

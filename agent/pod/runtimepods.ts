@@ -27,6 +27,9 @@ import {
   LABEL_POD_NAMESPACE,
   LABEL_POD_UID,
 } from '../../cri/labels.ts';
+import { open } from 'node:fs/promises';
+import { ANNOTATION_TERMINATION_MESSAGE_PATH, ANNOTATION_TERMINATION_MESSAGE_POLICY } from '../../cri/labels.ts';
+import { joinRecords, parseLogLine } from '../../cri/logformat.ts';
 import { describeError, errorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { RuntimeContainer, RuntimePodStatus, RuntimeSandbox } from './types.ts';
@@ -255,12 +258,74 @@ export class RuntimePodCache {
     if (cached && cached.listedState === c.state) return cached;
     try {
       const status = (await this.runtime.containerStatus(c.id)).status;
+      if (status.state === CONTAINER_EXITED) status.message = await withTerminationMessage(status);
       return { listedState: c.state, status };
     } catch (err) {
       if (errorCode(err) === 'CRI_NOT_FOUND') return undefined;
       return new InspectFailed(err);
     }
   }
+}
+
+/** Upstream's limits: 4 KiB from the file; 80 lines / 2 KiB from the log. */
+const MAX_TERMINATION_MESSAGE = 4096;
+const MAX_LOG_LINES = 80;
+const MAX_LOG_BYTES = 2048;
+
+async function readHead(file: string, max: number): Promise<string | undefined> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const buf = Buffer.alloc(max);
+      const { bytesRead } = await fh.read(buf, 0, max, 0);
+      return buf.subarray(0, bytesRead).toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+async function readTail(file: string, max: number): Promise<string | undefined> {
+  try {
+    const fh = await open(file, 'r');
+    try {
+      const { size } = await fh.stat();
+      const len = Math.min(size, max);
+      const buf = Buffer.alloc(len);
+      await fh.read(buf, 0, len, size - len);
+      return buf.toString('utf8');
+    } finally {
+      await fh.close();
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The runtime's message plus what the container wrote to its termination
+ * message file (the mount at terminationMessagePath), or, with
+ * FallbackToLogsOnError and a failure, the end of its log (upstream's
+ * convertToKubeContainerStatus).
+ */
+async function withTerminationMessage(st: ContainerStatus): Promise<string> {
+  const path = st.annotations[ANNOTATION_TERMINATION_MESSAGE_PATH];
+  let msg = '';
+  if (path) {
+    const m = st.mounts.find((x) => x.containerPath === path);
+    if (m) msg = (await readHead(m.hostPath, MAX_TERMINATION_MESSAGE)) ?? '';
+  }
+  const fallback = st.annotations[ANNOTATION_TERMINATION_MESSAGE_POLICY] === 'FallbackToLogsOnError' && st.exitCode !== 0 && st.reason !== 'ContainerCannotRun';
+  if (msg === '' && fallback && st.logPath) {
+    const raw = (await readTail(st.logPath, 64 * 1024)) ?? '';
+    const records = raw.split('\n').map(parseLogLine).filter((r) => r !== undefined);
+    const lines = joinRecords(records).map((r) => r.line).slice(-MAX_LOG_LINES).join('\n');
+    msg = Buffer.from(lines).subarray(-MAX_LOG_BYTES).toString('utf8');
+  }
+  if (msg === '') return st.message;
+  return st.message ? `${st.message}: ${msg}` : msg;
 }
 
 /** One container from its list entry (identity) and its status (state and details). */

@@ -6,7 +6,7 @@
 // (back-off, pull errors, config errors), and reports the status. Every
 // failure becomes a waiting reason and an event; nothing here throws for bad
 // input.
-import type { V1Container, V1Pod, V1Secret } from '@kubernetes/client-node';
+import type { V1Container, V1Pod, V1PodStatus, V1Secret } from '@kubernetes/client-node';
 import { CONTAINER_EXITED, CONTAINER_RUNNING, SANDBOX_READY } from '../../cri/api.ts';
 import type { KeyValue, Mount, PodSandboxConfig } from '../../cri/api.ts';
 import type { ImageService, RuntimeService } from '../../cri/runtime.ts';
@@ -75,6 +75,11 @@ export interface SyncerDeps {
   pullSecrets: (pod: V1Pod) => Promise<V1Secret[]>;
   /** Probe verdicts by pod UID (empty until a prober is wired). */
   probes: (uid: string) => ProbeState;
+  /**
+   * The API object whose status reports `pod` (a static pod's mirror);
+   * undefined skips the report. Default: the pod itself.
+   */
+  statusTarget?: (pod: V1Pod) => V1Pod | undefined;
 }
 
 export interface SyncerConfig {
@@ -364,7 +369,7 @@ export class PodSyncer {
     const after = await inspect();
     if (after.containers.some((c) => c.state === CONTAINER_RUNNING)) return { requeueAfterMs: 1000 };
     const st = this.stateOf(uid);
-    await this.d.statuses.setStatus(pod, this.status(pod, after, st, true));
+    await this.setStatus(pod, this.status(pod, after, st, true));
     if (pod.metadata?.deletionTimestamp) {
       await this.d.podApi.deletePod(pod.metadata.namespace ?? 'default', pod.metadata.name ?? '', uid);
     }
@@ -380,7 +385,7 @@ export class PodSyncer {
       await this.killPod(pod, runtime, this.gracePeriod(pod, false), false);
       after = await inspect();
     }
-    await this.d.statuses.setStatus(pod, this.status(pod, after, this.stateOf(uid), true));
+    await this.setStatus(pod, this.status(pod, after, this.stateOf(uid), true));
     return {};
   }
 
@@ -425,10 +430,15 @@ export class PodSyncer {
     });
   }
 
+  private async setStatus(pod: V1Pod, status: V1PodStatus): Promise<void> {
+    const target = this.d.statusTarget ? this.d.statusTarget(pod) : pod;
+    if (target) await this.d.statuses.setStatus(target, status);
+  }
+
   private async report(pod: V1Pod, inspect: () => Promise<RuntimePodStatus>, st: PodState): Promise<SyncResult> {
     const after = await inspect();
     try {
-      await this.d.statuses.setStatus(pod, this.status(pod, after, st, false));
+      await this.setStatus(pod, this.status(pod, after, st, false));
     } catch (err) {
       this.d.log.warn('pod status update failed', { pod: podName(pod), code: errorCode(err), err: describeError(err) });
       this.requeue(st, this.d.clock.now() + RETRY_MS);

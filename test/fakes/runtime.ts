@@ -463,6 +463,11 @@ export class FakeRuntime implements RuntimeService, ImageService {
 
   async removeImage(image: ImageSpec): Promise<void> {
     this.record(`removeImage ${image.image}`);
+    const id = asImageID(image.image);
+    if (id !== undefined) {
+      for (const [ref, v] of this.images) if (v === id) this.images.delete(ref);
+      return;
+    }
     this.images.delete(normalizeImage(image.image));
   }
 

@@ -8,7 +8,8 @@ const log = (m: string) => console.log(`  [fixture] ${m}`);
 export async function setup(): Promise<void> {
   const started = Date.now();
   await clusterDown(testProfile(), { log });
-  setCluster(await clusterUp(testProfile(), { nodes: 1, log }));
+  // The proxy suite runs its own `nodelet proxy` (in both modes), so none here.
+  setCluster(await clusterUp(testProfile(), { nodes: 1, log, proxy: false }));
   log(`cluster up in ${Math.round((Date.now() - started) / 1000)} s`);
 }
 

@@ -4,19 +4,8 @@ import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { NodeletError } from '../../lib/errors.ts';
 import { nullLogger } from '../../lib/log.ts';
-import type { PodApi } from '../../agent/pod/podapi.ts';
+import { FakePodApi as Api } from '../fakes/podapi.ts';
 import { StatusManager, statusPatch, toApiJson } from '../../agent/pod/statusmanager.ts';
-
-class Api implements PodApi {
-  patches: object[] = [];
-  fail: Error | undefined;
-  async patchPodStatus(_ns: string, _name: string, patch: object): Promise<boolean> {
-    if (this.fail) throw this.fail;
-    this.patches.push(patch);
-    return true;
-  }
-  async deletePod(): Promise<void> {}
-}
 
 const pod = (status: V1Pod['status']): V1Pod => ({ metadata: { name: 'p', namespace: 'default', uid: 'u1' }, status });
 
@@ -33,7 +22,7 @@ describe('StatusManager', () => {
     const api = new Api();
     const sm = new StatusManager({ api, log: nullLogger() });
     expect(await sm.setStatus(pod({ phase: 'Pending' }), { phase: 'Running' })).to.equal(true);
-    expect(api.patches).to.deep.equal([{ metadata: { uid: 'u1' }, status: { phase: 'Running' } }]);
+    expect(api.patches.map((p) => p.patch)).to.deep.equal([{ metadata: { uid: 'u1' }, status: { phase: 'Running' } }]);
     expect(await sm.setStatus(pod({ phase: 'Pending' }), { phase: 'Running' })).to.equal(false);
     expect(api.patches).to.have.length(1);
   });

@@ -10,7 +10,7 @@ import { NodeletError } from '../../lib/errors.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { containerHash } from '../../agent/pod/hash.ts';
 import type { HookRunner } from '../../agent/pod/hooks.ts';
-import type { PodApi } from '../../agent/pod/podapi.ts';
+import { FakePodApi } from '../fakes/podapi.ts';
 import { RuntimePodCache } from '../../agent/pod/runtimepods.ts';
 import { StatusManager } from '../../agent/pod/statusmanager.ts';
 import { PodSyncer, type HostVolume, type PodVolumeHost } from '../../agent/pod/syncer.ts';
@@ -21,21 +21,6 @@ import { FakeRuntime } from '../fakes/runtime.ts';
 
 const UID = 'bbbbbbbb-0000-4000-8000-000000000001';
 const IMAGE = 'nodelet.local/busybox:1.35';
-
-class FakePodApi implements PodApi {
-  readonly patches: { name: string; patch: { status: Record<string, unknown> } }[] = [];
-  readonly deleted: string[] = [];
-  async patchPodStatus(_ns: string, name: string, patch: object): Promise<boolean> {
-    this.patches.push({ name, patch: patch as { status: Record<string, unknown> } });
-    return true;
-  }
-  async deletePod(ns: string, name: string, uid: string): Promise<void> {
-    this.deleted.push(`${ns}/${name}/${uid}`);
-  }
-  last(): Record<string, unknown> {
-    return this.patches[this.patches.length - 1]?.patch.status ?? {};
-  }
-}
 
 class FakeVolumes implements PodVolumeHost {
   setUpCalls = 0;
