@@ -49,6 +49,8 @@ export const profiles: Readonly<Record<string, ClusterProfile>> = Object.freeze(
   dev4: base('dev4', 'nl4', 218, 249, 29000),
   dev5: base('dev5', 'nl5', 219, 250, 30000),
   dev6: base('dev6', 'nl6', 220, 251, 31000),
+  dev7: base('dev7', 'nl7', 221, 252, 32000),
+  dev8: base('dev8', 'nl8', 222, 253, 33000),
 });
 
 export function profileByName(name: string): ClusterProfile {
