@@ -17,13 +17,19 @@ import type {
 } from '@kubernetes/client-node';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import { readEnvFileKey } from './envfile.ts';
-import { expand, type EnvVar } from './expand.ts';
+import { CREATE_CONTAINER_CONFIG_ERROR, expand, type EnvVar } from './expand.ts';
+import {
+  containerResourceValue as sharedContainerResourceValue,
+  DOWNWARD_API_INVALID,
+  extractFieldPath,
+  isZeroOrMissing,
+  splitSubscript,
+  type ResourceList,
+} from './fieldpath.ts';
 import type { PodObjects } from './objects.ts';
-import { quantityNanos } from './qos.ts';
 
+export { CREATE_CONTAINER_CONFIG_ERROR } from './expand.ts';
 export type { EnvVar } from './expand.ts';
-
-export const CREATE_CONTAINER_CONFIG_ERROR = 'CreateContainerConfigError';
 
 export interface EnvContext {
   objects: PodObjects;
@@ -324,15 +330,6 @@ export function sortPodIPs(podIPs: string[], hostIPs: string[]): string[] {
   return [primary, secondary].filter((x): x is string => x !== undefined);
 }
 
-/** Splits "metadata.labels['k']" into path and subscript, as upstream's SplitMaybeSubscriptedPath. */
-function splitSubscript(fieldPath: string): [string, string] | undefined {
-  if (!fieldPath.endsWith("']")) return undefined;
-  const s = fieldPath.slice(0, -2);
-  const i = s.indexOf("['");
-  if (i <= 0) return undefined;
-  return [s.slice(0, i), s.slice(i + 2)];
-}
-
 const SUPPORTED_FIELDS = new Set([
   'metadata.annotations',
   'metadata.labels',
@@ -350,27 +347,17 @@ const SUPPORTED_FIELDS = new Set([
   'status.podIPs',
 ]);
 
-/** The value of a fieldRef env var (upstream podFieldSelectorRuntimeValue + ExtractFieldPathAsString). */
+/**
+ * The value of a fieldRef env var (upstream podFieldSelectorRuntimeValue):
+ * the label conversion, the kubelet-only fields, then the metadata fields
+ * every downward API consumer shares (extractFieldPath).
+ */
 export function podFieldValue(
   pod: V1Pod,
   sel: V1ObjectFieldSelector,
   ctx: { podIPs: string[]; hostIPs: string[]; nodeName?: string },
 ): string {
-  const version = sel.apiVersion ?? 'v1';
-  if (version !== 'v1') throw configError(`unsupported pod version: ${version}`);
-  let field = sel.fieldPath;
-  const sub = splitSubscript(field);
-  if (sub) {
-    const [base, key] = sub;
-    if (base !== 'metadata.annotations' && base !== 'metadata.labels') throw configError(`field label does not support subscript: ${field}`);
-    const errs = labelKeyErrors(base === 'metadata.annotations' ? key.toLowerCase() : key);
-    if (errs.length) throw configError(`invalid key subscript in ${field}: ${errs.join(';')}`);
-    const m = base === 'metadata.annotations' ? pod.metadata?.annotations : pod.metadata?.labels;
-    return m?.[key] ?? '';
-  }
-  if (field === 'spec.host') field = 'spec.nodeName'; // old v1 clients
-  if (!SUPPORTED_FIELDS.has(field)) throw configError(`field label not supported: ${field}`);
-
+  const field = convertFieldLabel(sel.apiVersion ?? 'v1', sel.fieldPath);
   const podIPs = sortPodIPs(ctx.podIPs, ctx.hostIPs);
   switch (field) {
     case 'spec.nodeName':
@@ -385,90 +372,44 @@ export function podFieldValue(
       return podIPs[0] ?? '';
     case 'status.podIPs':
       return podIPs.join(',');
-    case 'metadata.annotations':
-      return formatMap(pod.metadata?.annotations ?? {});
-    case 'metadata.labels':
-      return formatMap(pod.metadata?.labels ?? {});
-    case 'metadata.name':
-      return pod.metadata?.name ?? '';
-    case 'metadata.namespace':
-      return pod.metadata?.namespace ?? '';
-    case 'metadata.uid':
-      return pod.metadata?.uid ?? '';
   }
-  // Accepted as a label by the conversion but not extractable: upstream fails too.
-  throw configError(`unsupported fieldPath: ${field}`);
+  // Fields the conversion accepts but nothing extracts (status.phase, ...) fail there, as upstream.
+  return asConfigError(() => extractFieldPath(pod, field));
 }
 
-/** key="value" lines sorted by key, values quoted as Go's strconv.Quote (upstream FormatMap). */
-export function formatMap(m: Record<string, string>): string {
-  return Object.keys(m)
-    .sort()
-    .map((k) => `${k}=${goQuote(m[k]!)}`)
-    .join('\n');
+/** upstream ConvertDownwardAPIFieldLabel: which fieldRef paths env vars accept, under their internal name. */
+function convertFieldLabel(version: string, field: string): string {
+  if (version !== 'v1') throw configError(`unsupported pod version: ${version}`);
+  const sub = splitSubscript(field);
+  if (sub) {
+    if (sub[0] !== 'metadata.annotations' && sub[0] !== 'metadata.labels') throw configError(`field label does not support subscript: ${field}`);
+    return field;
+  }
+  if (field === 'spec.host') return 'spec.nodeName'; // old v1 clients
+  if (!SUPPORTED_FIELDS.has(field)) throw configError(`field label not supported: ${field}`);
+  return field;
 }
 
-const GO_ESCAPES: Record<string, string> = { '\x07': '\\a', '\b': '\\b', '\f': '\\f', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\v': '\\v', '\\': '\\\\', '"': '\\"' };
-
-function goQuote(s: string): string {
-  let out = '"';
-  for (const ch of s) {
-    const esc = GO_ESCAPES[ch];
-    const cp = ch.codePointAt(0)!;
-    if (esc) out += esc;
-    else if (cp < 0x20 || cp === 0x7f) out += `\\x${cp.toString(16).padStart(2, '0')}`;
-    else if (cp >= 0x80 && cp < 0xa0) out += `\\u${cp.toString(16).padStart(4, '0')}`;
-    else out += ch;
+/** The shared downward API functions throw their own code; env reports CreateContainerConfigError. */
+function asConfigError<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw err instanceof NodeletError && err.code === DOWNWARD_API_INVALID ? configError(err.message, err) : err;
   }
-  return out + '"';
-}
-
-const LABEL_KEY_FMT = '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]';
-const LABEL_KEY_MSG = `must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName' or 'my.name' or '123-abc', regex used for validation is '${LABEL_KEY_FMT}')`;
-const DNS1123_SUBDOMAIN_FMT = '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*';
-
-/** upstream IsQualifiedName (label key): optional DNS subdomain prefix, '/', a name of up to 63 characters. */
-export function labelKeyErrors(value: string): string[] {
-  const errs: string[] = [];
-  const parts = value.split('/');
-  if (parts.length > 2) {
-    return [`a valid label key ${LABEL_KEY_MSG} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')`];
-  }
-  const name = parts.length === 2 ? parts[1]! : parts[0]!;
-  if (parts.length === 2) {
-    const prefix = parts[0]!;
-    if (prefix === '') errs.push('prefix part must be non-empty');
-    else {
-      if (prefix.length > 253) errs.push('prefix part must be no more than 253 characters');
-      if (!new RegExp(`^${DNS1123_SUBDOMAIN_FMT}$`).test(prefix)) {
-        errs.push(
-          `prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '${DNS1123_SUBDOMAIN_FMT}')`,
-        );
-      }
-    }
-  }
-  if (name === '') errs.push('name part must be non-empty');
-  else if (name.length > 63) errs.push('name part must be no more than 63 characters');
-  if (!new RegExp(`^${LABEL_KEY_FMT}$`).test(name)) errs.push(`name part ${LABEL_KEY_MSG}`);
-  return errs;
 }
 
 // ---- downward API: resourceFieldRef ----
 
-const DEFAULTED_LIMITS = ['cpu', 'memory', 'ephemeral-storage'] as const;
 const POD_LEVEL_RESOURCES = ['cpu', 'memory'] as const;
-
-function isZeroOrMissing(q: string | undefined): boolean {
-  return q === undefined || (quantityNanos(q) ?? 0n) === 0n;
-}
 
 /**
  * What a missing limit defaults to: node allocatable, replaced by the pod-level
  * limit where one is set (upstream defaultPodLimitsForDownwardAPI with
  * PodLevelResources, beta and on by default since 1.34).
  */
-export function allocatableFor(pod: V1Pod, nodeAllocatable: EnvContext['nodeAllocatable']): Record<string, string> {
-  const out: Record<string, string> = {};
+export function allocatableFor(pod: V1Pod, nodeAllocatable: EnvContext['nodeAllocatable']): ResourceList {
+  const out: ResourceList = {};
   for (const [k, v] of Object.entries(nodeAllocatable ?? {})) if (v !== undefined) out[k] = v;
   const podLimits = pod.spec?.resources?.limits;
   if (podLimits) {
@@ -480,51 +421,12 @@ export function allocatableFor(pod: V1Pod, nodeAllocatable: EnvContext['nodeAllo
   return out;
 }
 
-/** Ceiling of a/b, rounding away from zero as upstream's Quantity.Value(). */
-function divUp(a: bigint, b: bigint): bigint {
-  const q = a / b;
-  return a % b === 0n ? q : a > 0n === b > 0n ? q + 1n : q - 1n;
-}
-
-function parseQuantity(q: string | undefined, what: string): bigint {
-  if (q === undefined) return 0n;
-  const n = quantityNanos(q);
-  if (n === undefined) throw configError(`invalid quantity ${JSON.stringify(q)} for ${what}`);
-  return n;
-}
-
-/** The value of a resourceFieldRef env var (upstream containerResourceRuntimeValue). */
+/** The value of a resourceFieldRef env var (upstream containerResourceRuntimeValue); `container` when no containerName is given. */
 export function containerResourceValue(
   sel: V1ResourceFieldSelector,
   pod: V1Pod,
   container: V1Container,
-  allocatable: Record<string, string>,
+  allocatable: ResourceList,
 ): string {
-  let target = container;
-  if (sel.containerName) {
-    const found = [...(pod.spec?.containers ?? []), ...(pod.spec?.initContainers ?? [])].find((c) => c.name === sel.containerName);
-    if (!found) throw configError(`container ${sel.containerName} not found`);
-    target = found;
-  }
-  const limits: Record<string, string> = { ...(target.resources?.limits ?? {}) };
-  for (const r of DEFAULTED_LIMITS) {
-    const a = allocatable[r];
-    if (isZeroOrMissing(limits[r]) && a !== undefined) limits[r] = a;
-  }
-  const requests = target.resources?.requests ?? {};
-
-  const divNanos = isZeroOrMissing(sel.divisor) ? 1_000_000_000n : parseQuantity(sel.divisor, 'divisor');
-  const dot = sel.resource.indexOf('.');
-  const kind = sel.resource.slice(0, dot);
-  const name = sel.resource.slice(dot + 1);
-  const list = kind === 'limits' ? limits : kind === 'requests' ? requests : undefined;
-  const supported = name === 'cpu' || name === 'memory' || name === 'ephemeral-storage' || name.startsWith('hugepages-');
-  if (dot < 0 || !list || !supported) throw configError(`unsupported container resource : ${sel.resource}`);
-
-  const nanos = parseQuantity(list[name], sel.resource);
-  if (name === 'cpu') {
-    // cpu in milli-units, rounded up (so 250m with divisor 1 is "1").
-    return String(divUp(divUp(nanos, 1_000_000n), divUp(divNanos, 1_000_000n)));
-  }
-  return String(divUp(divUp(nanos, 1_000_000_000n), divUp(divNanos, 1_000_000_000n)));
+  return asConfigError(() => sharedContainerResourceValue(sel, pod, container, allocatable));
 }

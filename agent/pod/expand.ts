@@ -5,6 +5,9 @@
 import type { V1Container } from '@kubernetes/client-node';
 import { NodeletError } from '../../lib/errors.ts';
 
+/** The waiting reason for a container whose config cannot be built (env, command, mounts); the message is upstream's. */
+export const CREATE_CONTAINER_CONFIG_ERROR = 'CreateContainerConfigError';
+
 export interface EnvVar {
   key: string;
   value: string;
@@ -79,7 +82,7 @@ export function expandSubPathExpr(subPathExpr: string, env: readonly EnvVar[]): 
     return v ?? '';
   });
   if (missing.size > 0) {
-    throw new NodeletError('CreateContainerConfigError', `missing value for ${[...missing].sort().join(', ')}`);
+    throw new NodeletError(CREATE_CONTAINER_CONFIG_ERROR, `missing value for ${[...missing].sort().join(', ')}`);
   }
   return out;
 }

@@ -1,15 +1,28 @@
 // downwardAPI volumes: pod metadata and container resources as files,
 // rewritten atomically when labels or annotations change.
 import type { V1DownwardAPIVolumeFile, V1Pod, V1Volume } from '@kubernetes/client-node';
+import { containerResourceValue, extractFieldPath, type ResourceList } from '../pod/fieldpath.ts';
 import { AtomicWriter, withFsGroup } from './atomicwriter.ts';
 import type { Payload } from './atomicwriter.ts';
 import { ensureDiskDir } from './emptydir.ts';
-import { containerResourceValue, extractFieldPath } from './fieldpath.ts';
 import { PLUGIN_DOWNWARD_API, volumeDir } from './paths.ts';
 import type { NodeAllocatable, PluginEnv, PodVolume } from './types.ts';
 import { FAILED_MOUNT, mountFailed, podUid } from './types.ts';
 
 export const DEFAULT_MODE = 0o644;
+
+/**
+ * Node allocatable as the v1.ResourceList the shared downward API code takes
+ * (a volume's unset limits default to it; pod-level limits, which env vars
+ * also consider, do not apply here, as upstream's volume plugin).
+ */
+export function allocatableResources(a: NodeAllocatable | undefined): ResourceList {
+  const out: ResourceList = {};
+  if (a?.cpuMillis !== undefined) out['cpu'] = `${Math.floor(a.cpuMillis)}m`;
+  if (a?.memoryBytes !== undefined) out['memory'] = String(Math.floor(a.memoryBytes));
+  if (a?.ephemeralStorageBytes !== undefined) out['ephemeral-storage'] = String(Math.floor(a.ephemeralStorageBytes));
+  return out;
+}
 
 /** Upstream's downwardapi.CollectData: every item that fails is reported, the rest still computed. */
 export function downwardAPIPayload(
@@ -20,15 +33,15 @@ export function downwardAPIPayload(
 ): { payload: Payload; errors: string[] } {
   const payload: Payload = new Map();
   const errors: string[] = [];
+  const resources = allocatableResources(allocatable);
   for (const it of items ?? []) {
     const mode = it.mode ?? defaultMode;
     try {
       let value: string;
       if (it.fieldRef) value = extractFieldPath(pod, it.fieldRef.fieldPath);
-      else if (it.resourceFieldRef) {
-        const r = it.resourceFieldRef;
-        value = containerResourceValue(pod, r.containerName ?? '', r.resource, r.divisor, allocatable);
-      } else continue;
+      // A volume names its container (API validation requires it): no default container.
+      else if (it.resourceFieldRef) value = containerResourceValue(it.resourceFieldRef, pod, undefined, resources);
+      else continue;
       payload.set(it.path, { data: Buffer.from(value), mode });
     } catch (err) {
       errors.push((err as Error).message);

@@ -12,6 +12,7 @@ import type { Mount } from '../../cri/api.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { CREATE_CONTAINER_CONFIG_ERROR, expandSubPathExpr, type EnvVar } from '../pod/expand.ts';
 import type { PodObjects } from '../pod/objects.ts';
 import { setUpConfigMap } from './configmap.ts';
 import { setUpDownwardAPI } from './downwardapi.ts';
@@ -23,7 +24,7 @@ import { setUpProjected } from './projected.ts';
 import { setUpClaim } from './pvc.ts';
 import { removeAllOneFilesystem } from './removeall.ts';
 import { setUpSecret } from './secret.ts';
-import { expandSubPathExpr, prepareSubPath, translatePropagation, validateSubPath } from './subpath.ts';
+import { prepareSubPath, translatePropagation, validateSubPath } from './subpath.ts';
 import { TokenManager } from './tokens.ts';
 import type { ClaimObjects, NodeAllocatable, PluginEnv, PodVolume } from './types.ts';
 import { FAILED_MOUNT, unsupported } from './types.ts';
@@ -31,7 +32,7 @@ import { FAILED_MOUNT, unsupported } from './types.ts';
 export type { ClaimObjects, NodeAllocatable, PodVolume } from './types.ts';
 
 /** Error code for volumeMount problems; upstream reports them as CreateContainerConfigError. */
-export const CREATE_CONTAINER_CONFIG_ERROR = 'CreateContainerConfigError';
+export { CREATE_CONTAINER_CONFIG_ERROR } from '../pod/expand.ts';
 export const DEFAULT_TERMINATION_MESSAGE_PATH = '/dev/termination-log';
 
 export interface VolumeManagerOptions {
@@ -152,6 +153,7 @@ export class VolumeManager {
     const uid = this.uidOf(pod);
     return this.serialize(uid, async () => {
       const fail = (msg: string, cause?: unknown) => new NodeletError(CREATE_CONTAINER_CONFIG_ERROR, msg, { cause });
+      const envVars: EnvVar[] = env ? Object.entries(env).map(([key, value]) => ({ key, value })) : literalEnv(container);
       const mounts: Mount[] = [];
       for (const vm of container.volumeMounts ?? []) {
         const vol = volumes.get(vm.name);
@@ -159,7 +161,7 @@ export class VolumeManager {
         let hostPath = vol.hostPath;
         let subPath = vm.subPath ?? '';
         try {
-          if (vm.subPathExpr) subPath = expandSubPathExpr(vm.subPathExpr, env ?? literalEnv(container));
+          if (vm.subPathExpr) subPath = expandSubPathExpr(vm.subPathExpr, envVars);
           if (subPath !== '') {
             const bad = validateSubPath(subPath);
             if (bad) throw new Error(bad);
@@ -242,10 +244,9 @@ export class VolumeManager {
   }
 }
 
-function literalEnv(c: V1Container): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const e of c.env ?? []) if (e.value !== undefined) out[e.name] = e.value;
-  return out;
+/** The spec's literal env values, in order (a later duplicate wins in expansion). */
+function literalEnv(c: V1Container): EnvVar[] {
+  return (c.env ?? []).flatMap((e) => (e.value !== undefined ? [{ key: e.name, value: e.value }] : []));
 }
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {

@@ -1,51 +1,10 @@
-// volumeMount details as upstream's makeMounts handles them: subPath and
-// subPathExpr checks, $(VAR) expansion, mountPropagation mapping, and making
-// sure a subPath cannot lead out of its volume through a symlink.
+// volumeMount details as upstream's makeMounts handles them: subPath checks,
+// mountPropagation mapping, and making sure a subPath cannot lead out of its
+// volume through a symlink. subPathExpr expansion is pod/expand.ts's.
 import type { V1VolumeMount } from '@kubernetes/client-node';
 import { chmod, mkdir, realpath, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { MountPropagation } from '../../cri/api.ts';
-
-/**
- * Kubernetes' $(VAR) expansion (third_party/forked/golang/expansion): `$$`
- * is a literal `$`, `$(NAME)` the mapping's value, anything else stays as written.
- */
-export function expand(input: string, mapping: (name: string) => string): string {
-  let out = '';
-  for (let i = 0; i < input.length; i++) {
-    const ch = input[i]!;
-    if (ch !== '$' || i + 1 >= input.length) {
-      out += ch;
-      continue;
-    }
-    const next = input[i + 1]!;
-    if (next === '$') {
-      out += '$';
-      i++;
-    } else if (next === '(') {
-      const close = input.indexOf(')', i + 2);
-      if (close < 0) {
-        out += input.slice(i);
-        break;
-      }
-      out += mapping(input.slice(i + 2, close));
-      i = close;
-    } else out += ch;
-  }
-  return out;
-}
-
-/** subPathExpr with the container's environment (ExpandContainerVolumeMounts). */
-export function expandSubPathExpr(expr: string, env: Record<string, string>): string {
-  const missing = new Set<string>();
-  const out = expand(expr, (name) => {
-    const v = env[name];
-    if (v === undefined || v === '') missing.add(name);
-    return v ?? '';
-  });
-  if (missing.size > 0) throw new Error(`missing value for ${[...missing].sort().join(', ')}`);
-  return out;
-}
 
 /** Upstream's checks before a subPath is used; returns the error text or undefined. */
 export function validateSubPath(subPath: string): string | undefined {

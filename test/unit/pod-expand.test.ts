@@ -29,6 +29,8 @@ describe('pod/expand: $(VAR) expansion', () => {
     ['unterminated', '$(VAR_A', '$(VAR_A'],
     ['unterminated after a reference', '$(VAR_A)$(VAR_B', 'A$(VAR_B'],
     ['unterminated swallowing a later reference', '$(VAR_A$(VAR_B)', '$(VAR_A$(VAR_B)'],
+    // scanning goes on after an unterminated "$(": a later "$$" is still an escape
+    ['unterminated, then an escape', '$(VAR_A$$', '$(VAR_A$'],
     ['no parens', '$VAR_A', '$VAR_A'],
     ['lone open', '$(', '$('],
     ['empty name', '$()', '$()'],
@@ -102,6 +104,9 @@ describe('pod/expand: volume subPathExpr', () => {
     ['logs/$(NS)/$(POD_NAME)', 'logs/default/web-0'],
     ['$$(POD_NAME)', '$(POD_NAME)'],
     ['plain', 'plain'],
+    ['a$b', 'a$b'],
+    ['$(NS)-$(POD_NAME', 'default-$(POD_NAME'],
+    ['$(POD_NAME$$x', '$(POD_NAME$x'],
   ];
   for (const [input, want] of ok) {
     it(`${input} -> ${want}`, () => expect(expandSubPathExpr(input, env)).to.equal(want));

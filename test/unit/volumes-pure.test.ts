@@ -1,14 +1,14 @@
-import type { V1Pod } from '@kubernetes/client-node';
+import type { V1DownwardAPIVolumeFile, V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import { cleanPayload, timestampPrefix, validatePayloadPath } from '../../agent/volumes/atomicwriter.ts';
 import { configMapPayload } from '../../agent/volumes/configmap.ts';
-import { aggregate, downwardAPIPayload } from '../../agent/volumes/downwardapi.ts';
+import { aggregate, allocatableResources, downwardAPIPayload } from '../../agent/volumes/downwardapi.ts';
 import { emptyDirMemorySize, podMemoryLimitBytes } from '../../agent/volumes/emptydir.ts';
-import { containerResourceValue, extractFieldPath, formatMap, goQuote, splitSubscript } from '../../agent/volumes/fieldpath.ts';
 import { parseMountInfo } from '../../agent/volumes/mounter.ts';
 import { fsUserFrom, serviceAccountName } from '../../agent/volumes/projected.ts';
 import { secretPayload } from '../../agent/volumes/secret.ts';
-import { expand, expandSubPathExpr, translatePropagation, validateSubPath } from '../../agent/volumes/subpath.ts';
+import type { NodeAllocatable } from '../../agent/volumes/types.ts';
+import { translatePropagation, validateSubPath } from '../../agent/volumes/subpath.ts';
 
 const Mi = 1024 * 1024;
 
@@ -69,35 +69,31 @@ describe('volumes: configMap and secret payloads', () => {
   });
 });
 
-describe('volumes: downward API values', () => {
-  it('quotes like Go strconv.Quote', () => {
-    expect(goQuote('plain')).to.equal('"plain"');
-    expect(goQuote('a"b\\c\nd\te')).to.equal('"a\\"b\\\\c\\nd\\te"');
-    expect(goQuote('\x01é')).to.equal('"\\x01é"');
-  });
-  it('formats maps sorted, one key="value" per line, no trailing newline', () => {
-    expect(formatMap({ zone: 'b', app: 'web' })).to.equal('app="web"\nzone="b"');
-    expect(formatMap(undefined)).to.equal('');
-  });
-  it('splits subscripted paths', () => {
-    expect(splitSubscript("metadata.labels['app']")).to.deep.equal(['metadata.labels', 'app']);
-    expect(splitSubscript('metadata.labels')).to.equal(undefined);
-  });
+describe('volumes: downward API payload (the values are pod/fieldpath.ts\'s)', () => {
   const p = pod({}, { labels: { app: 'web', tier: 'fe' }, annotations: { 'a.io/x': 'y' } });
-  const cases: [string, string][] = [
-    ['metadata.name', 'web'],
-    ['metadata.namespace', 'ns1'],
-    ['metadata.uid', 'uid-1'],
-    ['metadata.labels', 'app="web"\ntier="fe"'],
-    ['metadata.annotations', 'a.io/x="y"'],
-    ["metadata.labels['tier']", 'fe'],
-    ["metadata.annotations['a.io/x']", 'y'],
-    ["metadata.labels['missing']", ''],
-  ];
-  for (const [f, want] of cases) it(`${f} -> ${JSON.stringify(want)}`, () => expect(extractFieldPath(p, f)).to.equal(want));
-  it('rejects unsupported fields with upstream text', () => {
-    expect(() => extractFieldPath(p, 'spec.nodeName')).to.throw('unsupported fieldPath: spec.nodeName');
-    expect(() => extractFieldPath(p, "metadata.name['x']")).to.throw('does not support subscript');
+  const value = (items: V1DownwardAPIVolumeFile[], alloc?: NodeAllocatable, of: V1Pod = p) => {
+    const { payload, errors } = downwardAPIPayload(of, items, 0o644, alloc);
+    expect(errors).to.deep.equal([]);
+    return payload.get(items[0]!.path)!.data.toString();
+  };
+  it('metadata fields, quoted maps', () => {
+    expect(value([{ path: 'labels', fieldRef: { fieldPath: 'metadata.labels' } }])).to.equal('app="web"\ntier="fe"');
+    expect(value([{ path: 'tier', fieldRef: { fieldPath: "metadata.labels['tier']" } }])).to.equal('fe');
+  });
+  it('item modes, else the default mode', () => {
+    const { payload } = downwardAPIPayload(p, [{ path: 'a', mode: 0o400, fieldRef: { fieldPath: 'metadata.name' } }, { path: 'b', fieldRef: { fieldPath: 'metadata.uid' } }], 0o640, undefined);
+    expect(payload.get('a')).to.deep.equal({ data: Buffer.from('web'), mode: 0o400 });
+    expect(payload.get('b')).to.deep.equal({ data: Buffer.from('uid-1'), mode: 0o640 });
+  });
+
+  it('node allocatable as a ResourceList', () => {
+    expect(allocatableResources(undefined)).to.deep.equal({});
+    expect(allocatableResources({ cpuMillis: 4000, memoryBytes: 8 * 1024 * Mi, ephemeralStorageBytes: 1e12 })).to.deep.equal({
+      cpu: '4000m',
+      memory: String(8 * 1024 * Mi),
+      'ephemeral-storage': '1000000000000',
+    });
+    expect(allocatableResources({ cpuMillis: 1500.7 })).to.deep.equal({ cpu: '1500m' });
   });
 
   const rp = pod({
@@ -106,7 +102,7 @@ describe('volumes: downward API values', () => {
       { name: 'side', image: 'i' },
     ],
   });
-  const alloc = { cpuMillis: 4000, memoryBytes: 8 * 1024 * Mi };
+  const alloc = { cpuMillis: 4000, memoryBytes: 8 * 1024 * Mi, ephemeralStorageBytes: 100 * 1024 * Mi };
   const rcases: [string, string, string | undefined, string][] = [
     ['app', 'limits.cpu', undefined, '2'], // rounds up
     ['app', 'limits.cpu', '1m', '1500'],
@@ -115,15 +111,18 @@ describe('volumes: downward API values', () => {
     ['app', 'limits.memory', '1Mi', '256'],
     ['app', 'requests.memory', '1Mi', '64'],
     ['side', 'limits.cpu', undefined, '4'], // unset limit = node allocatable
+    ['side', 'limits.cpu', '1m', '4000'],
     ['side', 'limits.memory', '1Gi', '8'],
+    ['side', 'limits.ephemeral-storage', '1Gi', '100'],
     ['side', 'requests.cpu', undefined, '0'],
   ];
   for (const [c, r, d, want] of rcases) {
-    it(`${c} ${r} / ${d ?? '1'} -> ${want}`, () => expect(containerResourceValue(rp, c, r, d, alloc)).to.equal(want));
+    it(`${c} ${r} / ${d ?? '1'} -> ${want}`, () =>
+      expect(value([{ path: 'v', resourceFieldRef: { containerName: c, resource: r, ...(d ? { divisor: d } : {}) } }], alloc, rp)).to.equal(want));
   }
-  it('resource errors', () => {
-    expect(() => containerResourceValue(rp, 'nope', 'limits.cpu', undefined, alloc)).to.throw('container nope not found');
-    expect(() => containerResourceValue(rp, 'app', 'limits.gpu', undefined, alloc)).to.throw('unsupported container resource : limits.gpu');
+  it('pod-level limits are not a default for volumes (env vars only)', () => {
+    const withPodLimits = { ...rp, spec: { ...rp.spec!, resources: { limits: { cpu: '2' } } } };
+    expect(value([{ path: 'v', resourceFieldRef: { containerName: 'side', resource: 'limits.cpu' } }], alloc, withPodLimits)).to.equal('4');
   });
   it('collects every item error and still computes the rest', () => {
     const { payload, errors } = downwardAPIPayload(
@@ -132,13 +131,20 @@ describe('volumes: downward API values', () => {
         { path: 'name', fieldRef: { fieldPath: 'metadata.name' } },
         { path: 'bad', fieldRef: { fieldPath: 'status.podIP' } },
         { path: 'bad2', resourceFieldRef: { containerName: 'x', resource: 'limits.cpu' } },
+        { path: 'bad3', resourceFieldRef: { containerName: 'app', resource: 'limits.gpu' } },
+        { path: 'bad4', resourceFieldRef: { resource: 'limits.cpu' } },
       ],
       0o644,
       undefined,
     );
     expect([...payload.keys()]).to.deep.equal(['name']);
-    expect(errors).to.deep.equal(['unsupported fieldPath: status.podIP', 'container x not found']);
-    expect(aggregate(errors)).to.equal('[unsupported fieldPath: status.podIP, container x not found]');
+    expect(errors).to.deep.equal([
+      'unsupported fieldPath: status.podIP',
+      'container x not found',
+      'unsupported container resource : limits.gpu',
+      'container  not found',
+    ]);
+    expect(aggregate(errors.slice(0, 2))).to.equal('[unsupported fieldPath: status.podIP, container x not found]');
     expect(aggregate(['one'])).to.equal('one');
   });
 });
@@ -191,20 +197,7 @@ describe('volumes: projected helpers', () => {
   });
 });
 
-describe('volumes: subPath and propagation', () => {
-  const env = { POD: 'web-0', NS: 'ns1', EMPTY: '' };
-  const cases: [string, string][] = [
-    ['$(POD)/logs', 'web-0/logs'],
-    ['$$(POD)', '$(POD)'],
-    ['a$b', 'a$b'],
-    ['$(POD', '$(POD'],
-    ['$(NS)-$(POD)', 'ns1-web-0'],
-  ];
-  for (const [expr, want] of cases) it(`expands ${expr}`, () => expect(expand(expr, (k) => (env as Record<string, string>)[k] ?? '')).to.equal(want));
-  it('subPathExpr needs every variable', () => {
-    expect(expandSubPathExpr('$(POD)', env)).to.equal('web-0');
-    expect(() => expandSubPathExpr('$(NOPE)/$(EMPTY)', env)).to.throw('missing value for EMPTY, NOPE');
-  });
+describe('volumes: subPath and propagation (subPathExpr: pod/expand.ts)', () => {
   it('validates subPath like upstream', () => {
     expect(validateSubPath('a/b')).to.equal(undefined);
     expect(validateSubPath('/etc')).to.equal('error SubPath `/etc` must not be an absolute path');

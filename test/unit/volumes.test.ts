@@ -463,6 +463,9 @@ describe('volumes: VolumeManager', () => {
       expect(mounts[0]!.hostPath).to.equal(path.join(vdir('kubernetes.io~empty-dir', 'cache'), 'web-0'));
       const given = await vm.containerMounts(p, c, vols, { POD_NAME: 'from-env' });
       expect(given.mounts[0]!.hostPath).to.equal(path.join(vdir('kubernetes.io~empty-dir', 'cache'), 'from-env'));
+      // the resolved environment replaces the spec's literals entirely
+      const err = await rejection(vm.containerMounts(p, c, vols, { OTHER: 'x' }));
+      expect(err.message).to.equal('missing value for POD_NAME');
     });
 
     const bad: [string, Partial<import('@kubernetes/client-node').V1VolumeMount>, string][] = [
