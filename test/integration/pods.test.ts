@@ -244,6 +244,19 @@ describe('pods (real apiserver, real dockerd)', function () {
     expect((await dockerIn(['inspect', '-f', '{{.State.Running}}', id])).trim()).to.equal('true');
   });
 
+  it('passes requests and limits to the runtime and reports the QoS class; a memory hog is OOMKilled', async () => {
+    const res = { requests: { cpu: '250m', memory: '32Mi' }, limits: { cpu: '250m', memory: '32Mi' } };
+    await apply(pod('limited', { containers: [sh('sleep 3600', { resources: res })] }));
+    await apply(pod('hog', { restartPolicy: 'Never', containers: [sh('x=a; while true; do x=$x$x; done', { resources: { limits: { memory: '16Mi' } } })] }));
+    const p = await waitPod('limited', 'Running', (x) => x.status?.phase === 'Running');
+    expect(p.status.qosClass).to.equal('Guaranteed');
+    const hc = JSON.parse(await dockerIn(['inspect', '-f', '{{json .HostConfig}}', containerId(p)]));
+    expect(hc).to.include({ CpuShares: 256, CpuQuota: 25000, CpuPeriod: 100000, Memory: 32 * 1024 * 1024 });
+    const hog = await waitPod('hog', 'Failed', (x) => x.status?.phase === 'Failed');
+    expect(hog.status.qosClass).to.equal('Burstable');
+    expect(hog.status.containerStatuses[0].state.terminated).to.include({ reason: 'OOMKilled', exitCode: 137 });
+  });
+
   it('rejects a pod that does not fit the node, with OutOfcpu', async () => {
     await apply({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'huge', namespace: NS }, spec: { nodeName: cluster().nodes[0]!.name, containers: [sh('sleep 1', { resources: { requests: { cpu: '1000' } } })] } });
     const p = await waitPod('huge', 'Failed', (x) => x.status?.phase === 'Failed');
