@@ -42,6 +42,8 @@ export interface AgentConfig {
   readonly syncFrequencyMs: number;
   /** Directory of static pod manifests (upstream --pod-manifest-path / staticPodPath); '' = none. */
   readonly staticPodPath: string;
+  /** Upstream --runtime-request-timeout: any runtime call may take this long (default 2m). */
+  readonly runtimeRequestTimeoutMs: number;
 }
 
 /** What the defaults need to know about the host. */
@@ -68,6 +70,7 @@ export const DEFAULTS = Object.freeze({
   resolvConf: '/etc/resolv.conf',
   podLogsDir: '/var/log/pods',
   syncFrequencyMs: 60_000,
+  runtimeRequestTimeoutMs: 120_000,
 });
 
 type FlagName =
@@ -91,7 +94,8 @@ type FlagName =
   | 'resolv-conf'
   | 'pod-logs-dir'
   | 'sync-frequency'
-  | 'pod-manifest-path';
+  | 'pod-manifest-path'
+  | 'runtime-request-timeout';
 
 /** Accepted spellings; --node-name is an alias of --hostname-override. */
 const FLAGS: Record<string, FlagName> = {
@@ -117,6 +121,7 @@ const FLAGS: Record<string, FlagName> = {
   'pod-logs-dir': 'pod-logs-dir',
   'sync-frequency': 'sync-frequency',
   'pod-manifest-path': 'pod-manifest-path',
+  'runtime-request-timeout': 'runtime-request-timeout',
 };
 
 function invalid(flag: string, why: string): NodeletError {
@@ -255,6 +260,7 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
   const podLogsDir = get('pod-logs-dir') ?? DEFAULTS.podLogsDir;
   if (!path.isAbsolute(podLogsDir)) throw invalid('pod-logs-dir', `'${podLogsDir}' is not an absolute path`);
   const syncFrequencyMs = duration('sync-frequency', DEFAULTS.syncFrequencyMs);
+  const runtimeRequestTimeoutMs = duration('runtime-request-timeout', DEFAULTS.runtimeRequestTimeoutMs);
   const staticPodPath = get('pod-manifest-path') ?? '';
   if (staticPodPath !== '' && !path.isAbsolute(staticPodPath)) throw invalid('pod-manifest-path', `'${staticPodPath}' is not an absolute path`);
 
@@ -281,6 +287,7 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     podLogsDir: path.resolve(podLogsDir),
     syncFrequencyMs,
     staticPodPath: staticPodPath === '' ? '' : path.resolve(staticPodPath),
+    runtimeRequestTimeoutMs,
   };
   return Object.freeze(cfg);
 }
