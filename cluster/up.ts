@@ -7,9 +7,10 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
+import { ensureJoinPrep, type JoinInfo, joinCommand } from './bootstrap.ts';
 import { type ClusterPaths, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
 import { type ClusterProfile, apiserverURL, nodeName } from './profile.ts';
-import { destroyNetwork, ensureBridge, ensureNode, leftovers, mountsUnder, type NodeSandbox, startDockerd } from './sandbox.ts';
+import { destroyNetwork, ensureBridge, ensureNode, inNode, leftovers, mountsUnder, type NodeSandbox, startDockerd } from './sandbox.ts';
 import { upstreamBinDir } from './upstream.ts';
 
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
@@ -27,6 +28,8 @@ export interface Cluster {
   profile: ClusterProfile;
   paths: ClusterPaths;
   nodes: Array<{ name: string; sandbox: NodeSandbox; pidFile: string; logFile: string }>;
+  /** How another node joins (kubeadm init's token, CA hash and server). */
+  join: JoinInfo;
 }
 
 export const nodeletPidFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p.runDir, 'pids', `nodelet-${n.netns}.pid`);
@@ -35,10 +38,15 @@ export const nodeletLogFile = (p: ClusterProfile, n: NodeSandbox) => path.join(p
 /** Where a node's static pod manifests go (nodelet --pod-manifest-path). */
 export const staticPodDir = (n: NodeSandbox) => path.join(path.dirname(n.dockerDataRoot), 'manifests');
 
-export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, extra: string[] = []): string[] {
+/** Where a node that joined with a token keeps its kubeconfig and client certificate (`join --dir`). */
+export const joinDir = (n: NodeSandbox) => path.join(path.dirname(n.dockerDataRoot), 'etc-nodelet');
+
+export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, extra: string[] = [], join?: JoinInfo): string[] {
+  const how = join
+    ? ['join', '--server', join.server, '--token', join.token, '--discovery-token-ca-cert-hash', join.caCertHash, '--dir', joinDir(n)]
+    : ['agent', '--kubeconfig', kubeconfigPath(p, `node-${name}`)];
   return [
-    path.join(repoRoot, 'cmd', 'nodelet.ts'), 'agent',
-    '--kubeconfig', kubeconfigPath(p, `node-${name}`),
+    path.join(repoRoot, 'cmd', 'nodelet.ts'), ...how,
     '--node-name', name,
     '--node-ip', n.nodeIP,
     '--pod-cidr', n.podCIDR,
@@ -51,11 +59,12 @@ export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, ext
   ];
 }
 
-export function startNodelet(p: ClusterProfile, name: string, n: NodeSandbox, extra: string[] = []): void {
+/** With `join`, the node joins with the bootstrap token (`nodelet join`) instead of a pre-made kubeconfig. */
+export function startNodelet(p: ClusterProfile, name: string, n: NodeSandbox, extra: string[] = [], join?: JoinInfo): void {
   startDaemon({
     name: `nodelet-${name}`,
     cmd: process.execPath, // Node 24 from node_modules (npm scripts and bin/nodelet run us with it)
-    args: nodeletArgs(p, name, n, extra),
+    args: nodeletArgs(p, name, n, extra, join),
     netns: n.netns,
     logFile: nodeletLogFile(p, n),
     pidFile: nodeletPidFile(p, n),
@@ -87,6 +96,31 @@ export async function nodeReady(paths: ClusterPaths, name: string): Promise<bool
   return r.code === 0 && r.stdout.trim() === 'True';
 }
 
+/**
+ * Pod traffic between nodes, as a CNI plugin (flannel) allows it: dockerd sets
+ * the FORWARD policy to DROP and accepts only what its own bridge starts, so a
+ * pod on another node could not reach this node's pods. Appended, and checked
+ * first, so reruns and dockerd restarts keep exactly one of each.
+ */
+export async function allowPodForwarding(p: ClusterProfile, n: NodeSandbox): Promise<void> {
+  for (const dir of ['-s', '-d']) {
+    const rule = ['FORWARD', dir, p.clusterCIDR, '-m', 'comment', '--comment', 'nodelet: pod network', '-j', 'ACCEPT'];
+    if ((await inNode(n, 'iptables', ['-w', '-C', ...rule], { allowFail: true })).code !== 0) await inNode(n, 'iptables', ['-w', '-A', ...rule]);
+  }
+}
+
+/** Node i's namespace (with routes to the `peers`' pod CIDRs), its dockerd, images and pod forwarding. */
+export async function ensureNodeRuntime(p: ClusterProfile, i: number, peers: number[], logDir: string): Promise<NodeSandbox> {
+  const sandbox = await ensureNode(p, i, peers);
+  await startDockerd(sandbox, logDir);
+  // No registry is reachable: the pause image and a busybox to run come from here.
+  const docker = new Dockerode({ socketPath: sandbox.dockerSocket, timeout: 120_000 });
+  await ensurePauseImage(docker);
+  await ensureBusyboxImage(docker);
+  await allowPodForwarding(p, sandbox);
+  return sandbox;
+}
+
 export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Cluster> {
   const log = opts.log;
   const names = Array.from({ length: opts.nodes }, (_, k) => nodeName(p, k + 1));
@@ -97,23 +131,20 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
     // Whatever a killed run left behind goes first.
     await clusterDown(p, { log, keepPki: true });
   }
-  const paths = await ensurePki(p, names, bin);
+  // Node 1 gets a pre-made kubeconfig; the others join with a token, as kubeadm join.
+  const paths = await ensurePki(p, names.slice(0, 1), bin);
   await ensureBridge(p); // the API server listens on the bridge's address
   await startControlPlane(p, paths, log);
+  const join = await ensureJoinPrep(p, paths, log);
   const indexes = names.map((_, k) => k + 1);
   const nodes: Cluster['nodes'] = [];
   for (const [k, name] of names.entries()) {
-    const sandbox = await ensureNode(p, k + 1, indexes);
-    await startDockerd(sandbox, paths.logs);
-    // No registry is reachable: the pause image and a busybox to run come from here.
-    const docker = new Dockerode({ socketPath: sandbox.dockerSocket, timeout: 120_000 });
-    await ensurePauseImage(docker);
-    await ensureBusyboxImage(docker);
+    const sandbox = await ensureNodeRuntime(p, k + 1, indexes, paths.logs);
     const pidFile = nodeletPidFile(p, sandbox);
     if (daemonRunning(pidFile)) log(`nodelet ${name}: already running`);
     else {
       log(`nodelet ${name}: starting in netns ${sandbox.netns} (log: ${nodeletLogFile(p, sandbox)})`);
-      startNodelet(p, name, sandbox, opts.nodeletArgs);
+      startNodelet(p, name, sandbox, opts.nodeletArgs, k === 0 ? undefined : join);
     }
     if (opts.proxy !== false) {
       if (daemonRunning(proxyPidFile(p, sandbox))) log(`proxy ${name}: already running`);
@@ -128,7 +159,7 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
     await waitFor(`node ${n.name} to be Ready (log: ${n.logFile})`, () => nodeReady(paths, n.name), 120_000, 500);
     log(`node ${n.name}: Ready`);
   }
-  return { profile: p, paths, nodes };
+  return { profile: p, paths, nodes, join };
 }
 
 export async function clusterDown(p: ClusterProfile, opts: { log: (m: string) => void; keepPki?: boolean }): Promise<void> {
@@ -171,6 +202,8 @@ export async function clusterSummary(c: Cluster): Promise<string> {
     `NodePorts are reached from this host at the node address: ${c.nodes.map((n) => n.sandbox.nodeIP).join(', ')}`,
     `  e.g. curl http://${c.nodes[0]?.sandbox.nodeIP}:<nodePort>/`,
     `Node shells: nsenter --net=/run/netns/${c.nodes[0]?.sandbox.netns} sh    (Docker there: docker -H unix://${c.nodes[0]?.sandbox.dockerSocket})`,
+    'Join another machine (nodelet installed, see README):',
+    `  ${joinCommand(c.join)}`,
     `Stop everything: make down`,
     '',
   ].join('\n');

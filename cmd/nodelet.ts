@@ -7,6 +7,9 @@ const usage = `usage: nodelet <command> [flags]
 commands:
   agent    run the node agent (kubelet) for one node
   proxy    run the service proxy (kube-proxy) for one node
+  join     join a cluster with a bootstrap token, then run the agent
+           (--server HOST:PORT --token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX
+            [--dir /etc/nodelet] [--bootstrap-only] [agent flags])
   up       bring up a local single-node cluster (--nodes N, --profile up|test)
   down     stop the local cluster and remove everything it made (--profile)
   status   show whether the local cluster is up (--profile)
@@ -52,6 +55,11 @@ async function main(argv: string[]): Promise<number> {
       const { runAgent } = await import('../agent/main.ts');
       // Exit explicitly: idle keep-alive sockets must not hold a stopped agent.
       process.exit(await runAgent(rest, process.env));
+    }
+    case 'join': {
+      const { runJoin } = await import('../agent/join/main.ts');
+      // As agent: exit explicitly once the agent has stopped.
+      process.exit(await runJoin(rest, process.env));
     }
     case 'proxy': {
       const { runProxy } = await import('../proxy/main.ts');
