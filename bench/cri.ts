@@ -18,6 +18,7 @@ import { BUSYBOX_IMAGE, ensureBusyboxImage, ensurePauseImage, PAUSE_IMAGE } from
 import { containerLogPath, podLogDirectory } from '../cri/logformat.ts';
 import type { ContainerConfig, PodSandboxConfig } from '../cri/runtime.ts';
 import { describeError } from '../lib/errors.ts';
+import { round, summarize } from './lib/stats.ts';
 
 const NODE = 6;
 const PODS = Number(process.env.NODELET_BENCH_PODS ?? 50);
@@ -25,39 +26,6 @@ const CONCURRENT = Number(process.env.NODELET_BENCH_CONCURRENT ?? 20);
 const WARMUP = 3;
 const TARGET_RATIO = 1.3;
 const APP_CMD = ['sleep', '3600'];
-
-interface Summary {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  min: number;
-  max: number;
-  samplesMs: number[];
-}
-
-/** Nearest-rank percentile of sorted values. */
-function percentile(sorted: number[], q: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[i]!;
-}
-
-const round = (x: number) => Math.round(x * 10) / 10;
-
-function summarize(samples: number[]): Summary {
-  const s = [...samples].sort((a, b) => a - b);
-  const mean = s.reduce((a, b) => a + b, 0) / (s.length || 1);
-  return {
-    n: s.length,
-    p50: round(percentile(s, 0.5)),
-    p99: round(percentile(s, 0.99)),
-    mean: round(mean),
-    min: round(s[0] ?? NaN),
-    max: round(s[s.length - 1] ?? NaN),
-    samplesMs: samples.map(round),
-  };
-}
 
 async function main(): Promise<number> {
   const t0 = performance.now();
