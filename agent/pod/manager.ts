@@ -8,7 +8,7 @@
 // source); each gets a mirror pod in the API server, which carries its status.
 import type { V1Pod } from '@kubernetes/client-node';
 import type { Clock } from '../../lib/clock.ts';
-import { describeError, NodeletError } from '../../lib/errors.ts';
+import { describeError } from '../../lib/errors.ts';
 import type { Informer } from '../../lib/informer.ts';
 import type { Logger } from '../../lib/log.ts';
 import { admitPod } from './admission.ts';
@@ -204,11 +204,9 @@ export class PodManager {
     }
   }
 
-  private async inspect(uid: string): Promise<RuntimePodStatus> {
-    await this.d.pleg.relistNow();
-    // A view we could not refresh must not be acted on (it may miss a sandbox we made).
-    if (this.d.cache.stalePods().has(uid)) throw new NodeletError('RUNTIME_STALE', `the runtime's view of pod ${uid} could not be refreshed`);
-    return this.d.cache.get(uid) ?? { uid, name: '', namespace: '', sandboxes: [], containers: [] };
+  /** The pod's runtime state now (a failed read throws: acting on a stale view could duplicate a sandbox). */
+  private inspect(uid: string): Promise<RuntimePodStatus> {
+    return this.d.cache.inspectPod(uid);
   }
 
   private async syncOne(uid: string, kill: boolean) {

@@ -228,6 +228,40 @@ export class RuntimePodCache {
     return view;
   }
 
+  /**
+   * One pod's current state, read now: two list calls filtered by its UID
+   * and status calls only for what changed since it was last seen. Pod
+   * workers use this after acting, so one pod never waits for a relist of
+   * every other pod. Throws when a call fails (the caller retries).
+   */
+  async inspectPod(uid: string): Promise<RuntimePodStatus> {
+    const selector = { [LABEL_POD_UID]: uid };
+    const [sandboxes, containers] = await Promise.all([
+      this.runtime.listPodSandbox({ labelSelector: selector }),
+      this.runtime.listContainers({ labelSelector: selector }),
+    ]);
+    const pod: RuntimePodStatus = { uid, name: '', namespace: '', sandboxes: [], containers: [] };
+    for (const s of sandboxes) {
+      const d = await this.sandboxStatus(s);
+      if (d instanceof InspectFailed) throw d.err;
+      if (!d) continue;
+      this.sandboxDetails.set(s.id, d);
+      pod.sandboxes.push(d.sandbox);
+      pod.name ||= s.metadata.name || (s.labels[LABEL_POD_NAME] ?? '');
+      pod.namespace ||= s.metadata.namespace || (s.labels[LABEL_POD_NAMESPACE] ?? '');
+    }
+    for (const c of containers.filter((x) => CONTAINER_STATES.has(x.state))) {
+      const d = await this.containerStatus(c);
+      if (d instanceof InspectFailed) throw d.err;
+      if (!d) continue;
+      this.containerDetails.set(c.id, d);
+      pod.containers.push(toRuntimeContainer(c, d.status));
+    }
+    newestFirst(pod.sandboxes);
+    newestFirst(pod.containers);
+    return pod;
+  }
+
   /** Cached details when the listed state is unchanged; else a status call. Undefined when it is gone. */
   private async sandboxStatus(s: PodSandbox): Promise<SandboxDetails | InspectFailed | undefined> {
     const cached = this.sandboxDetails.get(s.id);

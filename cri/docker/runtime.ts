@@ -137,6 +137,16 @@ function dockerMessage(err: unknown): string {
   return describeError(err).replace(/^\(HTTP code \d+\) [^-]*- /, '').trim();
 }
 
+/**
+ * A CRI label selector as Docker label filters, so Docker lists only the
+ * matches (CRI labels are Docker labels under the same keys); the exact match
+ * is still checked on our side.
+ */
+function selectorFilter(selector: Record<string, string> | undefined): Record<string, string[]> {
+  const pairs = Object.entries(selector ?? {});
+  return pairs.length ? { label: pairs.map(([k, v]) => `${k}=${v}`) } : {};
+}
+
 /** The image a container runs, with the name the pod spec gave when we know it. */
 function userImage(image: string, labels: Record<string, string> | undefined): ImageSpec {
   const user = labels?.[LABEL_USER_IMAGE];
@@ -299,7 +309,9 @@ export class DockerRuntime implements RuntimeService, ImageService {
   }
 
   async listPodSandbox(filter: PodSandboxFilter = {}): Promise<PodSandbox[]> {
-    const list = await this.listRaw(TYPE_SANDBOX, filter.id ? { id: [filter.id] } : {});
+    const f: Record<string, string[]> = selectorFilter(filter.labelSelector);
+    if (filter.id) f.id = [filter.id];
+    const list = await this.listRaw(TYPE_SANDBOX, f);
     const out: PodSandbox[] = [];
     for (const c of list) {
       const { labels, annotations } = decodeLabels(c.Labels);
@@ -376,9 +388,9 @@ export class DockerRuntime implements RuntimeService, ImageService {
   }
 
   async listContainers(filter: ContainerFilter = {}): Promise<Container[]> {
-    const f: Record<string, string[]> = {};
+    const f: Record<string, string[]> = selectorFilter(filter.labelSelector);
     if (filter.id) f.id = [filter.id];
-    if (filter.podSandboxId) f.label = [`${LABEL_SANDBOX_ID}=${filter.podSandboxId}`];
+    if (filter.podSandboxId) (f.label ??= []).push(`${LABEL_SANDBOX_ID}=${filter.podSandboxId}`);
     const list = await this.listRaw(TYPE_CONTAINER, f);
     const out: Container[] = [];
     for (const c of list) {

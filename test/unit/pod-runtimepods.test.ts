@@ -215,6 +215,40 @@ describe('RuntimePodCache', () => {
     expect(statusCalls(rt)).to.deep.equal([]);
   });
 
+  it('inspects one pod alone, sharing the status cache, without looking at other pods', async () => {
+    const a = await runSandbox(rt, UID_A, 'web');
+    const b = await runSandbox(rt, UID_B, 'db');
+    const appA = await addContainer(rt, a, 'app');
+    await addContainer(rt, b, 'app');
+    rt.calls.length = 0;
+    const view = await cache.inspectPod(UID_A);
+    expect(view.sandboxes.map((s) => s.id)).to.deep.equal([a.sandboxId]);
+    expect(view.containers.map((c) => c.id)).to.deep.equal([appA]);
+    expect(view).to.include({ uid: UID_A, name: 'web', namespace: 'default' });
+    expect(statusCalls(rt)).to.deep.equal([`podSandboxStatus ${a.sandboxId}`, `containerStatus ${appA}`]);
+    rt.calls.length = 0;
+    await cache.inspectPod(UID_A);
+    expect(statusCalls(rt)).to.deep.equal([]);
+    // The relist reuses what inspectPod learned.
+    rt.calls.length = 0;
+    await cache.relist();
+    expect(statusCalls(rt).filter((c) => c.includes(a.sandboxId) || c.includes(appA))).to.deep.equal([]);
+  });
+
+  it('inspecting a pod the runtime does not hold gives an empty pod; a failed status call throws', async () => {
+    expect(await cache.inspectPod(UID_B)).to.deep.equal({ uid: UID_B, name: '', namespace: '', sandboxes: [], containers: [] });
+    const a = await runSandbox(rt, UID_A, 'web');
+    rt.injectErrors.set('podSandboxStatus', new NodeletError('CRI_RUNTIME_FAILED', 'docker is busy'));
+    let caught: unknown;
+    try {
+      await cache.inspectPod(UID_A);
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as NodeletError).code).to.equal('CRI_RUNTIME_FAILED');
+    expect(a.sandboxId).to.be.a('string');
+  });
+
   it('forgets removed containers and pods', async () => {
     const pod = await runSandbox(rt, UID_A, 'web');
     const app = await addContainer(rt, pod, 'app');
