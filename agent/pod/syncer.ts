@@ -75,6 +75,10 @@ export interface SyncerDeps {
   pullSecrets: (pod: V1Pod) => Promise<V1Secret[]>;
   /** Probe verdicts by pod UID (empty until a prober is wired). */
   probes: (uid: string) => ProbeState;
+  /** Told the runtime's view after each sync of a pod still wanted (the prober follows container instances with it). */
+  onSynced?: (pod: V1Pod, runtime: RuntimePodStatus) => void;
+  /** Told once a pod will run nothing again (terminal, or cleaned up): its probes stop. */
+  onDone?: (uid: string) => void;
   /**
    * The API object whose status reports `pod` (a static pod's mirror);
    * undefined skips the report. Default: the pod itself.
@@ -190,7 +194,8 @@ export class PodSyncer {
       const rc = runtime.containers.find((c) => c.id === k.id);
       const spec = findContainer(pod, k.name);
       this.d.events.podEvent(pod, spec, 'Normal', 'Killing', k.message);
-      return this.killContainer(pod, rc, k.id, spec?.c, this.gracePeriod(pod, false));
+      const grace = k.reason === 'Unhealthy' && spec ? probeGracePeriod(spec.c, probes) : undefined;
+      return this.killContainer(pod, rc, k.id, spec?.c, grace ?? this.gracePeriod(pod, false));
     }));
 
     const inits = pod.spec?.initContainers ?? [];
@@ -367,6 +372,7 @@ export class PodSyncer {
     const uid = pod.metadata?.uid ?? '';
     await this.killPod(pod, runtime, this.gracePeriod(pod, true), true);
     const after = await inspect();
+    this.d.onSynced?.(pod, after);
     if (after.containers.some((c) => c.state === CONTAINER_RUNNING)) return { requeueAfterMs: 1000 };
     const st = this.stateOf(uid);
     await this.setStatus(pod, this.status(pod, after, st, true));
@@ -385,6 +391,7 @@ export class PodSyncer {
       await this.killPod(pod, runtime, this.gracePeriod(pod, false), false);
       after = await inspect();
     }
+    this.d.onDone?.(uid);
     await this.setStatus(pod, this.status(pod, after, this.stateOf(uid), true));
     return {};
   }
@@ -408,6 +415,7 @@ export class PodSyncer {
     }
     this.state.delete(uid);
     this.d.statuses.forget(uid);
+    this.d.onDone?.(uid);
     this.images.forgetPod(uid);
     return { done: true };
   }
@@ -437,6 +445,8 @@ export class PodSyncer {
 
   private async report(pod: V1Pod, inspect: () => Promise<RuntimePodStatus>, st: PodState): Promise<SyncResult> {
     const after = await inspect();
+    // Before the status: new container instances must not inherit the old ones' verdicts.
+    this.d.onSynced?.(pod, after);
     try {
       await this.setStatus(pod, this.status(pod, after, st, false));
     } catch (err) {
@@ -445,6 +455,16 @@ export class PodSyncer {
     }
     return st.retryAt === undefined ? {} : { requeueAfterMs: Math.max(0, st.retryAt - this.d.clock.now()) };
   }
+}
+
+/**
+ * The failed probe's own terminationGracePeriodSeconds, as upstream's
+ * killContainer: the startup probe's while the container has not started,
+ * else the liveness probe's; undefined when the probe sets none.
+ */
+export function probeGracePeriod(c: V1Container, probes: ProbeState): number | undefined {
+  const probe = c.startupProbe && !probes.started?.has(c.name) ? c.startupProbe : c.livenessProbe;
+  return probe?.terminationGracePeriodSeconds;
 }
 
 function podName(pod: V1Pod): string {

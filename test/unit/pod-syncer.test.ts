@@ -13,7 +13,7 @@ import type { HookRunner } from '../../agent/pod/hooks.ts';
 import { FakePodApi } from '../fakes/podapi.ts';
 import { RuntimePodCache } from '../../agent/pod/runtimepods.ts';
 import { StatusManager } from '../../agent/pod/statusmanager.ts';
-import { PodSyncer, type HostVolume, type PodVolumeHost } from '../../agent/pod/syncer.ts';
+import { PodSyncer, probeGracePeriod, type HostVolume, type PodVolumeHost } from '../../agent/pod/syncer.ts';
 import type { Mount } from '../../cri/api.ts';
 import type { RuntimePodStatus } from '../../agent/pod/types.ts';
 import { FakeClock } from '../fakes/clock.ts';
@@ -97,10 +97,7 @@ function setup() {
       memoryCapacityBytes: 8 * 2 ** 30,
     },
   );
-  const inspect = async (): Promise<RuntimePodStatus> => {
-    await cache.relist();
-    return cache.get(UID) ?? { uid: UID, name: '', namespace: '', sandboxes: [], containers: [] };
-  };
+  const inspect = (): Promise<RuntimePodStatus> => cache.inspectPod(UID);
   const sync = (p: V1Pod | undefined, kill = false) => syncer.sync(UID, p, inspect, kill);
   return { clock, rt, api, events, volumes, hooks, sync, setEnvError: (e: Error | undefined) => (envError = e) };
 }
@@ -294,5 +291,14 @@ describe('PodSyncer', () => {
     expect(ready).to.have.length(1);
     expect(ready[0]!.config.metadata.attempt).to.equal(1);
     expect(t.events).to.include('Normal SandboxChanged : Pod sandbox changed, it will be killed and re-created.');
+  });
+});
+
+describe('probeGracePeriod', () => {
+  it('takes the startup probe\'s grace before the container started, else the liveness probe\'s', () => {
+    const c: V1Container = { name: 'app', startupProbe: { terminationGracePeriodSeconds: 3 }, livenessProbe: { terminationGracePeriodSeconds: 7 } };
+    expect(probeGracePeriod(c, {})).to.equal(3);
+    expect(probeGracePeriod(c, { started: new Set(['app']) })).to.equal(7);
+    expect(probeGracePeriod({ name: 'x', livenessProbe: {} }, {})).to.equal(undefined);
   });
 });
