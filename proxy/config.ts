@@ -16,7 +16,7 @@ export interface ProxyConfig {
   readonly kubeconfig: string;
   /** The Node name this proxy serves: --hostname-override, else the host name; lowercased. */
   readonly nodeName: string;
-  readonly mode: Exclude<ProxyMode, 'nftables'>;
+  readonly mode: ProxyMode;
   readonly clusterCIDR?: string;
   /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
   readonly nodePortAddresses: readonly string[];
@@ -127,8 +127,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
 
   const modeFlag = (get('proxy-mode') ?? '').trim();
   const mode = modeFlag === '' ? PROXY_DEFAULTS.mode : modeFlag;
-  if (mode === 'nftables') throw invalid('proxy-mode', 'nftables mode is not supported by nodelet (use iptables or userspace)');
-  if (mode !== 'iptables' && mode !== 'userspace') throw invalid('proxy-mode', `'${modeFlag}' is not one of iptables, userspace`);
+  if (mode !== 'iptables' && mode !== 'userspace' && mode !== 'nftables') {
+    throw invalid('proxy-mode', `'${modeFlag}' is not one of iptables, userspace, nftables`);
+  }
 
   const clusterCIDR = get('cluster-cidr')?.trim();
   if (clusterCIDR) {

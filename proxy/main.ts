@@ -1,6 +1,6 @@
 // Wires the service proxy (kube-proxy's role): Service and EndpointSlice
-// informers feed a Proxier (iptables mode, wrapped by the UDP conntrack
-// cleaner; or userspace mode), which starts once both informers have synced; beside it the
+// informers feed a Proxier (iptables or nftables mode, wrapped by the UDP
+// conntrack cleaner; or userspace mode), which starts once both informers have synced; beside it the
 // healthz server (10256), the metrics server (10249) and the service
 // health-check node ports. runProxy is the `nodelet proxy` command.
 import * as k8s from '@kubernetes/client-node';
@@ -26,6 +26,7 @@ import {
   ServiceHealthServer,
 } from './healthcheck.ts';
 import { IptablesProxier, type Sysctl } from './iptables/proxier.ts';
+import { newNftablesProxier } from './nftables/setup.ts';
 import { detectBackend, ExecIptables } from './iptables/restore.ts';
 import type { Proxier } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
@@ -68,6 +69,29 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
   }
+  const withConntrack = (inner: Proxier) =>
+    new ConntrackCleaner(inner, {
+      exec,
+      clock: deps.clock,
+      log: deps.log.child({ component: 'conntrack' }),
+      nodeName: cfg.nodeName,
+      lastSynced: lastSyncFromRegistry(deps.registry),
+    });
+  if (cfg.mode === 'nftables') {
+    // undefined when nft cannot run here: it has logged why, and iptables mode takes over.
+    const nft = await newNftablesProxier(
+      { exec, clock: deps.clock, log: deps.log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl },
+      {
+        nodeName: cfg.nodeName,
+        nodeIPs,
+        ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
+        localhostNodePorts: cfg.localhostNodePorts,
+        minSyncPeriodMs: cfg.minSyncPeriodMs,
+        syncPeriodMs: cfg.syncPeriodMs,
+      },
+    );
+    if (nft) return withConntrack(nft);
+  }
   const backend = await detectBackend(exec, cfg.iptablesBackend);
   const log = deps.log.child({ component: 'iptables' });
   log.info('iptables proxier', { backend, nodeIPs: nodeIPs.length ? nodeIPs : 'all local addresses' });
@@ -83,13 +107,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
       backend,
     },
   );
-  return new ConntrackCleaner(inner, {
-    exec,
-    clock: deps.clock,
-    log: deps.log.child({ component: 'conntrack' }),
-    nodeName: cfg.nodeName,
-    lastSynced: lastSyncFromRegistry(deps.registry),
-  });
+  return withConntrack(inner);
 }
 
 /** Starts serving `handler` on a bind address; a bind failure is logged, not fatal (as kube-proxy). */

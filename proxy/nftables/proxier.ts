@@ -1,0 +1,234 @@
+// The nftables-mode proxier (--proxy-mode=nftables): informer events feed
+// the change trackers and ask the bounded-frequency runner for a sync. A full
+// sync (the first, the periodic one with nothing queued, any after a failure)
+// rebuilds the model from all services (rules.ts) and replaces the table in
+// one `nft -f`; an incremental one updates the kept model only for the
+// services that changed and sends just what its journal says was touched
+// (transaction.ts), so its cost follows the change, not the cluster. After a
+// failed transaction nothing is assumed about the kernel's table: the next
+// sync replaces it whole, which also repairs drift.
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Clock } from '../../lib/clock.ts';
+import { describeError } from '../../lib/errors.ts';
+import type { Logger } from '../../lib/log.ts';
+import {
+  EndpointsChangeTracker,
+  flattenEndpoints,
+  flattenServices,
+  ServiceChangeTracker,
+  type EndpointsMap,
+  type ServiceMap,
+} from '../changetracker.ts';
+import { ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
+import type { Proxier } from '../proxier.ts';
+import { BoundedFrequencyRunner } from '../runner.ts';
+import { portKey } from '../types.ts';
+import type { Nft } from './nft.ts';
+import { serviceFragment } from './rules.ts';
+import { NftState } from './state.ts';
+import { countElements, fullTransaction, journalTransaction } from './transaction.ts';
+
+export interface NftablesProxierOptions {
+  nodeName: string;
+  /** Where NodePorts answer; [] = every local address. */
+  nodeIPs: readonly string[];
+  clusterCIDR?: string;
+  localhostNodePorts: boolean;
+  minSyncPeriodMs?: number;
+  /** The periodic full sync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
+  syncPeriodMs?: number;
+}
+
+export interface NftablesProxierDeps {
+  nft: Nft;
+  clock: Clock;
+  log: Logger;
+  registry: Registry;
+  sysctl: Sysctl;
+}
+
+/** Upstream's buckets for the sync durations: 1 ms .. ~16 s. */
+const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+
+class NftMetrics {
+  readonly syncDuration: Histogram;
+  readonly fullSyncDuration: Histogram;
+  readonly partialSyncDuration: Histogram;
+  readonly lastSync: Gauge;
+  readonly lastQueued: Gauge;
+  readonly syncFailures: Counter;
+  readonly elements: Gauge;
+  readonly chains: Gauge;
+
+  constructor(registry: Registry) {
+    const registers = [registry];
+    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets: SYNC_BUCKETS, registers });
+    this.fullSyncDuration = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets: SYNC_BUCKETS, registers });
+    this.partialSyncDuration = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', buckets: SYNC_BUCKETS, registers });
+    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers });
+    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers });
+    this.syncFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'Cumulative proxy nftables sync failures', registers });
+    this.elements = new Gauge({ name: 'nodelet_proxy_nftables_elements', help: 'Map and set elements in table ip nodelet (as of the last successful sync)', registers });
+    this.chains = new Gauge({ name: 'nodelet_proxy_nftables_chains', help: 'Chains in table ip nodelet (as of the last successful sync)', registers });
+  }
+}
+
+export interface NftSyncResult {
+  full: boolean;
+  ok: boolean;
+  /** False when an incremental sync found nothing to change (no nft run). */
+  applied: boolean;
+}
+
+export class NftablesProxier implements Proxier {
+  private readonly nft: Nft;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private readonly sysctl: Sysctl;
+  private readonly opts: NftablesProxierOptions & { minSyncPeriodMs: number; syncPeriodMs: number };
+  private readonly metrics: NftMetrics;
+  private readonly runner: BoundedFrequencyRunner;
+
+  private readonly serviceChanges = new ServiceChangeTracker();
+  private readonly endpointChanges: EndpointsChangeTracker;
+  private readonly services: ServiceMap = new Map();
+  private readonly endpoints: EndpointsMap = new Map();
+
+  /** The model of what the kernel holds after the last successful transaction; undefined = unknown (next sync is full). */
+  private state: NftState | undefined;
+  private routeLocalnetSet = false;
+
+  constructor(deps: NftablesProxierDeps, options: NftablesProxierOptions) {
+    this.nft = deps.nft;
+    this.clock = deps.clock;
+    this.log = deps.log;
+    this.sysctl = deps.sysctl;
+    this.opts = { ...options, minSyncPeriodMs: options.minSyncPeriodMs ?? 1000, syncPeriodMs: options.syncPeriodMs ?? 30000 };
+    this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
+    this.metrics = new NftMetrics(deps.registry);
+    this.runner = new BoundedFrequencyRunner(
+      () => this.syncProxyRules().then(() => undefined),
+      this.opts.minSyncPeriodMs,
+      this.opts.syncPeriodMs,
+      this.clock,
+      (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
+    );
+  }
+
+  start(): void {
+    this.runner.start();
+    this.runner.run();
+  }
+
+  async stop(): Promise<void> {
+    await this.runner.stop();
+  }
+
+  onServiceAdd(svc: V1Service): void {
+    this.queue(this.serviceChanges.update(undefined, svc));
+  }
+  onServiceUpdate(prev: V1Service, svc: V1Service): void {
+    this.queue(this.serviceChanges.update(prev, svc));
+  }
+  onServiceDelete(svc: V1Service): void {
+    this.queue(this.serviceChanges.update(svc, undefined));
+  }
+  onSliceAdd(slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(undefined, slice));
+  }
+  onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(prev, slice));
+  }
+  onSliceDelete(slice: V1EndpointSlice): void {
+    this.queue(this.endpointChanges.update(slice, undefined));
+  }
+
+  private queue(pending: boolean): void {
+    if (!pending) return;
+    this.metrics.lastQueued.set(this.clock.now() / 1000);
+    this.runner.run();
+  }
+
+  /** One sync. Never throws: a failure is logged and counted, the next sync is full, a retry comes after minSyncPeriod. */
+  async syncProxyRules(): Promise<NftSyncResult> {
+    const started = this.clock.now();
+    const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
+    const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    let full = this.state === undefined || !pending;
+    let applied = false;
+    try {
+      if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
+        await this.sysctl(ROUTE_LOCALNET, '1');
+        this.routeLocalnetSet = true;
+      }
+      let state = this.state;
+      let text = '';
+      if (!full && state) {
+        this.update(state, changed);
+        const diff = journalTransaction(state.takeJournal(), state.rs);
+        if (diff.needsFull) full = true;
+        else text = diff.text;
+      }
+      if (full || !state) {
+        state = this.rebuild();
+        text = fullTransaction(state.rs);
+      }
+      // Unknown until this transaction is known to have landed.
+      this.state = undefined;
+      if (text !== '') {
+        await this.nft.apply(text);
+        applied = true;
+      }
+      this.state = state;
+      this.metrics.elements.set(countElements(state.rs));
+      this.metrics.chains.set(state.rs.chains.size);
+    } catch (err) {
+      this.state = undefined;
+      this.metrics.syncFailures.inc();
+      this.log.error('nftables sync failed; next sync is full', { full, error: describeError(err) });
+      this.runner.retryAfter(this.opts.minSyncPeriodMs);
+      this.observe(started, full);
+      return { full, ok: false, applied: false };
+    }
+    this.metrics.lastSync.set(this.clock.now() / 1000);
+    this.observe(started, full);
+    this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size, applied });
+    return { full, ok: true, applied };
+  }
+
+  private options() {
+    return {
+      nodeIPs: this.opts.nodeIPs,
+      localhostNodePorts: this.opts.localhostNodePorts,
+      ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
+    };
+  }
+
+  /** A model of everything, from scratch. */
+  private rebuild(): NftState {
+    const state = new NftState(this.options(), false);
+    const endpoints = flattenEndpoints(this.endpoints);
+    const ports = flattenServices(this.services).map((sp) => [portKey(sp), sp] as const);
+    ports.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? []));
+    state.takeJournal(); // journaling from here on
+    return state;
+  }
+
+  /** Brings the model up to date for the services ("ns/name") whose service or endpoints changed. */
+  private update(state: NftState, changed: ReadonlySet<string>): void {
+    for (const svc of changed) {
+      const eps = this.endpoints.get(svc);
+      const now = new Map((this.services.get(svc) ?? []).map((sp) => [portKey(sp), sp] as const));
+      for (const owner of state.ownersOf(svc)) if (!now.has(owner)) state.set(owner, undefined);
+      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? []));
+    }
+  }
+
+  private observe(started: number, full: boolean): void {
+    const secs = (this.clock.now() - started) / 1000;
+    this.metrics.syncDuration.observe(secs);
+    (full ? this.metrics.fullSyncDuration : this.metrics.partialSyncDuration).observe(secs);
+  }
+}

@@ -1,0 +1,323 @@
+// The ruleset generator of the nftables proxy: (services, endpoints,
+// options) -> a Ruleset model of table `ip nodelet` (maps with their
+// elements, chains with their rules). Each service port gives a pure
+// Fragment (serviceFragment); state.ts assembles fragments into the model and
+// keeps it up to date one service at a time. transaction.ts turns a model
+// into a full `nft -f` text, and a journal (or two models) into a small one.
+//
+// Why this shape (issue 10): loading chains costs nft more than linearly in
+// their number, so chains must not grow with services. Here a packet's
+// `daddr . l4proto . dport` picks, in one verdict map, a load-balancing chain
+// shared by every service with the same protocol and number of endpoints k;
+// that chain's one rule DNATs through `... . numgen random mod k map
+// @dnat_tcp_k`, a map from `service address . protocol . port . index` to
+// `endpoint . port`. Chains number the distinct endpoint counts (times a few
+// kinds and protocols), not the services; a service change is a few element
+// adds and deletes.
+//
+// Kinds of load-balancing chain, each per protocol and k (svc_tcp_3,
+// np_udp_1, ...), with "_sticky" variants for ClientIP affinity (jhash of the
+// source address instead of numgen: see Limits):
+//   svc      DNAT via dnat_<p>_k; masquerades sources outside the cluster CIDR
+//   ext      external Cluster policy: mark for masquerade, goto svc
+//   local    external Local policy: DNAT via dnat_local_<p>_k, no masquerade
+//   np       node port: DNAT via dnat_np_<p>_k (key without the address)
+//   npext    node port, Cluster policy: mark, goto np
+//   np_local node port, Local policy: DNAT via dnat_np_local_<p>_k
+// Local-policy external traffic goes first to one shared chain that sends pod
+// traffic, and (masqueraded) this host's traffic, to all endpoints, as
+// kube-proxy does; other traffic to the local endpoints. Hairpin traffic (an
+// endpoint reaching itself) is found after DNAT by a set of (ip . ip) pairs.
+//
+// Limits: IPv4 (family `ip`; a second table `ip6 nodelet` would take the same
+// model with ipv6_addr keys). ClientIP affinity is a stable hash of the client
+// address: a client stays on one endpoint while the endpoint set is unchanged,
+// but the timeout (sessionAffinityConfig) is not enforced and a change of the
+// endpoint count may move clients. No loadBalancerSourceRanges, no topology.
+import { isIPv4 } from 'node:net';
+import { categorizeEndpoints } from '../iptables/rules.ts';
+import type { Endpoint, ServicePortInfo } from '../types.ts';
+
+export const FAMILY = 'ip';
+export const TABLE = 'nodelet';
+/** The mark for "masquerade this" (kube-proxy's default masquerade bit 14, shared with the iptables mode). */
+export const MASQ_MARK = '0x4000';
+/** A fixed jhash seed: without one the kernel picks a random seed per rule, and every full sync would move sticky clients. */
+export const AFFINITY_SEED = '0x6e6f6465';
+
+export const VMAP_ADDR = 'type ipv4_addr . inet_proto . inet_service : verdict';
+export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
+/**
+ * A DNAT map per protocol: with `th dport` in its typeof, nft 1.0.6 cannot use
+ * the map once it reads it back from the kernel ("conflicting protocols
+ * specified: ip vs. th"), so an incremental rule or element would fail; and
+ * the protocol named in the data part becomes an implicit `meta l4proto`
+ * match of the DNAT rule. So maps and chains are per protocol, which the
+ * verdict key (it holds the protocol) already tells apart.
+ */
+export function dnatDecl(withAddress: boolean, proto: string): string {
+  return `typeof ${withAddress ? 'ip daddr . ' : ''}meta l4proto . ${proto} dport . numgen random mod 1 : ip daddr . ${proto} dport`;
+}
+export const SET_PAIR = 'type ipv4_addr . ipv4_addr';
+
+/** Maps and sets every ruleset has, with their declarations. */
+export const STATIC_MAPS: Readonly<Record<string, string>> = {
+  service_ips: VMAP_ADDR,
+  service_nodeports: VMAP_PORT,
+  external_cluster: VMAP_ADDR,
+  external_local: VMAP_ADDR,
+  nodeport_cluster: VMAP_PORT,
+  nodeport_local: VMAP_PORT,
+  no_endpoint_services: VMAP_ADDR,
+  no_endpoint_nodeports: VMAP_PORT,
+  hairpin: SET_PAIR,
+};
+
+export const REJECT_CHAIN = 'reject_packet';
+
+export interface NftRulesInput {
+  services: readonly ServicePortInfo[];
+  /** Endpoints by service port key ("ns/name:port"). */
+  endpoints: ReadonlyMap<string, readonly Endpoint[]>;
+  /** Where NodePorts answer: [] = every local address (fib daddr type local). */
+  nodeIPs: readonly string[];
+  /** NodePorts answer on 127.0.0.0/8 too (needs route_localnet; adds the martian guard). */
+  localhostNodePorts: boolean;
+  /** The cluster's pod CIDR: cluster-IP traffic from outside it is masqueraded; pod traffic to Local-policy services short-circuits. */
+  clusterCIDR?: string;
+}
+
+export interface NftChain {
+  /** Base chain declaration ("type nat hook prerouting priority dstnat; policy accept;"), or undefined for a regular chain. */
+  hook?: string;
+  rules: string[];
+}
+
+export interface NftMap {
+  /** "type ..." or "typeof ...". */
+  decl: string;
+  /** A set has elements without values. */
+  isSet: boolean;
+  /** Key -> value ('' for set elements). */
+  elements: Map<string, string>;
+}
+
+export interface Ruleset {
+  maps: Map<string, NftMap>;
+  chains: Map<string, NftChain>;
+}
+
+export type Kind = 'svc' | 'ext' | 'local' | 'np' | 'npext' | 'np_local';
+
+/** The DNAT map a kind of chain reads, or undefined for the mark-and-goto kinds. */
+const DNAT_MAP_OF: Record<Kind, string | undefined> = {
+  svc: 'dnat',
+  ext: undefined,
+  local: 'dnat_local',
+  np: 'dnat_np',
+  npext: undefined,
+  np_local: 'dnat_np_local',
+};
+
+export function lbChainName(kind: Kind, sticky: boolean, proto: string, k: number): string {
+  return `${kind}${sticky ? '_sticky' : ''}_${proto}_${k}`;
+}
+
+export function dnatMapName(kind: Kind, proto: string, k: number): string | undefined {
+  const base = DNAT_MAP_OF[kind];
+  return base && `${base}_${proto}_${k}`;
+}
+
+const MARK = `meta mark set meta mark | ${MASQ_MARK}`;
+const ADDR_KEY = 'ip daddr . meta l4proto . th dport';
+const PORT_KEY = 'meta l4proto . th dport';
+
+function pick(sticky: boolean, k: number): string {
+  return sticky ? `jhash ip saddr mod ${k} seed ${AFFINITY_SEED}` : `numgen random mod ${k}`;
+}
+
+function nodePortMatch(input: NftOptions): string | undefined {
+  if (input.nodeIPs.length === 0) return input.localhostNodePorts ? 'fib daddr type local' : 'fib daddr type local ip daddr != 127.0.0.0/8';
+  const ips = input.nodeIPs.filter((ip) => input.localhostNodePorts || !ip.startsWith('127.'));
+  if (ips.length === 0) return undefined;
+  return ips.length === 1 ? `ip daddr ${ips[0]}` : `ip daddr { ${ips.join(', ')} }`;
+}
+
+export function staticChains(input: NftOptions): Map<string, NftChain> {
+  const chains = new Map<string, NftChain>();
+  const b = { chain: (name: string, rules: string[], hook?: string) => void chains.set(name, hook ? { hook, rules } : { rules }) };
+  const cidr = input.clusterCIDR;
+  const np = nodePortMatch(input);
+  b.chain('nat_prerouting', ['jump services'], 'type nat hook prerouting priority dstnat; policy accept;');
+  // "priority dstnat" is not accepted for the output hook by nft 1.0.6; -100 is its value.
+  b.chain('nat_output', ['jump services'], 'type nat hook output priority -100; policy accept;');
+  b.chain('nat_postrouting', [
+    // Hairpin: an endpoint that reached itself through a service must be masqueraded, or it answers itself.
+    `ct status dnat ip saddr . ip daddr @hairpin ${MARK}`,
+    `meta mark & ${MASQ_MARK} == 0 return`,
+    `meta mark set meta mark ^ ${MASQ_MARK}`,
+    'masquerade fully-random',
+  ], 'type nat hook postrouting priority srcnat; policy accept;');
+  b.chain('services', [
+    `${ADDR_KEY} vmap @service_ips`,
+    ...(np ? [`${np} ${PORT_KEY} vmap @service_nodeports`] : []),
+  ]);
+  b.chain('external_policy_local', [
+    ...(cidr ? [`ip saddr ${cidr} ${ADDR_KEY} vmap @external_cluster`] : []),
+    `fib saddr type local ${MARK} ${ADDR_KEY} vmap @external_cluster`,
+    `${ADDR_KEY} vmap @external_local`,
+  ]);
+  b.chain('nodeport_policy_local', [
+    ...(cidr ? [`ip saddr ${cidr} ${PORT_KEY} vmap @nodeport_cluster`] : []),
+    `fib saddr type local ${MARK} ${PORT_KEY} vmap @nodeport_cluster`,
+    `${PORT_KEY} vmap @nodeport_local`,
+  ]);
+  b.chain(REJECT_CHAIN, ['reject']);
+  // Filter chains at priority filter, after the nat hooks (dstnat -100): what they see was not DNATed.
+  const noEndpoints = `ct state new ${ADDR_KEY} vmap @no_endpoint_services`;
+  b.chain('filter_input', [
+    ...(input.localhostNodePorts
+      ? [
+          // route_localnet lets outside packets to 127.0.0.0/8 in; drop those no node port DNATed (kubelet's KUBE-FIREWALL rule).
+          'ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop',
+        ]
+      : []),
+    noEndpoints,
+    ...(np ? [`ct state new ${np} ${PORT_KEY} vmap @no_endpoint_nodeports`] : []),
+  ], 'type filter hook input priority filter; policy accept;');
+  b.chain('filter_forward', [noEndpoints], 'type filter hook forward priority filter; policy accept;');
+  b.chain('filter_output', [noEndpoints], 'type filter hook output priority filter; policy accept;');
+  return chains;
+}
+
+/** One element a service contributes: [map, key, value] ('' for a set element). */
+export type Elem = [map: string, key: string, value: string];
+
+/**
+ * The elements that exist because a service owns one address (or node port):
+ * the verdict, its DNAT entries, a no-endpoints entry. When two services
+ * claim one key, the first by service port key wins, as in sorted order.
+ */
+export interface Claim {
+  key: string;
+  elements: Elem[];
+}
+
+/** What one service port contributes to the ruleset (a pure function of it and its endpoints). */
+export interface Fragment {
+  claims: Claim[];
+  /** Hairpin pairs ("ip . ip"), shared between services. */
+  hairpin: string[];
+}
+
+const REJECT = `goto ${REJECT_CHAIN}`;
+
+/** The fragment of one service port, or undefined when it has no IPv4 cluster IP. */
+export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[]): Fragment | undefined {
+  const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
+  if (!clusterIP) return undefined;
+  const frag: Fragment = { claims: [], hairpin: [] };
+  const proto = sp.protocol.toLowerCase();
+  const sticky = sp.sessionAffinity === 'ClientIP';
+  const { cluster, local, hasAny } = categorizeEndpoints(eps, sp);
+  const accessible = sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerIPs.length > 0;
+  const extLocal = accessible && sp.externalTrafficPolicy === 'Local';
+  const internal = sp.internalTrafficPolicy === 'Local' ? local : cluster;
+
+  let claim: Claim = { key: '', elements: [] };
+  const open = (key: string) => frag.claims.push((claim = { key, elements: [] }));
+  const el = (map: string, key: string, value: string) => claim.elements.push([map, key, value]);
+  /** The DNAT entries of `key` to `targets` through a chain of `kind`, and the verdict that goes there. */
+  const route = (kind: Kind, key: string, targets: readonly Endpoint[]): string => {
+    const chain = lbChainName(kind, sticky, proto, targets.length);
+    const dnat = dnatMapName(kind === 'ext' ? 'svc' : kind === 'npext' ? 'np' : kind, proto, targets.length)!;
+    targets.forEach((ep, i) => el(dnat, `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
+    for (const ep of targets) frag.hairpin.push(`${ep.ip} . ${ep.ip}`);
+    return `goto ${chain}`;
+  };
+
+  // Cluster IP.
+  const ck = `${clusterIP} . ${proto} . ${sp.port}`;
+  open(`a ${ck}`);
+  if (internal.length > 0) el('service_ips', ck, route('svc', ck, internal));
+  else el('no_endpoint_services', ck, hasAny ? 'drop' : REJECT);
+
+  // External and load-balancer IPs.
+  for (const ip of [...sp.externalIPs, ...sp.loadBalancerIPs]) {
+    const key = `${ip} . ${proto} . ${sp.port}`;
+    open(`a ${key}`);
+    if (!hasAny) {
+      el('no_endpoint_services', key, REJECT);
+    } else if (!extLocal) {
+      el('service_ips', key, route('ext', key, cluster));
+    } else {
+      el('external_cluster', key, route('svc', key, cluster));
+      if (local.length > 0) el('external_local', key, route('local', key, local));
+      else el('no_endpoint_services', key, 'drop');
+      el('service_ips', key, 'goto external_policy_local');
+    }
+  }
+
+  // Node port.
+  if (sp.nodePort !== 0) {
+    const key = `${proto} . ${sp.nodePort}`;
+    open(`p ${key}`);
+    if (!hasAny) {
+      el('no_endpoint_nodeports', key, REJECT);
+    } else if (!extLocal) {
+      el('service_nodeports', key, route('npext', key, cluster));
+    } else {
+      el('nodeport_cluster', key, route('np', key, cluster));
+      if (local.length > 0) el('nodeport_local', key, route('np_local', key, local));
+      else el('no_endpoint_nodeports', key, 'drop');
+      el('service_nodeports', key, 'goto nodeport_policy_local');
+    }
+  }
+  return frag;
+}
+
+const LB_CHAIN = /^(np_local|npext|np|svc|ext|local)(_sticky)?_(tcp|udp|sctp)_(\d+)$/;
+
+interface LbChainDef {
+  rules: string[];
+  /** The DNAT map it reads, with its declaration. */
+  map?: { name: string; decl: string };
+  /** The chain it goes to. */
+  next?: string;
+}
+
+/** A load-balancing chain, from its name alone (so any two uses of a name agree). */
+export function lbChain(name: string, clusterCIDR: string | undefined): LbChainDef | undefined {
+  const m = LB_CHAIN.exec(name);
+  if (!m) return undefined;
+  const kind = m[1] as Kind;
+  const sticky = m[2] !== undefined;
+  const proto = m[3] as string;
+  const k = Number(m[4]);
+  const dnat = dnatMapName(kind, proto, k);
+  switch (kind) {
+    case 'svc':
+      return {
+        rules: [...(clusterCIDR ? [`ip saddr != ${clusterCIDR} ${MARK}`] : []), `dnat ip to ${ADDR_KEY} . ${pick(sticky, k)} map @${dnat}`],
+        map: { name: dnat!, decl: dnatDecl(true, proto) },
+      };
+    case 'local':
+      return { rules: [`dnat ip to ${ADDR_KEY} . ${pick(sticky, k)} map @${dnat}`], map: { name: dnat!, decl: dnatDecl(true, proto) } };
+    case 'np':
+    case 'np_local':
+      return { rules: [`dnat ip to ${PORT_KEY} . ${pick(sticky, k)} map @${dnat}`], map: { name: dnat!, decl: dnatDecl(false, proto) } };
+    case 'ext':
+    case 'npext': {
+      const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k);
+      return { rules: [`${MARK} goto ${next}`], next };
+    }
+  }
+}
+
+/** Options of the ruleset that do not change while a proxier runs. */
+export type NftOptions = Omit<NftRulesInput, 'services' | 'endpoints'>;
+
+/** Fixed chains (the hooks, dispatch and reject chains): every name without a trailing "_<k>". */
+export function isStaticChain(name: string): boolean {
+  return !/_\d+$/.test(name);
+}

@@ -1,0 +1,230 @@
+// The nftables proxy's model kept up to date one service at a time: NftState
+// assembles the per-service fragments of rules.ts into a Ruleset, with
+// reference counts for what services share, and journals what each change
+// touched so that transaction.ts can send only that. buildRuleset is the
+// whole model at once, from the same code.
+import { portKey } from '../types.ts';
+import {
+  lbChain,
+  serviceFragment,
+  staticChains,
+  STATIC_MAPS,
+  type Elem,
+  type Fragment,
+  type NftChain,
+  type NftMap,
+  type NftOptions,
+  type NftRulesInput,
+  type Ruleset,
+} from './rules.ts';
+
+interface Contender {
+  owner: string;
+  seq: number;
+  elements: Elem[];
+}
+
+function before(a: Contender, b: Contender): boolean {
+  return a.owner < b.owner || (a.owner === b.owner && a.seq < b.seq);
+}
+
+/** What changed since the last takeJournal(): the value (or absence) each touched thing had before. */
+export interface Journal {
+  elements: Map<string, Map<string, string | undefined>>;
+  chains: Map<string, NftChain | undefined>;
+  maps: Map<string, NftMap | undefined>;
+}
+
+const emptyJournal = (): Journal => ({ elements: new Map(), chains: new Map(), maps: new Map() });
+
+function gotoTargets(value: string): string[] {
+  return value.startsWith('goto ') ? [value.slice(5)] : [];
+}
+
+/**
+ * The ruleset kept up to date service by service, so that one change costs
+ * work in proportion to that change, not to the number of services: each
+ * service port's fragment is added or taken back, claims keep their first
+ * owner, shared elements (hairpin pairs) and load-balancing chains and maps
+ * are reference counted, and a journal records what was touched for the
+ * incremental transaction (transaction.ts journalTransaction).
+ */
+export class NftState {
+  readonly rs: Ruleset = { maps: new Map(), chains: new Map() };
+  private readonly opts: NftOptions;
+  private readonly frags = new Map<string, Fragment>();
+  /** Service ("ns/name") -> its port keys with a fragment. */
+  private readonly bySvc = new Map<string, Set<string>>();
+  private readonly contenders = new Map<string, Contender[]>();
+  private readonly hairpinRefs = new Map<string, number>();
+  private readonly chainRefs = new Map<string, number>();
+  private readonly mapRefs = new Map<string, number>();
+  private journal: Journal = emptyJournal();
+  /** Off while a whole model is built (nothing to diff against): journaling every element would double the work. */
+  private journaling: boolean;
+
+  /** `journaling` false: record nothing until the first takeJournal(). */
+  constructor(opts: NftOptions, journaling = true) {
+    this.opts = opts;
+    this.journaling = journaling;
+    for (const [name, decl] of Object.entries(STATIC_MAPS)) {
+      this.rs.maps.set(name, { decl, isSet: name === 'hairpin', elements: new Map() });
+    }
+    for (const [name, c] of staticChains(opts)) this.rs.chains.set(name, c);
+  }
+
+  /** The port keys ("ns/name:port") of service `svc` ("ns/name") that have a fragment. */
+  ownersOf(svc: string): string[] {
+    return [...(this.bySvc.get(svc) ?? [])];
+  }
+
+  /** Replaces what service port `owner` ("ns/name:port") contributes (undefined: nothing). */
+  set(owner: string, frag: Fragment | undefined): void {
+    const old = this.frags.get(owner);
+    if (old) this.remove(owner, old);
+    if (frag) this.add(owner, frag);
+    const svc = owner.split(':')[0] as string;
+    const set = this.bySvc.get(svc) ?? new Set<string>();
+    if (frag) set.add(owner);
+    else set.delete(owner);
+    if (set.size > 0) this.bySvc.set(svc, set);
+    else this.bySvc.delete(svc);
+  }
+
+  /** Hands over the journal of the changes since the last call (and journals from now on). */
+  takeJournal(): Journal {
+    const j = this.journal;
+    this.journal = emptyJournal();
+    this.journaling = true;
+    return j;
+  }
+
+  private add(owner: string, frag: Fragment): void {
+    this.frags.set(owner, frag);
+    frag.claims.forEach((c, seq) => {
+      const me: Contender = { owner, seq, elements: c.elements };
+      let list = this.contenders.get(c.key);
+      if (!list) this.contenders.set(c.key, (list = []));
+      const winner = list[0];
+      let i = 0;
+      while (i < list.length && before(list[i] as Contender, me)) i++;
+      list.splice(i, 0, me);
+      if (i === 0) {
+        if (winner) this.retract(winner.elements);
+        this.assert(me.elements);
+      }
+    });
+    for (const h of frag.hairpin) {
+      const n = this.hairpinRefs.get(h) ?? 0;
+      this.hairpinRefs.set(h, n + 1);
+      if (n === 0) this.setElement('hairpin', h, '');
+    }
+  }
+
+  private remove(owner: string, frag: Fragment): void {
+    this.frags.delete(owner);
+    frag.claims.forEach((c, seq) => {
+      const list = this.contenders.get(c.key) ?? [];
+      const i = list.findIndex((x) => x.owner === owner && x.seq === seq);
+      if (i < 0) return;
+      const gone = list.splice(i, 1)[0] as Contender;
+      if (i === 0) {
+        this.retract(gone.elements);
+        if (list[0]) this.assert(list[0].elements);
+      }
+      if (list.length === 0) this.contenders.delete(c.key);
+    });
+    for (const h of frag.hairpin) {
+      const n = (this.hairpinRefs.get(h) ?? 0) - 1;
+      if (n > 0) {
+        this.hairpinRefs.set(h, n);
+      } else {
+        this.hairpinRefs.delete(h);
+        this.setElement('hairpin', h, undefined);
+      }
+    }
+  }
+
+  /** Makes the elements exist: chains (and their maps) first, so that DNAT entries find their map. */
+  private assert(elements: readonly Elem[]): void {
+    for (const [, , value] of elements) for (const t of gotoTargets(value)) this.refChain(t);
+    for (const [map, key, value] of elements) this.setElement(map, key, value);
+  }
+
+  private retract(elements: readonly Elem[]): void {
+    for (const [map, key] of elements) this.setElement(map, key, undefined);
+    for (const [, , value] of elements) for (const t of gotoTargets(value)) this.unrefChain(t);
+  }
+
+  private setElement(map: string, key: string, value: string | undefined): void {
+    const m = this.rs.maps.get(map);
+    if (!m) {
+      if (value === undefined) return;
+      throw new Error(`element ${key} for undeclared map ${map}`);
+    }
+    if (this.journaling) {
+      let touched = this.journal.elements.get(map);
+      if (!touched) this.journal.elements.set(map, (touched = new Map()));
+      if (!touched.has(key)) touched.set(key, m.elements.get(key));
+    }
+    if (value === undefined) m.elements.delete(key);
+    else m.elements.set(key, value);
+  }
+
+  private refChain(name: string): void {
+    const def = lbChain(name, this.opts.clusterCIDR);
+    if (!def) return; // a fixed chain: always there
+    const n = this.chainRefs.get(name) ?? 0;
+    this.chainRefs.set(name, n + 1);
+    if (n > 0) return;
+    if (def.map) this.refMap(def.map.name, def.map.decl);
+    if (def.next) this.refChain(def.next);
+    if (this.journaling && !this.journal.chains.has(name)) this.journal.chains.set(name, this.rs.chains.get(name));
+    this.rs.chains.set(name, { rules: def.rules });
+  }
+
+  private unrefChain(name: string): void {
+    const def = lbChain(name, this.opts.clusterCIDR);
+    if (!def) return;
+    const n = (this.chainRefs.get(name) ?? 0) - 1;
+    if (n > 0) {
+      this.chainRefs.set(name, n);
+      return;
+    }
+    this.chainRefs.delete(name);
+    if (this.journaling && !this.journal.chains.has(name)) this.journal.chains.set(name, this.rs.chains.get(name));
+    this.rs.chains.delete(name);
+    if (def.next) this.unrefChain(def.next);
+    if (def.map) this.unrefMap(def.map.name);
+  }
+
+  private refMap(name: string, decl: string): void {
+    const n = this.mapRefs.get(name) ?? 0;
+    this.mapRefs.set(name, n + 1);
+    if (n > 0) return;
+    if (this.journaling && !this.journal.maps.has(name)) this.journal.maps.set(name, this.rs.maps.get(name));
+    this.rs.maps.set(name, { decl, isSet: false, elements: new Map() });
+  }
+
+  private unrefMap(name: string): void {
+    const n = (this.mapRefs.get(name) ?? 0) - 1;
+    if (n > 0) {
+      this.mapRefs.set(name, n);
+      return;
+    }
+    this.mapRefs.delete(name);
+    // Its elements went with the claims that used its chain; any left are recorded so the journal stays exact.
+    for (const key of [...(this.rs.maps.get(name)?.elements.keys() ?? [])]) this.setElement(name, key, undefined);
+    if (this.journaling && !this.journal.maps.has(name)) this.journal.maps.set(name, this.rs.maps.get(name));
+    this.rs.maps.delete(name);
+  }
+}
+
+/** The whole desired ruleset. Deterministic: services in port-key order; a key claimed by an earlier service is skipped. */
+export function buildRuleset(input: NftRulesInput): Ruleset {
+  const { services, endpoints, ...opts } = input;
+  const st = new NftState(opts, false);
+  const sorted = [...services].map((sp) => [portKey(sp), sp] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? []));
+  return st.rs;
+}

@@ -1,0 +1,280 @@
+// NftablesProxier against FakeNft and a FakeClock; the nft adapter and the
+// mode's setup against a recording Exec.
+// Fixture addresses: service IPs in 10.96.0.0/16, pod IPs in 10.244.0.0/16 (RFC 1918),
+// the node in 192.0.2.0/24 (TEST-NET-1, RFC 5737).
+import { expect } from 'chai';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Registry, register as globalRegistry } from 'prom-client';
+import { NodeletError } from '../../lib/errors.ts';
+import type { Exec, ExecOptions } from '../../lib/exec.ts';
+import { nullLogger } from '../../lib/log.ts';
+import { parseProxyFlags } from '../../proxy/config.ts';
+import { ROUTE_LOCALNET } from '../../proxy/iptables/proxier.ts';
+import { detectNft, ExecNft } from '../../proxy/nftables/nft.ts';
+import { NftablesProxier, type NftablesProxierOptions } from '../../proxy/nftables/proxier.ts';
+import { newNftablesProxier } from '../../proxy/nftables/setup.ts';
+import { FakeClock } from '../fakes/clock.ts';
+import { FakeNft } from '../fakes/nft.ts';
+
+const service = (name: string, ip: string, port = 80): V1Service => ({
+  metadata: { namespace: 'ns1', name, resourceVersion: '1' },
+  spec: { clusterIP: ip, ports: [{ name: 'http', port, protocol: 'TCP' }] },
+});
+
+const slice = (svc: string, ips: string[]): V1EndpointSlice => ({
+  addressType: 'IPv4',
+  metadata: { namespace: 'ns1', name: `${svc}-abc`, labels: { 'kubernetes.io/service-name': svc } },
+  ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+});
+
+describe('proxy NftablesProxier', () => {
+  let nft: FakeNft;
+  let clock: FakeClock;
+  let registry: Registry;
+  let sysctls: string[];
+  let proxier: NftablesProxier;
+
+  function make(opts: Partial<NftablesProxierOptions> = {}): NftablesProxier {
+    return new NftablesProxier(
+      { nft, clock, log: nullLogger(), registry, sysctl: async (k, v) => void sysctls.push(`${k}=${v}`) },
+      { nodeName: 'node-a', nodeIPs: ['192.0.2.10'], localhostNodePorts: false, clusterCIDR: '10.244.0.0/16', ...opts },
+    );
+  }
+
+  async function metric(name: string): Promise<number> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    const values = (m?.values ?? []) as { value: number; metricName?: string }[];
+    const v = values.find((x) => x.metricName === undefined || x.metricName === `${name}_count`);
+    return v?.value ?? NaN;
+  }
+
+  beforeEach(() => {
+    nft = new FakeNft();
+    clock = new FakeClock();
+    registry = new Registry();
+    sysctls = [];
+    proxier = make();
+  });
+
+  it('the first sync loads the whole table: the service is routed to its endpoints; invariants hold', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(nft.transactions).to.have.length(1);
+    expect(nft.transactions[0]?.split('\n').slice(0, 2)).to.deep.equal(['add table ip nodelet', 'delete table ip nodelet']);
+    expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_2');
+    expect([...nft.elements('dnat_tcp_2')]).to.deep.equal([
+      ['10.96.0.10 . tcp . 80 . 0', '10.244.1.5 . 8080'],
+      ['10.96.0.10 . tcp . 80 . 1', '10.244.2.6 . 8080'],
+    ]);
+    expect(nft.chains.get('nat_prerouting')?.hook).to.match(/hook prerouting/);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+    expect(sysctls).to.deep.equal([]);
+    expect(await metric('nodelet_proxy_nftables_elements')).to.equal(5); // 1 verdict, 2 dnat, 2 hairpin
+  });
+
+  it('a change is an incremental transaction with only the changed elements', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));
+    proxier.onServiceAdd(service('db', '10.96.0.20', 5432));
+    proxier.onSliceAdd(slice('db', ['10.244.3.7', '10.244.3.8']));
+    await proxier.syncProxyRules();
+
+    proxier.onSliceUpdate(slice('db', ['10.244.3.7', '10.244.3.8']), slice('db', ['10.244.3.7', '10.244.3.9']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: true });
+    expect(nft.transactions[1]?.trim().split('\n')).to.deep.equal([
+      'delete element ip nodelet dnat_tcp_2 { 10.96.0.20 . tcp . 5432 . 1 }',
+      'delete element ip nodelet hairpin { 10.244.3.8 . 10.244.3.8 }',
+      'add element ip nodelet dnat_tcp_2 { 10.96.0.20 . tcp . 5432 . 1 : 10.244.3.9 . 8080 }',
+      'add element ip nodelet hairpin { 10.244.3.9 . 10.244.3.9 }',
+    ]);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
+  });
+
+  it('deleting a service removes its elements and its now unused chain and map', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect(nft.chains.has('svc_tcp_1')).to.equal(true);
+    proxier.onServiceDelete(service('web', '10.96.0.10'));
+    proxier.onSliceDelete(slice('web', ['10.244.1.5']));
+    expect((await proxier.syncProxyRules()).full).to.equal(false);
+    expect(nft.chains.has('svc_tcp_1')).to.equal(false);
+    expect(nft.maps.has('dnat_tcp_1')).to.equal(false);
+    expect(nft.elements('service_ips').size).to.equal(0);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('a port taken off a service takes its elements along; the other port stays', async () => {
+    const two: V1Service = { ...service('web', '10.96.0.10'), spec: { clusterIP: '10.96.0.10', ports: [{ name: 'http', port: 80, protocol: 'TCP' }, { name: 'dns', port: 53, protocol: 'UDP' }] } };
+    const sl: V1EndpointSlice = { ...slice('web', ['10.244.1.5']), ports: [{ name: 'http', port: 8080, protocol: 'TCP' }, { name: 'dns', port: 5353, protocol: 'UDP' }] };
+    proxier.onServiceAdd(two);
+    proxier.onSliceAdd(sl);
+    await proxier.syncProxyRules();
+    expect([...nft.elements('service_ips').keys()]).to.have.members(['10.96.0.10 . tcp . 80', '10.96.0.10 . udp . 53']);
+    expect(nft.chains.has('svc_udp_1')).to.equal(true);
+    proxier.onServiceUpdate(two, service('web', '10.96.0.10'));
+    expect((await proxier.syncProxyRules()).full).to.equal(false);
+    expect([...nft.elements('service_ips')]).to.deep.equal([['10.96.0.10 . tcp . 80', 'goto svc_tcp_1']]);
+    expect(nft.chains.has('svc_udp_1')).to.equal(false);
+    expect(nft.maps.has('dnat_udp_1')).to.equal(false);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('a service without endpoints is rejected; gaining one moves it to the service map', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    await proxier.syncProxyRules();
+    expect(nft.elements('no_endpoint_services').get('10.96.0.10 . tcp . 80')).to.equal('goto reject_packet');
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect(nft.elements('no_endpoint_services').size).to.equal(0);
+    expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_1');
+  });
+
+  it('a failed transaction makes the next sync full, and counts the failure', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    nft.failApplies = 1;
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: false, applied: false });
+    expect(await metric('kubeproxy_sync_proxy_rules_nftables_sync_failures_total')).to.equal(1);
+    // Nothing new queued, but the table is unknown now: full, with the change in it.
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_2');
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('the periodic full sync repairs drift (a table changed or deleted behind its back)', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    nft.applyNow('delete element ip nodelet service_ips { 10.96.0.10 . tcp . 80 }');
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_1');
+    nft.applyNow('delete table ip nodelet');
+    await proxier.syncProxyRules();
+    expect(nft.exists).to.equal(true);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('a no-op update runs no transaction; the runner coalesces, and the periodic run is full', async () => {
+    registry = new Registry();
+    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
+    proxier.start();
+    await clock.advance(10);
+    expect(nft.transactions).to.have.length(1); // the first sync, with nothing yet
+    const svc = service('web', '10.96.0.10');
+    proxier.onServiceAdd(svc);
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await clock.advance(500);
+    expect(nft.transactions).to.have.length(1); // held back by minSyncPeriod
+    await clock.advance(600);
+    expect(nft.transactions).to.have.length(2);
+    expect(nft.transactions[1]).not.to.contain('delete table');
+    proxier.onServiceUpdate(svc, { ...svc, metadata: { ...svc.metadata, resourceVersion: '2' } });
+    await clock.advance(5000);
+    expect(nft.transactions).to.have.length(2);
+    await clock.advance(30000);
+    expect(nft.transactions).to.have.length(3);
+    expect(nft.transactions[2]).to.contain('delete table ip nodelet');
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(2);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(Date.UTC(2025, 0, 1, 0, 0, 0, 10) / 1000);
+    await proxier.stop();
+    await clock.advance(0);
+  });
+
+  it('sets route_localnet once when localhost node ports are on, and guards 127/8', async () => {
+    registry = new Registry();
+    proxier = make({ localhostNodePorts: true });
+    await proxier.syncProxyRules();
+    await proxier.syncProxyRules();
+    expect(sysctls).to.deep.equal([`${ROUTE_LOCALNET}=1`]);
+    expect(nft.chains.get('filter_input')?.rules[0]).to.contain('ip daddr 127.0.0.0/8');
+  });
+
+  it('registers its metrics on the injected registry only', async () => {
+    await proxier.syncProxyRules();
+    const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
+    for (const n of [
+      'kubeproxy_sync_proxy_rules_duration_seconds',
+      'kubeproxy_sync_full_proxy_rules_duration_seconds',
+      'kubeproxy_sync_partial_proxy_rules_duration_seconds',
+      'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
+      'kubeproxy_sync_proxy_rules_nftables_sync_failures_total',
+      'nodelet_proxy_nftables_elements',
+      'nodelet_proxy_nftables_chains',
+    ]) {
+      expect(names).to.include(n);
+      expect(globalRegistry.getSingleMetric(n)).to.equal(undefined);
+    }
+    expect(await metric('kubeproxy_sync_proxy_rules_last_timestamp_seconds')).to.equal(clock.now() / 1000);
+  });
+});
+
+describe('proxy nftables: nft adapter, detection, --proxy-mode=nftables', () => {
+  interface Call {
+    cmd: string;
+    args: readonly string[];
+    input?: string | Buffer;
+  }
+  const recorder = (answer: (c: Call) => { code: number; stdout?: string; stderr?: string } | Error) => {
+    const calls: Call[] = [];
+    const exec: Exec = async (cmd, args, opts: ExecOptions = {}) => {
+      const c: Call = { cmd, args, ...(opts.input !== undefined ? { input: opts.input } : {}) };
+      calls.push(c);
+      const a = answer(c);
+      if (a instanceof Error) throw a;
+      return { code: a.code, stdout: a.stdout ?? '', stderr: a.stderr ?? '' };
+    };
+    return { calls, exec };
+  };
+
+  it('ExecNft pipes one transaction into `nft -f -`', async () => {
+    const r = recorder(() => ({ code: 0 }));
+    await new ExecNft(r.exec).apply('add table ip nodelet\n');
+    expect(r.calls).to.deep.equal([{ cmd: 'nft', args: ['-f', '-'], input: 'add table ip nodelet\n' }]);
+  });
+
+  it('ExecNft turns a failure into PROXY_NFT_FAILED with nft\'s error line', async () => {
+    const r = recorder(() => ({ code: 1, stderr: '/dev/stdin:3:1-5: Error: Could not process rule: No such file or directory\nadd element ...\n' }));
+    const err = await new ExecNft(r.exec).apply('x').then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(NodeletError);
+    expect((err as NodeletError).code).to.equal('PROXY_NFT_FAILED');
+    expect((err as Error).message).to.contain('Could not process rule: No such file or directory');
+  });
+
+  it('detectNft: the version when nft runs and lists tables; why not otherwise', async () => {
+    const ok = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6 (Lester Gooch #5)\n' } : { code: 0 }));
+    expect(await detectNft(ok.exec)).to.deep.equal({ version: '1.0.6' });
+    const missing = recorder(() => new NodeletError('EXEC_FAILED', 'nft: spawn nft ENOENT'));
+    expect(await detectNft(missing.exec)).to.have.property('missing').that.matches(/not found.*ENOENT/);
+    const noKernel = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6' } : { code: 1, stderr: 'Error: Operation not supported\n' }));
+    expect(await detectNft(noKernel.exec)).to.deep.equal({ missing: 'nft list tables: Error: Operation not supported' });
+  });
+
+  it('newNftablesProxier falls back (undefined, with a warning) when nft is missing', async () => {
+    const warnings: string[] = [];
+    const log = nullLogger();
+    log.warn = ((msg: string) => {
+      warnings.push(msg);
+      return log;
+    }) as typeof log.warn;
+    const missing = recorder(() => new NodeletError('EXEC_FAILED', 'nft: spawn nft ENOENT'));
+    const deps = { exec: missing.exec, clock: new FakeClock(), log, registry: new Registry(), sysctl: async () => {} };
+    const opts = { nodeName: 'n', nodeIPs: [], localhostNodePorts: false };
+    expect(await newNftablesProxier(deps, opts)).to.equal(undefined);
+    expect(warnings).to.deep.equal(['nftables mode unavailable, falling back to iptables mode']);
+    const ok = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6' } : { code: 0 }));
+    expect(await newNftablesProxier({ ...deps, exec: ok.exec }, opts)).to.be.instanceOf(NftablesProxier);
+  });
+
+  it('--proxy-mode=nftables is accepted', () => {
+    const host = { hostname: () => 'node-a', networkInterfaces: () => ({}) };
+    expect(parseProxyFlags(['--kubeconfig=/k', '--proxy-mode=nftables'], host).mode).to.equal('nftables');
+  });
+});

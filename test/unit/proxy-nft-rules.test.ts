@@ -1,0 +1,317 @@
+// The nftables generator (proxy/nftables/rules.ts + transaction.ts) against
+// literal nft text, table-driven: each case lists the lines a service adds to
+// the full transaction of an empty ruleset with the same options.
+// Fixture addresses: service IPs in 10.96.0.0/16, pod IPs in 10.244.0.0/16
+// (RFC 1918), node and external addresses in 192.0.2.0/24 (TEST-NET-1) and
+// 198.51.100.0/24 (TEST-NET-2), RFC 5737.
+import { expect } from 'chai';
+import type { NftRulesInput } from '../../proxy/nftables/rules.ts';
+import { buildRuleset } from '../../proxy/nftables/state.ts';
+import { fullTransaction } from '../../proxy/nftables/transaction.ts';
+import type { Endpoint, ServicePortInfo } from '../../proxy/types.ts';
+import { FakeNft } from '../fakes/nft.ts';
+
+const svc = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
+  namespace: 'ns1',
+  name: 'svc1',
+  portName: 'http',
+  protocol: 'TCP',
+  clusterIPs: ['10.96.0.10'],
+  port: 80,
+  nodePort: 0,
+  externalIPs: [],
+  loadBalancerIPs: [],
+  sessionAffinity: 'None',
+  stickySeconds: 0,
+  externalTrafficPolicy: 'Cluster',
+  internalTrafficPolicy: 'Cluster',
+  healthCheckNodePort: 0,
+  ...over,
+});
+
+const ep = (ip: string, over: Partial<Endpoint> = {}): Endpoint => ({
+  ip,
+  port: 8080,
+  ready: true,
+  serving: true,
+  terminating: false,
+  isLocal: false,
+  ...over,
+});
+
+const input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<NftRulesInput> = {}): NftRulesInput => ({
+  services,
+  endpoints: new Map(Object.entries(endpoints)),
+  nodeIPs: [],
+  localhostNodePorts: false,
+  clusterCIDR: '10.244.0.0/16',
+  ...over,
+});
+
+const lines = (text: string) => text.trim().split('\n');
+
+/** The lines `inp` adds to the full transaction of the same options without services. */
+function delta(inp: NftRulesInput): string[] {
+  const base = new Set(lines(fullTransaction(buildRuleset({ ...inp, services: [], endpoints: new Map() }))));
+  return lines(fullTransaction(buildRuleset(inp))).filter((l) => !base.has(l));
+}
+
+const DNAT_ADDR = '{ typeof ip daddr . meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport; }';
+const DNAT_PORT = '{ typeof meta l4proto . tcp dport . numgen random mod 1 : ip daddr . tcp dport; }';
+const MARK = 'meta mark set meta mark | 0x4000';
+const T = 'ip nodelet';
+const KEY = 'ip daddr . meta l4proto . th dport';
+const svcChain = (name: string, k: number, pick = `numgen random mod ${k}`) => [
+  `add rule ${T} ${name} ip saddr != 10.244.0.0/16 ${MARK}`,
+  `add rule ${T} ${name} dnat ip to ${KEY} . ${pick} map @dnat_tcp_${k}`,
+];
+
+const A = ep('10.244.1.1', { isLocal: true });
+const B = ep('10.244.2.1');
+
+const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
+  {
+    name: 'ClusterIP with two endpoints: one svc_tcp_2 chain, a verdict and two dnat_tcp_2 elements',
+    in: input([svc()], { 'ns1/svc1:http': [B, A] }),
+    want: [
+      `add map ${T} dnat_tcp_2 ${DNAT_ADDR}`,
+      `add chain ${T} svc_tcp_2`,
+      ...svcChain('svc_tcp_2', 2),
+      `add element ${T} dnat_tcp_2 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.10 . tcp . 80 . 1 : 10.244.2.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1, 10.244.2.1 . 10.244.2.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_2 }`,
+    ],
+  },
+  {
+    name: 'no endpoints: rejected in the filter chains',
+    in: input([svc()], {}),
+    want: [`add element ${T} no_endpoint_services { 10.96.0.10 . tcp . 80 : goto reject_packet }`],
+  },
+  {
+    name: 'UDP, no cluster CIDR: no masquerade rule in the service chain',
+    in: input([svc({ protocol: 'UDP', port: 53 })], { 'ns1/svc1:http': [ep('10.244.1.1', { port: 5353 })] }, { clusterCIDR: undefined }),
+    want: [
+      // Per-protocol chain and map: the map's typeof names `udp dport` (see dnatDecl).
+      `add map ${T} dnat_udp_1 { typeof ip daddr . meta l4proto . udp dport . numgen random mod 1 : ip daddr . udp dport; }`,
+      `add chain ${T} svc_udp_1`,
+      `add rule ${T} svc_udp_1 dnat ip to ${KEY} . numgen random mod 1 map @dnat_udp_1`,
+      `add element ${T} dnat_udp_1 { 10.96.0.10 . udp . 53 . 0 : 10.244.1.1 . 5353 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . udp . 53 : goto svc_udp_1 }`,
+    ],
+  },
+  {
+    name: 'ClientIP affinity: the sticky chain hashes the source address with a fixed seed',
+    in: input([svc({ sessionAffinity: 'ClientIP', stickySeconds: 10800 })], { 'ns1/svc1:http': [A] }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} svc_sticky_tcp_1`,
+      ...svcChain('svc_sticky_tcp_1', 1, 'jhash ip saddr mod 1 seed 0x6e6f6465'),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_sticky_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'NodePort, Cluster policy: masquerade, then the node-port map without the address',
+    in: input([svc({ nodePort: 30080 })], { 'ns1/svc1:http': [A] }),
+    want: [
+      `add map ${T} dnat_np_tcp_1 ${DNAT_PORT}`,
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} np_tcp_1`,
+      `add chain ${T} npext_tcp_1`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} np_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_tcp_1`,
+      `add rule ${T} npext_tcp_1 ${MARK} goto np_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_np_tcp_1 { tcp . 30080 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1 }`,
+      `add element ${T} service_nodeports { tcp . 30080 : goto npext_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'external and load-balancer IPs, Cluster policy: ext_k marks and goes to svc_k',
+    in: input([svc({ externalIPs: ['192.0.2.50'], loadBalancerIPs: ['198.51.100.7'] })], { 'ns1/svc1:http': [A] }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} ext_tcp_1`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080, 198.51.100.7 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 192.0.2.50 . tcp . 80 : goto ext_tcp_1, 198.51.100.7 . tcp . 80 : goto ext_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'externalTrafficPolicy Local: outside traffic to the local endpoint, pods and this host to all',
+    in: input([svc({ externalIPs: ['192.0.2.50'], nodePort: 30080, externalTrafficPolicy: 'Local' })], { 'ns1/svc1:http': [A, B] }),
+    want: [
+      `add map ${T} dnat_local_tcp_1 ${DNAT_ADDR}`,
+      `add map ${T} dnat_np_local_tcp_1 ${DNAT_PORT}`,
+      `add map ${T} dnat_np_tcp_2 ${DNAT_PORT}`,
+      `add map ${T} dnat_tcp_2 ${DNAT_ADDR}`,
+      `add chain ${T} local_tcp_1`,
+      `add chain ${T} np_local_tcp_1`,
+      `add chain ${T} np_tcp_2`,
+      `add chain ${T} svc_tcp_2`,
+      `add rule ${T} local_tcp_1 dnat ip to ${KEY} . numgen random mod 1 map @dnat_local_tcp_1`,
+      `add rule ${T} np_local_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_local_tcp_1`,
+      `add rule ${T} np_tcp_2 dnat ip to meta l4proto . th dport . numgen random mod 2 map @dnat_np_tcp_2`,
+      ...svcChain('svc_tcp_2', 2),
+      `add element ${T} dnat_local_tcp_1 { 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} dnat_np_local_tcp_1 { tcp . 30080 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} dnat_np_tcp_2 { tcp . 30080 . 0 : 10.244.1.1 . 8080, tcp . 30080 . 1 : 10.244.2.1 . 8080 }`,
+      `add element ${T} dnat_tcp_2 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.10 . tcp . 80 . 1 : 10.244.2.1 . 8080, 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080, 192.0.2.50 . tcp . 80 . 1 : 10.244.2.1 . 8080 }`,
+      `add element ${T} external_cluster { 192.0.2.50 . tcp . 80 : goto svc_tcp_2 }`,
+      `add element ${T} external_local { 192.0.2.50 . tcp . 80 : goto local_tcp_1 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1, 10.244.2.1 . 10.244.2.1 }`,
+      `add element ${T} nodeport_cluster { tcp . 30080 : goto np_tcp_2 }`,
+      `add element ${T} nodeport_local { tcp . 30080 : goto np_local_tcp_1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_2, 192.0.2.50 . tcp . 80 : goto external_policy_local }`,
+      `add element ${T} service_nodeports { tcp . 30080 : goto nodeport_policy_local }`,
+    ],
+  },
+  {
+    name: 'externalTrafficPolicy Local without local endpoints: outside traffic dropped, not rejected',
+    in: input([svc({ nodePort: 30080, externalTrafficPolicy: 'Local' })], { 'ns1/svc1:http': [B] }),
+    want: [
+      `add map ${T} dnat_np_tcp_1 ${DNAT_PORT}`,
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} np_tcp_1`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} np_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_np_tcp_1 { tcp . 30080 . 0 : 10.244.2.1 . 8080 }`,
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.2.1 . 10.244.2.1 }`,
+      `add element ${T} no_endpoint_nodeports { tcp . 30080 : drop }`,
+      `add element ${T} nodeport_cluster { tcp . 30080 : goto np_tcp_1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1 }`,
+      `add element ${T} service_nodeports { tcp . 30080 : goto nodeport_policy_local }`,
+    ],
+  },
+  {
+    name: 'internalTrafficPolicy Local: the cluster IP reaches only local endpoints, else is dropped',
+    in: input([svc({ internalTrafficPolicy: 'Local' }), svc({ name: 'svc2', clusterIPs: ['10.96.0.11'], internalTrafficPolicy: 'Local' })], {
+      'ns1/svc1:http': [A, B],
+      'ns1/svc2:http': [B],
+    }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} no_endpoint_services { 10.96.0.11 . tcp . 80 : drop }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'not-ready endpoints are skipped; terminating serving ones answer when nothing is ready',
+    in: input([svc(), svc({ name: 'svc2', clusterIPs: ['10.96.0.11'] })], {
+      'ns1/svc1:http': [A, ep('10.244.2.1', { ready: false, serving: false })],
+      'ns1/svc2:http': [ep('10.244.3.1', { ready: false, serving: true, terminating: true })],
+    }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.11 . tcp . 80 . 0 : 10.244.3.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1, 10.244.3.1 . 10.244.3.1 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 10.96.0.11 . tcp . 80 : goto svc_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'two services claiming one external IP and port: the first (by name) keeps it',
+    in: input([svc({ name: 'svc2', clusterIPs: ['10.96.0.11'], externalIPs: ['192.0.2.50'] }), svc({ externalIPs: ['192.0.2.50'] })], {
+      'ns1/svc1:http': [A],
+      'ns1/svc2:http': [],
+    }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} ext_tcp_1`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
+      `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
+      `add element ${T} no_endpoint_services { 10.96.0.11 . tcp . 80 : goto reject_packet }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 192.0.2.50 . tcp . 80 : goto ext_tcp_1 }`,
+    ],
+  },
+];
+
+describe('proxy nftables generator', () => {
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(delta(c.in)).to.deep.equal(c.want);
+      // And nft (the fake, with the kernel's checks) takes it, with every verdict leading to a complete map.
+      const nft = new FakeNft();
+      nft.applyNow(fullTransaction(buildRuleset(c.in)));
+      expect(nft.checkInvariants()).to.deep.equal([]);
+    });
+  }
+
+  it('writes the fixed part of the table: hooks, dispatch chains, masquerading, rejects', () => {
+    const text = fullTransaction(buildRuleset(input([], {}, { localhostNodePorts: true })));
+    expect(lines(text).slice(0, 3)).to.deep.equal([`add table ${T}`, `delete table ${T}`, `add table ${T}`]);
+    for (const want of [
+      `add chain ${T} nat_prerouting { type nat hook prerouting priority dstnat; policy accept; }`,
+      `add chain ${T} nat_output { type nat hook output priority -100; policy accept; }`,
+      `add chain ${T} nat_postrouting { type nat hook postrouting priority srcnat; policy accept; }`,
+      `add chain ${T} filter_input { type filter hook input priority filter; policy accept; }`,
+      `add rule ${T} nat_prerouting jump services`,
+      `add rule ${T} nat_output jump services`,
+      `add rule ${T} services ${KEY} vmap @service_ips`,
+      `add rule ${T} services fib daddr type local meta l4proto . th dport vmap @service_nodeports`,
+      `add rule ${T} nat_postrouting ct status dnat ip saddr . ip daddr @hairpin ${MARK}`,
+      `add rule ${T} nat_postrouting meta mark & 0x4000 == 0 return`,
+      `add rule ${T} nat_postrouting meta mark set meta mark ^ 0x4000`,
+      `add rule ${T} nat_postrouting masquerade fully-random`,
+      `add rule ${T} external_policy_local ip saddr 10.244.0.0/16 ${KEY} vmap @external_cluster`,
+      `add rule ${T} external_policy_local fib saddr type local ${MARK} ${KEY} vmap @external_cluster`,
+      `add rule ${T} external_policy_local ${KEY} vmap @external_local`,
+      `add rule ${T} filter_input ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop`,
+      `add rule ${T} filter_input ct state new ${KEY} vmap @no_endpoint_services`,
+      `add rule ${T} filter_output ct state new ${KEY} vmap @no_endpoint_services`,
+      `add rule ${T} filter_forward ct state new ${KEY} vmap @no_endpoint_services`,
+      `add rule ${T} reject_packet reject`,
+    ]) {
+      expect(lines(text)).to.include(want);
+    }
+  });
+
+  it('node ports: all local addresses but 127/8 unless localhost node ports; or only the given node IPs', () => {
+    const rule = (over: Partial<NftRulesInput>) =>
+      lines(fullTransaction(buildRuleset(input([], {}, over)))).filter((l) => l.includes('vmap @service_nodeports') || l.includes('vmap @no_endpoint_nodeports'));
+    expect(rule({ localhostNodePorts: false })).to.deep.equal([
+      `add rule ${T} filter_input ct state new fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @no_endpoint_nodeports`,
+      `add rule ${T} services fib daddr type local ip daddr != 127.0.0.0/8 meta l4proto . th dport vmap @service_nodeports`,
+    ]);
+    expect(rule({ nodeIPs: ['127.0.0.1', '192.0.2.10'], localhostNodePorts: true })[1]).to.equal(
+      `add rule ${T} services ip daddr { 127.0.0.1, 192.0.2.10 } meta l4proto . th dport vmap @service_nodeports`,
+    );
+    expect(rule({ nodeIPs: ['127.0.0.1', '192.0.2.10'], localhostNodePorts: false })[1]).to.equal(
+      `add rule ${T} services ip daddr 192.0.2.10 meta l4proto . th dport vmap @service_nodeports`,
+    );
+    expect(rule({ nodeIPs: ['127.0.0.1'], localhostNodePorts: false })).to.deep.equal([]);
+  });
+
+  it('has as many chains for 200 services as for 2 with the same endpoint counts', () => {
+    const many = (n: number) => {
+      const services = Array.from({ length: n }, (_, i) => svc({ name: `s${String(i).padStart(3, '0')}`, clusterIPs: [`10.96.1.${i}`], nodePort: 30000 + i }));
+      const eps = Object.fromEntries(services.map((s, i) => [`ns1/${s.name}:http`, i % 2 ? [A] : [A, B]]));
+      return buildRuleset(input(services, eps));
+    };
+    const small = many(2);
+    const big = many(200);
+    expect([...big.chains.keys()]).to.deep.equal([...small.chains.keys()]);
+    expect(big.maps.get('dnat_tcp_2')?.elements.size).to.equal(200);
+    const nft = new FakeNft();
+    nft.applyNow(fullTransaction(big));
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+});
