@@ -33,9 +33,14 @@ import { parseResolvConf, type HostDNS } from './pod/podconfig.ts';
 import { RuntimePodCache } from './pod/runtimepods.ts';
 import { StatusManager } from './pod/statusmanager.ts';
 import { PodSyncer } from './pod/syncer.ts';
+import { ProbeManager } from './prober/manager.ts';
 import { SystemMounter } from './volumes/mounter.ts';
 import { KubeClaimObjects } from './volumes/kubeclaims.ts';
 import { VolumeManager } from './volumes/manager.ts';
+import { KubeAuthApi, RequestAuthenticator, RequestAuthorizer } from './server/auth.ts';
+import { ensureServingCert } from './server/cert.ts';
+import type { NodePods } from './server/routes.ts';
+import { KubeletServer } from './server/server.ts';
 import { loadKubeconfig } from '../lib/kubeconfig.ts';
 
 /** The Kubernetes release whose API nodelet speaks (cluster/versions.env). */
@@ -46,7 +51,9 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const cfg = parseAgentFlags(argv);
   const kc = loadKubeconfig(cfg.kubeconfig);
   const log = createLogger(cfg.logLevel).child({ node: cfg.nodeName });
-  const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: 10_000 });
+  // A busy dockerd can take long to start many containers; a short client
+  // timeout would fail calls that then succeed anyway, and the retries pile up.
+  const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: cfg.runtimeRequestTimeoutMs });
   const runtime = new DockerRuntime(docker);
   const machine = readMachineInfo(cfg.rootDir);
   const controller = new NodeController({
@@ -70,7 +77,9 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   }
   log.info('starting', { version: KUBELET_VERSION, apiServer: kc.getCurrentCluster()?.server, runtime: cfg.containerRuntimeEndpoint });
   controller.start(abort.signal);
-  const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry: new Registry(), signal: abort.signal });
+  const registry = new Registry();
+  const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry, signal: abort.signal });
+  const kubeletApi = cfg.port > 0 ? await startKubeletServer(kc, cfg, runtime, pods.nodePods, registry, log) : undefined;
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info('stopping', { signal: sig });
@@ -82,6 +91,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   abort.abort();
   await pods.stop();
   await controller.stop();
+  await kubeletApi?.close();
   healthz?.close();
   log.info('stopped');
   return 0;
@@ -109,7 +119,42 @@ function hostDNS(file: string): HostDNS {
   }
 }
 
-function startPods(d: PodDeps): { stop(): Promise<void> } {
+/**
+ * The kubelet HTTPS API on --port, with a self-signed serving certificate;
+ * client certificates must chain to the cluster CA of our kubeconfig. A
+ * failure to start is logged, not fatal: pods keep running without it.
+ */
+async function startKubeletServer(kc: k8s.KubeConfig, cfg: AgentConfig, runtime: DockerRuntime, nodePods: NodePods, registry: Registry, log: Logger): Promise<KubeletServer | undefined> {
+  const slog = log.child({ component: 'kubelet-server' });
+  try {
+    const cluster = kc.getCurrentCluster();
+    const clientCA = cluster?.caData ? Buffer.from(cluster.caData, 'base64') : cluster?.caFile ? readFileSync(cluster.caFile) : undefined;
+    if (!clientCA) throw new Error('the kubeconfig names no cluster CA to verify client certificates with');
+    const kp = await ensureServingCert(cfg.rootDir, { nodeName: cfg.nodeName, hostname: cfg.hostname, nodeIP: cfg.nodeIP });
+    const authApi = new KubeAuthApi(kc);
+    const server = new KubeletServer(
+      {
+        nodeName: cfg.nodeName,
+        pods: nodePods,
+        runtime,
+        authn: new RequestAuthenticator(authApi, realClock),
+        authz: new RequestAuthorizer(authApi, realClock),
+        registry,
+        clock: realClock,
+        log: slog,
+      },
+      { cert: readFileSync(kp.certPath), key: readFileSync(kp.keyPath), clientCA },
+    );
+    const port = await server.listen(cfg.port);
+    slog.info('kubelet API listening', { port });
+    return server;
+  } catch (err) {
+    slog.error('kubelet API not started', { port: cfg.port, err: describeError(err) });
+    return undefined;
+  }
+}
+
+function startPods(d: PodDeps): { stop(): Promise<void>; nodePods: NodePods } {
   const { kc, cfg, runtime, clock, log } = d;
   const objects = new KubePodObjects(kc, { clock });
   const allocatable = { cpu: String(d.machine.cpuCores), memory: String(d.machine.memoryBytes), pods: String(cfg.maxPods) };
@@ -126,6 +171,14 @@ function startPods(d: PodDeps): { stop(): Promise<void> } {
   const podApi = new KubePodApi(kc);
   const statuses = new StatusManager({ api: podApi, log: log.child({ component: 'status' }) });
   const cache = new RuntimePodCache(runtime, log.child({ component: 'runtime-pods' }));
+  const prober = new ProbeManager({
+    runtime,
+    clock,
+    log: log.child({ component: 'prober' }),
+    registry: d.registry,
+    events: { podEvent: (pod, c, type, reason, message) => recorder.event(c ? containerRef(pod, c.name) : podRef(pod), type, reason, message) },
+    onChange: (uid) => manager?.onRuntimeChange(uid),
+  });
   const syncer = new PodSyncer(
     {
       runtime,
@@ -144,7 +197,9 @@ function startPods(d: PodDeps): { stop(): Promise<void> } {
         const found = await Promise.all((pod.spec?.imagePullSecrets ?? []).map((r) => (r.name ? objects.getSecret(ns, r.name) : undefined)));
         return found.filter((s): s is V1Secret => s !== undefined);
       },
-      probes: () => ({}),
+      probes: (uid) => prober.state(uid),
+      onSynced: (pod, rt) => prober.syncPod(pod, rt),
+      onDone: (uid) => prober.removePod(uid),
       statusTarget: (pod) => manager?.statusTarget(pod),
     },
     {
@@ -211,8 +266,13 @@ function startPods(d: PodDeps): { stop(): Promise<void> } {
   // Docker events only hint at an early relist; the PLEG's relist is the truth.
   const events = watchContainerEvents(d.docker, () => pleg.kick(), { signal: d.signal, onRelist: () => pleg.kick(), log, clock });
   return {
+    nodePods: {
+      pods: () => (manager?.uids() ?? []).map((uid) => manager?.get(uid)).filter((p): p is V1Pod => p !== undefined),
+      runtimePod: (uid) => cache.get(uid),
+    },
     stop: async () => {
       manager?.stop();
+      prober.stop();
       await pleg.stop();
       await events;
       await recorder.close();
