@@ -230,10 +230,14 @@ export class IptablesProxier implements Proxier {
         },
         { full, changedServices: changed, existingChains: existing },
       );
-      for (const j of out.jumps) {
-        const target = j.rule[j.rule.length - 1] ?? '';
-        await this.iptables.ensureChain(j.table, target);
-        await this.iptables.ensureRule('prepend', j.table, j.chain, j.rule);
+      // The jumps from the built-in chains: checked on full syncs only (each
+      // check is an iptables exec), as upstream does since 1.26.
+      if (full) {
+        for (const j of out.jumps) {
+          const target = j.rule[j.rule.length - 1] ?? '';
+          await this.iptables.ensureChain(j.table, target);
+          await this.iptables.ensureRule('prepend', j.table, j.chain, j.rule);
+        }
       }
       await this.restoreTable('nat', out.nat);
       this.natChains = new Set([...chainsFromSave(out.nat), ...existing].filter((c) => !isServiceChain(c) || out.chainsInUse.has(c)));

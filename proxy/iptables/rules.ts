@@ -101,8 +101,18 @@ function base32(bytes: Uint8Array): string {
   return out;
 }
 
+/** Chain-name hashes repeat every sync: remembered, bounded (cleared when full). */
+const HASH_CACHE_LIMIT = 200_000;
+const hashCache = new Map<string, string>();
+
 function hash16(text: string): string {
-  return base32(createHash('sha256').update(text).digest()).slice(0, 16);
+  let h = hashCache.get(text);
+  if (h === undefined) {
+    h = base32(createHash('sha256').update(text).digest()).slice(0, 16);
+    if (hashCache.size >= HASH_CACHE_LIMIT) hashCache.clear();
+    hashCache.set(text, h);
+  }
+  return h;
 }
 
 /** Upstream's portProtoHash: base32(sha256(servicePortName + lowercase protocol))[:16]. */
@@ -378,6 +388,23 @@ function render(table: Table, chains: readonly string[], rules: readonly string[
   return [`*${table}`, ...chains.map(chainLine), ...rules, 'COMMIT', ''].join('\n');
 }
 
+/**
+ * A service's rules depend only on its port info, its endpoints and a few
+ * settings. The proxier keeps unchanged services' objects across syncs, so
+ * their rules are remembered by identity and a partial sync renders only what
+ * changed (upstream regenerates every service each time, in Go).
+ */
+const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; out: ServiceOutput }>();
+
+function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
+  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}`;
+  const hit = ruleCache.get(sp);
+  if (hit && hit.eps === eps && hit.settings === settings) return hit.out;
+  const out = serviceRules(sp, clusterIP, eps, ctx);
+  ruleCache.set(sp, { eps, settings, out });
+  return out;
+}
+
 export function generateRules(input: RulesInput, options: RulesOptions): RulesOutput {
   const ctx: Context = {
     input,
@@ -406,14 +433,16 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   }
 
   const chainsInUse = new Set<string>();
-  const services = [...input.services].sort((a, b) => (portKey(a) < portKey(b) ? -1 : portKey(a) > portKey(b) ? 1 : 0));
-  for (const sp of services) {
+  // Keys computed once, not in every comparison.
+  const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { sp } of keyed) {
     const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
     if (!clusterIP) continue;
-    const out = serviceRules(sp, clusterIP, input.endpoints.get(portKey(sp)) ?? [], ctx);
+    const out = cachedServiceRules(sp, clusterIP, input.endpoints.get(portKey(sp)) ?? [], ctx);
     for (const c of out.chains) chainsInUse.add(c);
     filterRules.push(...out.filter);
-    natRules.push(...out.top);
+    for (const r of out.top) natRules.push(r);
     // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
     const write =
       options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && out.chains.some((c) => !existing.has(c)));

@@ -404,3 +404,19 @@ describe('proxy iptables rules', () => {
     });
   });
 });
+
+describe('generateRules: remembered per-service rules', () => {
+  it('gives the same text for the same objects, and new rules when a service\'s endpoints are replaced', () => {
+    const sp = svc();
+    const eps1 = [ep('10.244.1.1'), ep('10.244.2.1')];
+    const a = generateRules(input([sp], { 'ns1/svc1:http': eps1 }), { full: true });
+    const again = generateRules(input([sp], { 'ns1/svc1:http': eps1 }), { full: true });
+    expect(again.nat).to.equal(a.nat);
+    const eps2 = [ep('10.244.1.1'), ep('10.244.3.1')];
+    const b = generateRules(input([sp], { 'ns1/svc1:http': eps2 }), { full: true });
+    expect(b.nat).to.include(SEP3).and.not.include(SEP2);
+    // A different setting for the same objects is not served from memory.
+    const c = generateRules(input([sp], { 'ns1/svc1:http': eps2 }, { masqueradeAll: true }), { full: true });
+    expect(c.nat).to.not.equal(b.nat);
+  });
+});
