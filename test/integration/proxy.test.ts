@@ -20,6 +20,7 @@ import { exec } from '../../lib/exec.ts';
 import { Informer, kubeListWatch } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
+import { CLEANUP_RULES } from '../e2e/proxy.ts';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 const NS = 'proxy-test';
@@ -36,14 +37,6 @@ interface Backend {
 /** The modes the suite runs in (NODELET_PROXY_MODES narrows it). */
 const MODES = (process.env.NODELET_PROXY_MODES ?? 'iptables,userspace,nftables').split(',').filter(Boolean);
 
-/** Removes every KUBE-* rule and chain a proxy left in the node (kube-proxy's --cleanup, done from outside), and nftables mode's table. */
-const CLEANUP_RULES = `for t in nat filter; do
-  iptables-save -t $t | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) .*-j KUBE-' | sed 's/^-A /-D /' | while read -r r; do eval iptables -w -t $t $r; done
-  chains=$(iptables-save -t $t | awk '/^:KUBE-/{print substr($1,2)}')
-  for c in $chains; do iptables -w -t $t -F $c; done
-  for c in $chains; do iptables -w -t $t -X $c; done
-done
-nft delete table ip nodelet 2>/dev/null || true`;
 
 for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server (real apiserver, node netns)`, function () {
   this.timeout(120_000);
