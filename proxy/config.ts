@@ -3,6 +3,8 @@
 import net from 'node:net';
 import type os from 'node:os';
 import { cidrError, dns1123SubdomainError, type HostProbe, type LogLevel, parseDuration, realHost, verbosityToLevel } from '../agent/config.ts';
+import type { ConfigFileInfo } from '../agent/configfile/document.ts';
+import { loadProxyConfigFile } from '../agent/configfile/proxy.ts';
 import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
@@ -29,6 +31,8 @@ export interface ProxyConfig {
   /** Upstream --iptables-localhost-nodeports: NodePorts answer on 127.0.0.1 too. */
   readonly localhostNodePorts: boolean;
   readonly logLevel: LogLevel;
+  /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
+  readonly configFile?: ConfigFileInfo;
 }
 
 export const PROXY_DEFAULTS = Object.freeze({
@@ -54,6 +58,7 @@ const FLAGS = [
   'iptables-localhost-nodeports',
   'v',
   'log-level',
+  'config',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -112,6 +117,10 @@ function parseBool(flag: string, s: string): boolean {
 
 export function parseProxyFlags(argv: readonly string[], host: HostProbe = realHost): ProxyConfig {
   const values = scanFlags(argv);
+  // The file's KubeProxyConfiguration fields go under the flags: a flag given wins.
+  const configPath = values.get('config')?.trim();
+  const fromFile = configPath ? loadProxyConfigFile(configPath) : undefined;
+  for (const [f, v] of fromFile?.flags ?? []) if (!values.has(f)) values.set(f, v);
   const get = (f: FlagName) => values.get(f);
 
   const kubeconfig = get('kubeconfig');
@@ -197,6 +206,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     iptablesBackend: backend,
     localhostNodePorts,
     logLevel,
+    ...(fromFile ? { configFile: fromFile.info } : {}),
   });
 }
 

@@ -98,6 +98,8 @@ export class ConntrackCleaner implements Proxier {
   private state: ProxyState = { services: new Map(), endpoints: new Map() };
   private pending: Pending[] = [];
   private lastSeenSync = 0;
+  /** When the oldest change not yet folded into `state` arrived. */
+  private firstUnfolded: number | undefined;
   private stopped = false;
   private wake = new AbortController();
   private loopDone: Promise<void> | undefined;
@@ -145,9 +147,22 @@ export class ConntrackCleaner implements Proxier {
     this.noteChange(this.endpointChanges.update(slice, undefined));
   }
 
-  /** Folds the pending changes into the state and queues the deletes they call for. */
+  /**
+   * Notes a change; the loop folds changes in batches (at most once per poll
+   * interval), since a fold copies and compares every service: per event it
+   * made loading a big cluster quadratic.
+   */
   private noteChange(pending: boolean): void {
     if (!pending) return;
+    this.firstUnfolded ??= this.deps.clock.now();
+    this.wake.abort();
+  }
+
+  /** Folds the pending changes into the state and queues the deletes they call for. */
+  private fold(): void {
+    const after = this.firstUnfolded;
+    if (after === undefined) return;
+    this.firstUnfolded = undefined;
     const prev = this.state;
     const next: ProxyState = { services: new Map(prev.services), endpoints: new Map(prev.endpoints) };
     this.serviceChanges.drain(next.services);
@@ -155,13 +170,13 @@ export class ConntrackCleaner implements Proxier {
     this.state = next;
     const deletions = conntrackDeletions(prev, next);
     if (deletions.length === 0) return;
-    this.pending.push({ deletions, after: this.deps.clock.now(), passes: 2 });
-    this.wake.abort();
+    this.pending.push({ deletions, after, passes: 2 });
   }
 
   private async loop(): Promise<void> {
     const pollMs = this.deps.pollMs ?? 200;
     while (!this.stopped) {
+      this.fold();
       if (this.pending.length > 0) {
         try {
           await this.runDue();
@@ -172,6 +187,8 @@ export class ConntrackCleaner implements Proxier {
       this.wake = new AbortController();
       // Idle until a change comes; while deletes wait, look for a finished sync.
       await this.deps.clock.sleep(this.pending.length > 0 ? pollMs : 2 ** 31 - 1, this.wake.signal);
+      // Changes keep coming while a cluster loads: gather them before the next fold.
+      if (this.firstUnfolded !== undefined && !this.stopped) await this.deps.clock.sleep(Math.min(pollMs, 100));
     }
   }
 

@@ -149,14 +149,16 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   const queueHealthChecks = () => {
     if (hcQueued || abort.signal.aborted) return;
     hcQueued = true;
-    setImmediate(() => {
+    // At most once a second: the targets are computed over every service and
+    // slice, and a big cluster sends thousands of events while it loads.
+    setTimeout(() => {
       hcQueued = false;
       if (abort.signal.aborted) return;
       const targets = healthCheckTargets(services.list(), slices.list(), cfg.nodeName);
       hcChain = hcChain.then(() => hcServer.sync(targets)).catch((err: unknown) => {
           log.error('health-check ports sync failed', { error: describeError(err) });
         });
-    });
+    }, 1000);
   };
 
   const svcHandler: InformerHandler<V1Service> = {

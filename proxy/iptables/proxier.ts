@@ -24,6 +24,9 @@ import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { generateRules, isServiceChain } from './rules.ts';
 
+/** Upstream's fullSyncPeriod. */
+export const FULL_SYNC_PERIOD_MS = 3_600_000;
+
 export type Sysctl = (key: string, value: string) => Promise<void>;
 
 export const ROUTE_LOCALNET = 'net.ipv4.conf.all.route_localnet';
@@ -36,8 +39,10 @@ export interface IptablesProxierOptions {
   localhostNodePorts: boolean;
   /** Upstream's --iptables-min-sync-period (default 1 s). */
   minSyncPeriodMs?: number;
-  /** Upstream's --iptables-sync-period (default 30 s): the periodic full sync. */
+  /** Upstream's --iptables-sync-period (default 30 s): the periodic resync. */
   syncPeriodMs?: number;
+  /** How often a resync rebuilds everything (upstream's fullSyncPeriod, 1 h); other resyncs are partial. */
+  fullSyncPeriodMs?: number;
   /** Reported in nodelet_proxy_iptables_backend_info, e.g. 'nft' or 'legacy'. */
   backend?: string;
 }
@@ -140,6 +145,7 @@ export class IptablesProxier implements Proxier {
   private readonly endpoints: EndpointsMap = new Map();
 
   private needFullSync = true;
+  private lastFullSyncMs = 0;
   private routeLocalnetSet = false;
   /** nat chains known to exist after the last successful nat restore. */
   private natChains: Set<string> | undefined;
@@ -155,6 +161,7 @@ export class IptablesProxier implements Proxier {
       localhostNodePorts: options.localhostNodePorts,
       minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
       syncPeriodMs: options.syncPeriodMs ?? 30000,
+      fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
       ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     };
     this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
@@ -211,8 +218,11 @@ export class IptablesProxier implements Proxier {
   async syncProxyRules(): Promise<SyncResult> {
     const started = this.clock.now();
     const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
-    // A run with nothing queued is the periodic resync (or a retry): rebuild everything.
-    const full = this.needFullSync || !pending;
+    // A full sync first, after a failure, and once per fullSyncPeriod (upstream's
+    // 1 h); the 30 s resync in between rewrites only what changed. Rebuilding
+    // every 30 s kept a big cluster forever mid-sync (a full restore at 5k
+    // services takes longer than the period on nf_tables).
+    const full = this.needFullSync || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
     const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
     try {
       if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
@@ -254,6 +264,7 @@ export class IptablesProxier implements Proxier {
       return { full, ok: false };
     }
     this.needFullSync = false;
+    if (full) this.lastFullSyncMs = started;
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);
     this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size });

@@ -178,9 +178,9 @@ describe('proxy IptablesProxier', () => {
     await clock.advance(0);
   });
 
-  it('the runner coalesces changes and the periodic run is a full sync', async () => {
+  it('the runner coalesces changes; the periodic run is partial, and full once per fullSyncPeriod', async () => {
     registry = new Registry();
-    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
+    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000, fullSyncPeriodMs: 60000 });
     proxier.start();
     await clock.advance(10);
     expect(ipt.restores.length).to.equal(2); // the first sync, with nothing yet
@@ -196,6 +196,9 @@ describe('proxy IptablesProxier', () => {
 
     await clock.advance(30000);
     expect(ipt.restores.length).to.equal(6);
+    expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(2);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
+    await clock.advance(31000);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(2);
     expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(Date.UTC(2025, 0, 1, 0, 0, 0, 10) / 1000);
     await proxier.stop();
