@@ -1,0 +1,735 @@
+// nodelet's service proxy against upstream kube-proxy (same release as the
+// control plane), in one run on a cluster of profile dev6 that this bench
+// brings up and always takes down again (NODELET_BENCH_KEEP=1 keeps it).
+//
+// Each proxy runs alone (never both at once: 2 cores), in a fresh network
+// namespace of its own (dev6 sandbox nodes 7 and 8, linked to the API
+// server), with the same node name, cluster CIDR and min-sync period, and on
+// the same iptables backend: nodelet through --iptables-backend, kube-proxy
+// through a PATH whose iptables/iptables-save/iptables-restore are links to
+// the -nft or -legacy variants (as Debian's alternatives would make them).
+// That PATH has no ip6tables, so kube-proxy runs IPv4 only, as nodelet does.
+//
+//   (1) N selectorless Services with one 5-endpoint EndpointSlice each (pod
+//       CIDR addresses nothing answers), N = 1000, 5000, 10000.
+//   (2) per N and backend: the first full sync (both proxies' own
+//       kubeproxy_sync_full_proxy_rules_duration_seconds); partial syncs
+//       after one slice changes (…_partial_…); for nodelet also where the
+//       time goes: generation timed in-process, iptables-save and
+//       iptables-restore of the same text timed in a fresh namespace.
+//   (3) change -> programmed: create one Service + slice, poll
+//       `iptables -t nat -S KUBE-SVC-…` in the namespace until the chain exists.
+//   (4) userspace mode: 2000 one-request connections and 5 s of bulk
+//       transfer, direct to the backend vs through `nodelet proxy
+//       --proxy-mode userspace` (cluster IP -> iptables -> proxy port).
+//
+// Run: node bench/proxy.ts   Writes bench/results/proxy-<ISO>.json, proxy-latest.json
+// and a plot, proxy-<ISO>.png and proxy-latest.png.
+// NODELET_BENCH_PROXY_SIZES=1000,5000 narrows the sizes, NODELET_BENCH_PROXY_SAMPLES=2
+// takes fewer samples per run, NODELET_BENCH_PROXY_BACKENDS=legacy one backend only;
+// SIGINT stops it and reports what was measured.
+import * as k8s from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { kubeconfigPath } from '../cluster/controlplane.ts';
+import { type ClusterProfile, nodeName, profileByName } from '../cluster/profile.ts';
+import { destroyNode, ensureNode } from '../cluster/sandbox.ts';
+import { clusterDown, clusterUp } from '../cluster/up.ts';
+import { upstreamBinDir } from '../cluster/upstream.ts';
+import { describeError } from '../lib/errors.ts';
+import { exec } from '../lib/exec.ts';
+import { flattenEndpoints } from '../proxy/changetracker.ts';
+import { chainsFromSave } from '../proxy/iptables/iptables.ts';
+import { binariesFor, WAIT_FLAGS, type Backend } from '../proxy/iptables/restore.ts';
+import { generateRules, type RulesInput } from '../proxy/iptables/rules.ts';
+import { PROXY_LABEL_SELECTOR } from '../proxy/main.ts';
+import { endpointsFromSlices, SERVICE_NAME_LABEL, servicePortsFromService, serviceKey } from '../proxy/types.ts';
+import {
+  BENCH_NAMESPACE,
+  benchService,
+  benchServiceChain,
+  benchSlice,
+  endpointIP,
+  gauge,
+  histogram,
+  serviceEndpoints,
+  serviceName,
+} from './proxy/objects.ts';
+import { linePlot } from './proxy/plot.ts';
+import { COLORS } from './lib/plot.ts';
+import type { RGB } from './lib/png.ts';
+import { inNetns, logTail, type Proc, running, scrape, startInNetns, stopProc } from './proxy/procs.ts';
+import { round, summarize, type Summary } from './lib/stats.ts';
+
+const PROFILE = 'dev6';
+const NODELET_NODE = 7;
+const KUBEPROXY_NODE = 8;
+const USERSPACE_NODE = 9;
+const SIZES = (process.env.NODELET_BENCH_PROXY_SIZES ?? '1000,5000,10000').split(',').map(Number);
+const BACKENDS = (process.env.NODELET_BENCH_PROXY_BACKENDS ?? 'nft,legacy').split(',').map((b): Backend => {
+  if (b !== 'nft' && b !== 'legacy') throw new Error(`NODELET_BENCH_PROXY_BACKENDS: '${b}' is not nft or legacy`);
+  return b;
+});
+/** Partial-sync and change->programmed samples per run (NODELET_BENCH_PROXY_SAMPLES). */
+const SAMPLES = Number(process.env.NODELET_BENCH_PROXY_SAMPLES ?? 3);
+const CHANGE_SAMPLES = SAMPLES;
+const PARTIAL_SAMPLES = SAMPLES;
+const CREATE_CONCURRENCY = 24;
+const METRICS_PORT = 10249;
+const FIRST_SYNC_TIMEOUT_MS = 600_000;
+const POLL_MS = 50;
+const USERSPACE_REQUESTS = 2000;
+const USERSPACE_BULK_SECONDS = 5;
+const USERSPACE_TARGET = 0.6;
+/** The backend pod of the userspace test: an address of the pod CIDR, put on the namespace's lo. */
+const USERSPACE_POD_PORTS = { echo: 8080, sink: 8081 };
+
+const repoRoot = path.dirname(path.dirname(new URL(import.meta.url).pathname));
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const ms = (x: number) => round(x);
+const fixed = (x: number, digits: number) => Number(x.toFixed(digits));
+
+type ProxyKind = 'nodelet' | 'kube-proxy';
+
+interface ProxyRun {
+  proxy: ProxyKind;
+  backend: Backend;
+  services: number;
+  /** The first sync: full, into an empty namespace (the proxy's own metric). */
+  firstFullSyncMs: number;
+  /** From process start to the first sync done (startup, list, sync; 200 ms polling). */
+  startToSyncedMs: number;
+  natRules?: number;
+  partialSyncMs: number[];
+  changeToProgrammedMs: number[];
+  partial: Summary;
+  change: Summary;
+  /** Set when a step after the first full sync failed (then the samples are those taken before). */
+  error?: string;
+}
+
+interface Breakdown {
+  services: number;
+  backend: Backend;
+  generateFullMs: number;
+  generatePartialMs: number;
+  natLines: number;
+  saveEmptyMs: number;
+  restoreNatMs: number;
+  restoreFilterMs: number;
+}
+
+class Interrupted extends Error {}
+
+interface Ctx {
+  p: ClusterProfile;
+  core: k8s.CoreV1Api;
+  disc: k8s.DiscoveryV1Api;
+  opts: k8s.ConfigurationOptions;
+  proxyKubeconfig: string;
+  kubeProxyBin: string;
+  logDir: string;
+  /** A copy of the source tree taken at start: every run measures the same code, whatever is edited meanwhile. */
+  srcRoot: string;
+  binDirs: Record<Backend, string>;
+  node: string;
+  procs: Set<Proc>;
+  check: () => void;
+  log: (m: string) => void;
+}
+
+const isConflict = (err: unknown) => err instanceof k8s.ApiException && err.code === 409;
+const isNotFound = (err: unknown) => err instanceof k8s.ApiException && err.code === 404;
+
+async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
+}
+
+async function createServiceWithSlice(c: Ctx, name: string, addresses: readonly string[]): Promise<void> {
+  try {
+    await c.core.createNamespacedService({ namespace: BENCH_NAMESPACE, body: benchService(name) }, c.opts);
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+  }
+  try {
+    await c.disc.createNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE, body: benchSlice(name, addresses) }, c.opts);
+  } catch (err) {
+    if (!isConflict(err)) throw err;
+  }
+}
+
+async function deleteServiceWithSlice(c: Ctx, name: string): Promise<void> {
+  for (const del of [
+    () => c.disc.deleteNamespacedEndpointSlice({ name: `${name}-bench`, namespace: BENCH_NAMESPACE }, c.opts),
+    () => c.core.deleteNamespacedService({ name, namespace: BENCH_NAMESPACE }, c.opts),
+  ]) {
+    try {
+      await del();
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+/** Makes bench services 0..n-1 exist (with their slices); returns how long the missing ones took. */
+async function ensureServices(c: Ctx, n: number): Promise<{ created: number; seconds: number }> {
+  const have = new Set<string>();
+  const list = await c.disc.listNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE }, c.opts);
+  for (const s of list.items) if (s.metadata?.name) have.add(s.metadata.name.replace(/-bench$/, ''));
+  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !have.has(serviceName(i)));
+  const t = performance.now();
+  let done = 0;
+  await pool(missing, CREATE_CONCURRENCY, async (i) => {
+    c.check();
+    await createServiceWithSlice(c, serviceName(i), serviceEndpoints(c.p.clusterCIDR, i));
+    if (++done % 2000 === 0) c.log(`  created ${done}/${missing.length}`);
+  });
+  return { created: missing.length, seconds: round((performance.now() - t) / 1000) };
+}
+
+/** What the proxies see: every service and slice their label selector admits. */
+async function listProxied(c: Ctx): Promise<{ services: V1Service[]; slices: V1EndpointSlice[] }> {
+  const services = (await c.core.listServiceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }, c.opts)).items;
+  const slices = (await c.disc.listEndpointSliceForAllNamespaces({ labelSelector: PROXY_LABEL_SELECTOR }, c.opts)).items;
+  return { services, slices };
+}
+
+function makeBinDirs(dir: string): Record<Backend, string> {
+  const out = {} as Record<Backend, string>;
+  for (const b of BACKENDS) {
+    const d = path.join(dir, `bin-${b}`);
+    rmSync(d, { recursive: true, force: true });
+    mkdirSync(d, { recursive: true });
+    const real = binariesFor(b);
+    // xtables-*-multi picks the command from argv[0], as through /etc/alternatives.
+    symlinkSync(`/usr/sbin/${real.iptables}`, path.join(d, 'iptables'));
+    symlinkSync(`/usr/sbin/${real.save}`, path.join(d, 'iptables-save'));
+    symlinkSync(`/usr/sbin/${real.restore}`, path.join(d, 'iptables-restore'));
+    for (const tool of ['nft', 'conntrack', 'modprobe']) symlinkSync(`/usr/sbin/${tool}`, path.join(d, tool));
+    out[b] = d;
+  }
+  return out;
+}
+
+/** Copies the TypeScript trees nodelet runs from (node_modules is linked, not copied). */
+function snapshotSource(dir: string): string {
+  const root = path.join(dir, 'src');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  for (const d of ['cmd', 'agent', 'cri', 'proxy', 'lib', 'cluster']) cpSync(path.join(repoRoot, d), path.join(root, d), { recursive: true });
+  cpSync(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
+  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
+  return root;
+}
+
+function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mode: 'iptables' | 'userspace' = 'iptables'): Proc {
+  const logFile = path.join(c.logDir, `${kind}-${mode}-${backend}.log`);
+  const common = ['--kubeconfig', c.proxyKubeconfig, '--hostname-override', c.node, '--cluster-cidr', c.p.clusterCIDR,
+    '--metrics-bind-address', `127.0.0.1:${METRICS_PORT}`, '--healthz-bind-address', '127.0.0.1:10256'];
+  let proc: Proc;
+  if (kind === 'nodelet') {
+    const args = [path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'warn'];
+    proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile);
+  } else {
+    const args = [...common, '--proxy-mode', 'iptables', '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',
+      '--conntrack-tcp-timeout-close-wait', '0', '--v', '1'];
+    proc = startInNetns(`kube-proxy (${backend})`, netns, c.kubeProxyBin, args, logFile, { PATH: c.binDirs[backend], HOME: '/root' });
+  }
+  c.procs.add(proc);
+  return proc;
+}
+
+async function stop(c: Ctx, proc: Proc): Promise<void> {
+  await stopProc(proc);
+  c.procs.delete(proc);
+}
+
+/** Polls the proxy's metrics until `done` says so; fails early when the process dies. */
+async function waitMetrics(c: Ctx, proc: Proc, netns: string, what: string, timeoutMs: number, done: (text: string) => boolean, everyMs = 200): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    c.check();
+    if (!running(proc)) throw new Error(`${proc.name} exited while waiting for ${what}: ${logTail(proc)}`);
+    const text = await scrape(netns, METRICS_PORT);
+    if (text && done(text)) return text;
+    if (Date.now() > deadline) throw new Error(`${proc.name}: timed out waiting for ${what}: ${logTail(proc)}`);
+    await sleep(everyMs);
+  }
+}
+
+const FULL = 'kubeproxy_sync_full_proxy_rules_duration_seconds';
+const PARTIAL = 'kubeproxy_sync_partial_proxy_rules_duration_seconds';
+const SYNC = 'kubeproxy_sync_proxy_rules_duration_seconds';
+
+async function chainExists(netns: string, backend: Backend, chain: string): Promise<boolean> {
+  const r = await inNetns(netns, binariesFor(backend).iptables, ['-t', 'nat', '-S', chain], { allowFail: true, timeoutMs: 30_000 });
+  return r.code === 0;
+}
+
+async function pollChain(c: Ctx, netns: string, backend: Backend, chain: string, timeoutMs = 120_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await chainExists(netns, backend, chain))) {
+    c.check();
+    if (Date.now() > deadline) throw new Error(`chain ${chain} never appeared in ${netns}`);
+    await sleep(POLL_MS);
+  }
+}
+
+let changeSeq = 0;
+
+async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services: number): Promise<ProxyRun> {
+  const index = kind === 'nodelet' ? NODELET_NODE : KUBEPROXY_NODE;
+  await destroyNode(c.p, index);
+  const netns = (await ensureNode(c.p, index)).netns;
+  const t0 = performance.now();
+  const proc = startProxy(c, kind, backend, netns);
+  try {
+    let text = await waitMetrics(c, proc, netns, 'the first full sync', FIRST_SYNC_TIMEOUT_MS, (t) => histogram(t, FULL).count >= 1);
+    const startToSyncedMs = performance.now() - t0;
+    const first = histogram(text, FULL);
+    // Count > 1 only if a second full sync finished within one poll: then take the mean.
+    const firstFullSyncMs = (first.sum / first.count) * 1000;
+    const natRules = gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"');
+    // A change can wait behind a periodic full sync (nodelet's are full) before its own sync runs.
+    const waitMs = Math.max(120_000, 3 * firstFullSyncMs + 60_000);
+    const partialSyncMs: number[] = [];
+    const changeToProgrammedMs: number[] = [];
+    let error: string | undefined;
+    try {
+      // Partial syncs: one endpoint of svc-0 moves, and back.
+      const sliceName = `${serviceName(0)}-bench`;
+      for (let s = 0; s < PARTIAL_SAMPLES; s++) {
+        await sleep(1200); // past min-sync-period, so the change is synced at once
+        const before = histogram(await scrape(netns, METRICS_PORT), PARTIAL);
+        const slice = await c.disc.readNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE }, c.opts);
+        // Toggle the first endpoint against what is there now, so every sample is a real change.
+        const addrs = serviceEndpoints(c.p.clusterCIDR, 0);
+        if (slice.endpoints?.[0]?.addresses[0] === addrs[0]) addrs[0] = endpointIP(c.p.clusterCIDR, 62_000);
+        slice.endpoints = benchSlice(serviceName(0), addrs).endpoints;
+        await c.disc.replaceNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE, body: slice }, c.opts);
+        text = await waitMetrics(c, proc, netns, 'a partial sync', waitMs, (t) => histogram(t, PARTIAL).count > before.count, 50);
+        const after = histogram(text, PARTIAL);
+        partialSyncMs.push(((after.sum - before.sum) / (after.count - before.count)) * 1000);
+      }
+      // Put svc-0 back as it was, for the next run.
+      const slice = await c.disc.readNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE }, c.opts);
+      if (slice.endpoints?.[0]?.addresses[0] !== serviceEndpoints(c.p.clusterCIDR, 0)[0]) {
+        slice.endpoints = benchSlice(serviceName(0), serviceEndpoints(c.p.clusterCIDR, 0)).endpoints;
+        const syncs = histogram(await scrape(netns, METRICS_PORT), SYNC).count;
+        await c.disc.replaceNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE, body: slice }, c.opts);
+        await waitMetrics(c, proc, netns, 'the sync of the restored slice', waitMs, (t) => histogram(t, SYNC).count > syncs, 50);
+      }
+
+      // Change -> programmed: a new Service + slice until its KUBE-SVC chain is in the nat table.
+      for (let s = 0; s < CHANGE_SAMPLES; s++) {
+        await sleep(1100); // past min-sync-period since the last sync
+        const name = `chg-${++changeSeq}`;
+        const chain = benchServiceChain(name);
+        const start = performance.now();
+        await createServiceWithSlice(c, name, serviceEndpoints(c.p.clusterCIDR, 12_000 + s));
+        await pollChain(c, netns, backend, chain, waitMs);
+        changeToProgrammedMs.push(performance.now() - start);
+        // Stale chains may stay (kube-proxy deletes them only every sync period in
+        // large clusters); wait for the sync of the delete instead, so the next
+        // sample does not start inside the min-sync-period.
+        const before = histogram(await scrape(netns, METRICS_PORT), SYNC).count;
+        await deleteServiceWithSlice(c, name);
+        await waitMetrics(c, proc, netns, 'the sync after a delete', waitMs, (t) => histogram(t, SYNC).count > before, 50);
+      }
+    } catch (err) {
+      // The first full sync is in hand: keep it and the samples so far, and go on with the next run.
+      if (err instanceof Interrupted) throw err;
+      error = describeError(err);
+      c.log(`  ${kind} ${backend} N=${services}: ${error}`);
+    }
+    const run: ProxyRun = {
+      proxy: kind,
+      backend,
+      services,
+      firstFullSyncMs: ms(firstFullSyncMs),
+      startToSyncedMs: ms(startToSyncedMs),
+      ...(natRules !== undefined ? { natRules } : {}),
+      partialSyncMs: partialSyncMs.map(ms),
+      changeToProgrammedMs: changeToProgrammedMs.map(ms),
+      partial: summarize(partialSyncMs),
+      change: summarize(changeToProgrammedMs),
+      ...(error !== undefined ? { error } : {}),
+    };
+    c.log(
+      `  ${kind.padEnd(10)} ${backend.padEnd(6)} N=${services}: first full sync ${run.firstFullSyncMs} ms, ` +
+        `partial p50 ${run.partial.p50} ms, change->programmed p50 ${run.change.p50} ms` +
+        (natRules !== undefined ? `, ${natRules} nat rules` : ''),
+    );
+    return run;
+  } finally {
+    await stop(c, proc);
+    await destroyNode(c.p, index);
+  }
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+function timeIt(fn: () => void, times: number): number {
+  const out: number[] = [];
+  for (let i = 0; i < times; i++) {
+    const t = performance.now();
+    fn();
+    out.push(performance.now() - t);
+  }
+  return median(out);
+}
+
+/**
+ * Where nodelet's full sync goes: the pure generator timed here, in-process,
+ * on the objects the proxies see; iptables-save of the empty table and
+ * iptables-restore of the generated text into a fresh namespace, timed
+ * around the commands (as the proxier runs them).
+ */
+async function breakdown(c: Ctx, services: number): Promise<Breakdown[]> {
+  const objs = await listProxied(c);
+  const bySvc = new Map<string, V1EndpointSlice[]>();
+  for (const sl of objs.slices) {
+    const key = serviceKey(sl.metadata?.namespace ?? '', sl.metadata?.labels?.[SERVICE_NAME_LABEL] ?? '');
+    bySvc.set(key, [...(bySvc.get(key) ?? []), sl]);
+  }
+  const epMap = new Map([...bySvc].map(([key, sls]) => [key, endpointsFromSlices(sls, c.node)]));
+  const input: RulesInput = {
+    services: objs.services.flatMap((s) => servicePortsFromService(s)),
+    endpoints: flattenEndpoints(epMap),
+    nodeIPs: [],
+    localhostNodePorts: true,
+    clusterCIDR: c.p.clusterCIDR,
+  };
+  let full = generateRules(input, { full: true });
+  const generateFullMs = timeIt(() => (full = generateRules(input, { full: true })), 3);
+  const existing = chainsFromSave(full.nat);
+  const changed = new Set([serviceKey(BENCH_NAMESPACE, serviceName(0))]);
+  const generatePartialMs = timeIt(() => generateRules(input, { full: false, changedServices: changed, existingChains: existing }), 5);
+  const out: Breakdown[] = [];
+  for (const backend of BACKENDS) {
+    await destroyNode(c.p, NODELET_NODE);
+    const netns = (await ensureNode(c.p, NODELET_NODE)).netns;
+    try {
+      const bin = binariesFor(backend);
+      const timed = async (cmd: string, args: string[], input?: string) => {
+        const t = performance.now();
+        await inNetns(netns, cmd, args, { ...(input !== undefined ? { input } : {}), timeoutMs: 600_000 });
+        return performance.now() - t;
+      };
+      const saveEmptyMs = await timed(bin.save, ['-t', 'nat']);
+      const restoreNatMs = await timed(bin.restore, [...WAIT_FLAGS, '--noflush'], full.nat);
+      const restoreFilterMs = await timed(bin.restore, [...WAIT_FLAGS, '--noflush'], full.filter);
+      out.push({
+        services,
+        backend,
+        generateFullMs: ms(generateFullMs),
+        generatePartialMs: fixed(generatePartialMs, 2),
+        natLines: full.nat.split('\n').length,
+        saveEmptyMs: ms(saveEmptyMs),
+        restoreNatMs: ms(restoreNatMs),
+        restoreFilterMs: ms(restoreFilterMs),
+      });
+    } finally {
+      await destroyNode(c.p, NODELET_NODE);
+    }
+  }
+  c.log(`  nodelet breakdown N=${services}: generate full ${ms(generateFullMs)} ms, partial ${fixed(generatePartialMs, 2)} ms; ` +
+    out.map((b) => `${b.backend}: restore nat ${b.restoreNatMs} ms, filter ${b.restoreFilterMs} ms`).join('; '));
+  return out;
+}
+
+interface UserspaceResult {
+  requests: number;
+  bulkSeconds: number;
+  direct: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number };
+  proxied: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number };
+  addedP99Us: number;
+  throughputRatio: number;
+  target: { ratio: number; pass: boolean };
+}
+
+async function userspaceBench(c: Ctx): Promise<UserspaceResult> {
+  await destroyNode(c.p, USERSPACE_NODE);
+  const netns = (await ensureNode(c.p, USERSPACE_NODE)).netns;
+  const podIP = endpointIP(c.p.clusterCIDR, 62_400); // a.b.251.151: no bench service uses it
+  await exec('ip', ['-n', netns, 'addr', 'add', `${podIP}/32`, 'dev', 'lo']);
+  const server = startInNetns('echo server', netns, process.execPath,
+    [path.join(repoRoot, 'bench', 'proxy', 'echo-server.ts'), podIP, String(USERSPACE_POD_PORTS.echo), String(USERSPACE_POD_PORTS.sink), c.p.stateDir],
+    path.join(c.logDir, 'userspace-server.log'));
+  c.procs.add(server);
+  const name = 'userspace-echo';
+  let proxy: Proc | undefined;
+  try {
+    const svc = benchService(name);
+    svc.spec!.ports = [
+      { name: 'echo', port: 80, targetPort: USERSPACE_POD_PORTS.echo, protocol: 'TCP' },
+      { name: 'sink', port: 81, targetPort: USERSPACE_POD_PORTS.sink, protocol: 'TCP' },
+    ];
+    const created = await c.core.createNamespacedService({ namespace: BENCH_NAMESPACE, body: svc }, c.opts);
+    const clusterIP = created.spec?.clusterIP ?? '';
+    const slice = benchSlice(name, [podIP]);
+    slice.ports = [
+      { name: 'echo', port: USERSPACE_POD_PORTS.echo, protocol: 'TCP' },
+      { name: 'sink', port: USERSPACE_POD_PORTS.sink, protocol: 'TCP' },
+    ];
+    await c.disc.createNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE, body: slice }, c.opts);
+    proxy = startProxy(c, 'nodelet', 'nft', netns, 'userspace');
+    const client = (host: string, echo: number, sink: number, reqs: number, secs: number) =>
+      inNetns(netns, process.execPath, [path.join(repoRoot, 'bench', 'proxy', 'load-client.ts'), host, String(echo), String(sink), String(reqs), String(secs), c.p.stateDir], {
+        timeoutMs: 300_000,
+        allowFail: true,
+      });
+    // Ready when a request through the cluster IP gets its echo.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      c.check();
+      if (!running(proxy)) throw new Error(`userspace proxy exited: ${logTail(proxy)}`);
+      const r = await client(clusterIP, 80, 81, 1, 0);
+      if (r.code === 0) break;
+      if (Date.now() > deadline) throw new Error(`userspace proxy never served ${clusterIP}:80: ${r.stderr.trim().slice(-300)} ${logTail(proxy)}`);
+      await sleep(300);
+    }
+    const measure = async (host: string, echo: number, sink: number) => {
+      const r = await client(host, echo, sink, USERSPACE_REQUESTS, USERSPACE_BULK_SECONDS);
+      if (r.code !== 0) throw new Error(`load client against ${host}: ${r.stderr.trim().slice(-500)}`);
+      const res = JSON.parse(r.stdout) as { latencyMs: number[]; bulk: { bytes: number; seconds: number } };
+      // In microseconds: loopback requests take well under a millisecond. Samples are left out (2000 of them).
+      const { samplesMs: _, ...latencyUs } = summarize(res.latencyMs.map((x) => x * 1000));
+      return { latencyUs, throughputMBps: round(res.bulk.bytes / res.bulk.seconds / 1e6) };
+    };
+    const direct = await measure(podIP, USERSPACE_POD_PORTS.echo, USERSPACE_POD_PORTS.sink);
+    const proxied = await measure(clusterIP, 80, 81);
+    const throughputRatio = fixed(proxied.throughputMBps / direct.throughputMBps, 3);
+    const result = {
+      requests: USERSPACE_REQUESTS,
+      bulkSeconds: USERSPACE_BULK_SECONDS,
+      direct,
+      proxied,
+      addedP99Us: round(proxied.latencyUs.p99 - direct.latencyUs.p99),
+      throughputRatio,
+      target: { ratio: USERSPACE_TARGET, pass: throughputRatio >= USERSPACE_TARGET },
+    };
+    c.log(`  userspace: direct ${direct.throughputMBps} MB/s p99 ${direct.latencyUs.p99} us; proxied ${proxied.throughputMBps} MB/s p99 ${proxied.latencyUs.p99} us`);
+    return result;
+  } finally {
+    if (proxy) await stop(c, proxy);
+    await stop(c, server);
+    await deleteServiceWithSlice(c, name).catch(() => undefined);
+    await destroyNode(c.p, USERSPACE_NODE);
+  }
+}
+
+function printTable(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  for (const r of rows) console.log(r.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+}
+
+interface Measured {
+  kpVersion?: string;
+  iptVersion?: string;
+  userspace?: UserspaceResult;
+  runs: ProxyRun[];
+  breakdowns: Breakdown[];
+  creation: Array<{ services: number; created: number; seconds: number }>;
+}
+
+/**
+ * Table on stdout, JSON and plot under bench/results/. Called with whatever
+ * was measured, also after a failure or an interrupt (then `error` says why
+ * and only the sizes every run finished for are compared).
+ */
+function report(p: ClusterProfile, m: Measured, t0: number, error?: string): void {
+  const { runs, breakdowns, creation, userspace, kpVersion, iptVersion } = m;
+  const find = (kind: ProxyKind, b: Backend, n: number) => runs.find((r) => r.proxy === kind && r.backend === b && r.services === n)!;
+  const sizes = SIZES.filter((n) => BACKENDS.every((b) => find('nodelet', b, n) && find('kube-proxy', b, n)));
+  const rows: string[][] = [['metric', 'nodelet', 'kube-proxy', 'ratio', 'target']];
+  const verdicts: Array<{ metric: string; nodelet: number; kubeProxy: number; ratio: number; pass: boolean }> = [];
+  const add = (metric: string, a: number, b: number) => {
+    const ratio = a / b;
+    const pass = a <= b;
+    verdicts.push({ metric, nodelet: a, kubeProxy: b, ratio: fixed(ratio, 3), pass });
+    rows.push([metric, String(a), String(b), ratio.toFixed(2), pass ? 'PASS' : 'FAIL']);
+  };
+  for (const b of BACKENDS) {
+    for (const n of sizes) add(`${b} full sync ms, N=${n}`, find('nodelet', b, n).firstFullSyncMs, find('kube-proxy', b, n).firstFullSyncMs);
+    for (const n of sizes) add(`${b} partial sync p50 ms, N=${n}`, find('nodelet', b, n).partial.p50, find('kube-proxy', b, n).partial.p50);
+    for (const n of sizes) add(`${b} change->programmed p50 ms, N=${n}`, find('nodelet', b, n).change.p50, find('kube-proxy', b, n).change.p50);
+  }
+  console.log('');
+  printTable(rows);
+  console.log('');
+  const info: string[][] = [['nodelet full sync parts (ms)', 'N', 'generate', 'gen partial', 'save', 'restore nat', 'restore filter']];
+  for (const bd of breakdowns) {
+    info.push([bd.backend, String(bd.services), String(bd.generateFullMs), String(bd.generatePartialMs), String(bd.saveEmptyMs), String(bd.restoreNatMs), String(bd.restoreFilterMs)]);
+  }
+  printTable(info);
+  console.log('');
+  const startRows: string[][] = [['start -> first sync done (ms)', 'N', 'nodelet', 'kube-proxy', 'nat rules nodelet', 'nat rules kube-proxy']];
+  for (const b of BACKENDS) {
+    for (const n of sizes) {
+      const a = find('nodelet', b, n);
+      const k = find('kube-proxy', b, n);
+      startRows.push([b, String(n), String(a.startToSyncedMs), String(k.startToSyncedMs), String(a.natRules ?? '-'), String(k.natRules ?? '-')]);
+    }
+  }
+  printTable(startRows);
+  console.log('');
+  if (userspace) {
+    const { direct, proxied } = userspace;
+    printTable([
+      ['userspace mode', 'direct', 'via proxy', 'ratio'],
+      ['throughput MB/s', String(direct.throughputMBps), String(proxied.throughputMBps), userspace.throughputRatio.toFixed(2)],
+      ['request p50 us', String(direct.latencyUs.p50), String(proxied.latencyUs.p50), (proxied.latencyUs.p50 / direct.latencyUs.p50).toFixed(2)],
+      ['request p99 us', String(direct.latencyUs.p99), String(proxied.latencyUs.p99), (proxied.latencyUs.p99 / direct.latencyUs.p99).toFixed(2)],
+    ]);
+    console.log(
+      `userspace: added p99 ${userspace.addedP99Us} us; throughput ${(userspace.throughputRatio * 100).toFixed(0)}% of direct, ` +
+        `target >= ${USERSPACE_TARGET * 100}%: ${userspace.target.pass ? 'PASS' : 'FAIL'}`,
+    );
+  }
+  const failed = verdicts.filter((v) => !v.pass);
+  console.log(`nodelet <= kube-proxy: ${verdicts.length - failed.length}/${verdicts.length} PASS` + (failed.length ? ` (FAIL: ${failed.map((f) => f.metric).join('; ')})` : ''));
+
+  const timestamp = new Date().toISOString();
+  const result = {
+    benchmark: 'proxy',
+    timestamp,
+    profile: p.name,
+    host: { cpus: os.cpus().length, kernel: os.release(), node: process.version, kubeProxy: kpVersion, iptables: iptVersion },
+    sizes,
+    sizesAsked: SIZES,
+    complete: error === undefined,
+    ...(error !== undefined ? { error } : {}),
+    endpointsPerService: 5,
+    backends: BACKENDS,
+    percentiles: 'nearest-rank',
+    method: {
+      fullSync: 'first sync into an empty netns; each proxy\'s own kubeproxy_sync_full_proxy_rules_duration_seconds',
+      partialSync: `${PARTIAL_SAMPLES} x one endpoint of one slice changed; kubeproxy_sync_partial_proxy_rules_duration_seconds delta`,
+      changeToProgrammed: `${CHANGE_SAMPLES} x create Service + EndpointSlice, poll iptables -t nat -S KUBE-SVC-… every ${POLL_MS} ms`,
+      minSyncPeriod: 'default 1 s for both',
+      kubeProxyIPv6: 'off (no ip6tables on its PATH), as nodelet is IPv4 only',
+    },
+    creation,
+    runs,
+    nodeletBreakdown: breakdowns,
+    verdicts,
+    ...(userspace ? { userspace } : {}),
+    totalMs: ms(performance.now() - t0),
+  };
+  const dir = path.join(repoRoot, 'bench', 'results');
+  mkdirSync(dir, { recursive: true });
+  const json = JSON.stringify(result, null, 2) + '\n';
+  const stamp = timestamp.replace(/:/g, '-');
+  writeFileSync(path.join(dir, `proxy-${stamp}.json`), json);
+  writeFileSync(path.join(dir, 'proxy-latest.json'), json);
+  const colors: Record<ProxyKind, RGB> = { nodelet: COLORS.nodelet, 'kube-proxy': COLORS.upstream };
+  const png = linePlot(
+    BACKENDS.map((b) => ({
+      title: `iptables-${b}: full sync (s) vs services`,
+      series: (['nodelet', 'kube-proxy'] as const).map((kind) => ({
+        label: kind,
+        color: colors[kind],
+        points: sizes.map((n) => [n, find(kind, b, n).firstFullSyncMs / 1000] as const),
+      })),
+    })),
+    { xLabel: 'services', yLabel: 'seconds' },
+  );
+  writeFileSync(path.join(dir, `proxy-${stamp}.png`), png);
+  writeFileSync(path.join(dir, 'proxy-latest.png'), png);
+  console.log(`wrote bench/results/proxy-${stamp}.json, proxy-latest.json, proxy-${stamp}.png, proxy-latest.png`);
+}
+
+async function main(): Promise<number> {
+  const t0 = performance.now();
+  const p = profileByName(PROFILE);
+  const log = (m: string) => console.log(m);
+  let interrupted = false;
+  const onSignal = () => {
+    interrupted = true;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  const procs = new Set<Proc>();
+  const logDir = path.join(p.stateDir, 'bench-proxy');
+  const m: Measured = { runs: [], breakdowns: [], creation: [] };
+  try {
+    // No nodelet proxy on node 1: it would sync every bench service beside the measured proxy.
+    const cluster = await clusterUp(p, { nodes: 1, proxy: false, log: (m) => log(`[up] ${m}`) });
+    const kc = new k8s.KubeConfig();
+    kc.loadFromFile(cluster.paths.adminKubeconfig);
+    mkdirSync(logDir, { recursive: true });
+    const c: Ctx = {
+      p,
+      core: kc.makeApiClient(k8s.CoreV1Api),
+      disc: kc.makeApiClient(k8s.DiscoveryV1Api),
+      opts: {},
+      proxyKubeconfig: kubeconfigPath(p, 'kube-proxy'),
+      kubeProxyBin: path.join(await upstreamBinDir(), 'kube-proxy'),
+      logDir,
+      srcRoot: snapshotSource(logDir),
+      binDirs: makeBinDirs(logDir),
+      node: nodeName(p, 1),
+      procs,
+      check: () => {
+        if (interrupted) throw new Interrupted('interrupted');
+      },
+      log,
+    };
+    const kpVersion = (m.kpVersion = (await exec(c.kubeProxyBin, ['--version'])).stdout.trim());
+    const iptVersion = (m.iptVersion = (await exec('iptables-nft', ['--version'])).stdout.trim());
+    log(`proxy bench: profile ${p.name}, ${kpVersion}, ${iptVersion}, sizes ${SIZES.join(', ')}, backends ${BACKENDS.join(', ')}`);
+    try {
+      await c.core.createNamespace({ body: { metadata: { name: BENCH_NAMESPACE } } }, c.opts);
+    } catch (err) {
+      if (!isConflict(err)) throw err;
+    }
+
+    log('userspace mode:');
+    m.userspace = await userspaceBench(c);
+
+    const { runs, breakdowns, creation } = m;
+    for (const n of SIZES) {
+      c.check();
+      log(`N=${n}: creating services`);
+      const made = await ensureServices(c, n);
+      creation.push({ services: n, ...made });
+      log(`  ${made.created} services + slices created in ${made.seconds} s`);
+      for (const backend of BACKENDS) {
+        for (const kind of ['nodelet', 'kube-proxy'] as const) runs.push(await measureProxy(c, kind, backend, n));
+      }
+      breakdowns.push(...(await breakdown(c, n)));
+    }
+
+    report(p, m, t0);
+    return 0;
+  } catch (err) {
+    const why = describeError(err);
+    console.error(`proxy bench failed: ${why}`);
+    if (m.userspace || m.runs.length > 0) {
+      try {
+        report(p, m, t0, why);
+      } catch (e) {
+        console.error(`report of the partial results failed: ${describeError(e)}`);
+      }
+    }
+    return 1;
+  } finally {
+    for (const proc of procs) await stopProc(proc).catch(() => undefined);
+    for (const i of [NODELET_NODE, KUBEPROXY_NODE, USERSPACE_NODE]) {
+      await destroyNode(p, i).catch((err) => console.error(`destroyNode ${i}: ${describeError(err)}`));
+    }
+    if (process.env.NODELET_BENCH_KEEP === '1') console.log(`cluster ${p.name} kept (NODELET_BENCH_KEEP=1)`);
+    else await clusterDown(p, { log }).catch((err) => console.error(`clusterDown: ${describeError(err)}`)); // logDir goes with stateDir
+    console.log(`total ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  }
+}
+
+process.exitCode = await main();
