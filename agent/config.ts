@@ -5,6 +5,8 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeletError } from '../lib/errors.ts';
+import type { ConfigFileInfo } from './configfile/document.ts';
+import { loadKubeletConfigFile } from './configfile/kubelet.ts';
 
 export type LogLevel = 'error' | 'warn' | 'info' | 'debug';
 
@@ -44,6 +46,8 @@ export interface AgentConfig {
   readonly staticPodPath: string;
   /** Upstream --runtime-request-timeout: any runtime call may take this long (default 2m). */
   readonly runtimeRequestTimeoutMs: number;
+  /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
+  readonly configFile?: ConfigFileInfo;
 }
 
 /** What the defaults need to know about the host. */
@@ -95,7 +99,8 @@ type FlagName =
   | 'pod-logs-dir'
   | 'sync-frequency'
   | 'pod-manifest-path'
-  | 'runtime-request-timeout';
+  | 'runtime-request-timeout'
+  | 'config';
 
 /** Accepted spellings; --node-name is an alias of --hostname-override. */
 const FLAGS: Record<string, FlagName> = {
@@ -122,6 +127,7 @@ const FLAGS: Record<string, FlagName> = {
   'sync-frequency': 'sync-frequency',
   'pod-manifest-path': 'pod-manifest-path',
   'runtime-request-timeout': 'runtime-request-timeout',
+  config: 'config',
 };
 
 function invalid(flag: string, why: string): NodeletError {
@@ -158,6 +164,10 @@ function scanFlags(argv: readonly string[]): { values: Map<FlagName, string>; sp
 
 export function parseAgentFlags(argv: readonly string[], host: HostProbe = realHost): AgentConfig {
   const { values, spelled } = scanFlags(argv);
+  // The file's KubeletConfiguration fields go under the flags: a flag given wins.
+  const configPath = values.get('config')?.trim();
+  const fromFile = configPath ? loadKubeletConfigFile(configPath) : undefined;
+  for (const [f, v] of fromFile?.flags ?? []) if (!values.has(f)) values.set(f, v);
   const get = (f: FlagName) => values.get(f);
   const nameOf = (f: FlagName) => spelled.get(f) ?? f;
 
@@ -288,6 +298,7 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     syncFrequencyMs,
     staticPodPath: staticPodPath === '' ? '' : path.resolve(staticPodPath),
     runtimeRequestTimeoutMs,
+    ...(fromFile ? { configFile: fromFile.info } : {}),
   };
   return Object.freeze(cfg);
 }

@@ -31,6 +31,7 @@ import { detectBackend, ExecIptables } from './iptables/restore.ts';
 import type { Proxier } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { loadKubeconfig } from '../lib/kubeconfig.ts';
+import { logConfigWarnings } from '../agent/configfile/document.ts';
 
 /** As kube-proxy: objects labelled for another proxy, and headless services' objects, are not ours. */
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
@@ -207,6 +208,7 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const cfg = parseProxyFlags(argv);
   const kc = loadKubeconfig(cfg.kubeconfig);
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
+  logConfigWarnings(log, cfg.configFile);
   const abort = new AbortController();
   const stopped = new Promise<string>((resolve) => {
     process.once('SIGTERM', () => resolve('SIGTERM'));

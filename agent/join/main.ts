@@ -7,6 +7,7 @@
 import { realClock } from '../../lib/clock.ts';
 import { NodeletError } from '../../lib/errors.ts';
 import { createLogger } from '../../lib/log.ts';
+import { logConfigWarnings } from '../configfile/document.ts';
 import { discover, requestClientCertificate } from './bootstrap.ts';
 import { generateNodeKey } from './csr.ts';
 import { credentialPaths, credentialsUsable, readCredentials, writeCredentials } from './credentials.ts';
@@ -18,12 +19,13 @@ const CSR_TIMEOUT_MS = 2 * 60_000;
 
 export const JOIN_USAGE = `usage: nodelet join --server HOST:PORT --token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX
                     [--dir /etc/nodelet] [--node-name NAME] [--discovery-timeout 5m]
-                    [--bootstrap-only] [--rotate-certificates=false] [agent flags]
-       nodelet join [--dir /etc/nodelet] [agent flags]     (run on the credentials of an earlier join)
+                    [--config FILE] [--bootstrap-only] [--rotate-certificates=false] [agent flags]
+       nodelet join [--dir /etc/nodelet] [--config FILE] [agent flags]     (run on the credentials of an earlier join)
 
 Joins the cluster as kubeadm join does (token discovery, TLS bootstrap), writes
 <dir>/kubeconfig and <dir>/pki/, then runs the agent with the remaining flags
-unless --bootstrap-only.
+unless --bootstrap-only. --config FILE (a KubeletConfiguration) goes to the
+agent and is checked before anything touches the network.
 `;
 
 export async function runJoin(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -52,7 +54,11 @@ export async function runJoin(argv: string[], env: NodeJS.ProcessEnv): Promise<n
     await writeCredentials(paths, { server: info.server, caPem: info.caPem, certPem, key });
     log.info('joined: credentials written', { kubeconfig: paths.kubeconfig });
   }
-  if (cfg.bootstrapOnly) return 0;
+  if (cfg.bootstrapOnly) {
+    // The agent (which logs them otherwise) does not run: say here what the file held in vain.
+    logConfigWarnings(log, cfg.agent.configFile);
+    return 0;
+  }
 
   const abort = new AbortController();
   const rotator = cfg.rotateCertificates ? new ClientCertRotator({ ...deps, paths, nodeName }) : undefined;

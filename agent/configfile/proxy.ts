@@ -1,0 +1,172 @@
+// KubeProxyConfiguration (kubeproxy.config.k8s.io/v1alpha1) fields to `nodelet
+// proxy` flag values, validated here with their paths by the rules of the
+// flags. As upstream's defaulting, a zero sync period or '' means "the default".
+import net from 'node:net';
+import { cidrError, dns1123SubdomainError } from '../config.ts';
+import {
+  type ConfigDocuments,
+  type ConfigWarning,
+  Fields,
+  PROXY_KIND,
+  type ReadFile,
+  readConfigDocuments,
+  readFileUtf8,
+} from './document.ts';
+import { type FileFlags, readLogging } from './kubelet.ts';
+
+/** The proxy flags a KubeProxyConfiguration can set. */
+export type ProxyFileFlag =
+  | 'kubeconfig'
+  | 'hostname-override'
+  | 'proxy-mode'
+  | 'cluster-cidr'
+  | 'nodeport-addresses'
+  | 'iptables-min-sync-period'
+  | 'iptables-sync-period'
+  | 'healthz-bind-address'
+  | 'metrics-bind-address'
+  | 'iptables-localhost-nodeports'
+  | 'v';
+
+const MODES = ['iptables', 'nftables', 'userspace'];
+
+const UNSUPPORTED = [
+  'featureGates', 'bindAddress', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
+  'winkernel', 'detectLocalMode', 'detectLocal', 'oomScoreAdj', 'conntrack', 'configSyncPeriod', 'portRange',
+  'windowsRunAsService',
+];
+
+/** Why `s` is not what --healthz-bind-address/--metrics-bind-address take (ip or ip:port), or undefined. */
+export function bindAddressError(s: string): string | undefined {
+  const text = s.trim();
+  let host = text;
+  let port = 0;
+  const m = /^(.*):(\d+)$/.exec(text);
+  if (m && net.isIP(m[1]!.replace(/^\[|\]$/g, '')) !== 0) {
+    host = m[1]!.replace(/^\[|\]$/g, '');
+    port = Number(m[2]);
+  }
+  if (net.isIP(host) === 0) return `'${s}' is not an ip:port address`;
+  if (port > 65535) return `port ${port} is out of range 0..65535`;
+  return undefined;
+}
+
+function ipv4CIDRError(c: string): string | undefined {
+  const why = cidrError(c);
+  if (why) return `'${c}' ${why}`;
+  if (!net.isIPv4(c.split('/')[0]!)) return `'${c}': only IPv4 is supported`;
+  return undefined;
+}
+
+/** Maps a KubeProxyConfiguration document to flag values; throws CONFIG_INVALID with the field path. */
+export function proxyFileFlags(doc: Record<string, unknown>, file: string): FileFlags<ProxyFileFlag> {
+  const warnings: ConfigWarning[] = [];
+  const f = new Fields(file, PROXY_KIND, doc, warnings);
+  const flags = new Map<ProxyFileFlag, string>();
+  f.skip(['apiVersion', 'kind']);
+
+  const client = f.object('clientConnection');
+  if (client) {
+    const kubeconfig = client.string('kubeconfig');
+    if (kubeconfig) flags.set('kubeconfig', kubeconfig);
+    client.unsupported(['acceptContentTypes', 'contentType', 'qps', 'burst']);
+    client.finish();
+  }
+
+  const hostname = f.string('hostnameOverride')?.trim().toLowerCase();
+  if (hostname) {
+    const why = dns1123SubdomainError(hostname);
+    if (why) throw f.fail('hostnameOverride', `'${hostname}' is not a valid node name: ${why}`);
+    flags.set('hostname-override', hostname);
+  }
+
+  const mode = f.string('mode')?.trim();
+  if (mode) {
+    if (!MODES.includes(mode)) throw f.fail('mode', `'${mode}' is not supported by nodelet (${MODES.join(', ')})`);
+    flags.set('proxy-mode', mode);
+  }
+
+  const clusterCIDR = f.string('clusterCIDR')?.trim();
+  if (clusterCIDR) {
+    const why = ipv4CIDRError(clusterCIDR);
+    if (why) throw f.fail('clusterCIDR', why);
+    flags.set('cluster-cidr', clusterCIDR);
+  }
+
+  const addresses = f.stringList('nodePortAddresses');
+  if (addresses && addresses.length > 0) {
+    const cidrs: string[] = [];
+    let all = false;
+    addresses.forEach((raw, i) => {
+      const a = raw.trim();
+      // Upstream keywords: 'all' is nodelet's default (every local address); 'localhost' is loopback.
+      if (a === 'all') all = true;
+      else if (a === 'localhost') cidrs.push('127.0.0.0/8');
+      else if (a === 'primary') throw f.fail(`nodePortAddresses[${i}]`, "the 'primary' keyword is not supported by nodelet; list CIDRs");
+      else {
+        const why = ipv4CIDRError(a);
+        if (why) throw f.fail(`nodePortAddresses[${i}]`, why);
+        cidrs.push(a);
+      }
+    });
+    if (!all) flags.set('nodeport-addresses', cidrs.join(','));
+  }
+
+  for (const key of ['healthzBindAddress', 'metricsBindAddress'] as const) {
+    const v = f.string(key);
+    if (!v) continue;
+    const why = bindAddressError(v);
+    if (why) throw f.fail(key, why);
+    flags.set(key === 'healthzBindAddress' ? 'healthz-bind-address' : 'metrics-bind-address', v.trim());
+  }
+
+  readSyncPeriods(f, flags);
+  readLogging(f, (v) => flags.set('v', String(v)));
+  f.unsupported(UNSUPPORTED);
+  f.finish();
+  return { flags, info: Object.freeze({ path: file, warnings: Object.freeze(warnings) }) };
+}
+
+/**
+ * iptables.* and nftables.*: nodelet has one pair of sync periods for every
+ * mode, so either section sets them; iptables wins where both are given.
+ */
+function readSyncPeriods(f: Fields, flags: Map<ProxyFileFlag, string>): void {
+  const periods: Record<'syncPeriod' | 'minSyncPeriod', { ms: number; field: Fields } | undefined> = { syncPeriod: undefined, minSyncPeriod: undefined };
+  for (const section of ['iptables', 'nftables'] as const) {
+    const s = f.object(section);
+    if (!s) continue;
+    for (const key of ['syncPeriod', 'minSyncPeriod'] as const) {
+      const ms = s.duration(key);
+      if (ms === undefined || ms === 0) continue; // 0 is upstream's "default"
+      const have = periods[key];
+      if (!have) periods[key] = { ms, field: s };
+      else if (have.ms !== ms) s.warn(key, `nodelet uses one ${key} for every mode and takes ${have.field.field(key)}; ignored`);
+    }
+    if (section === 'iptables') {
+      const lnp = s.bool('localhostNodePorts');
+      if (lnp !== undefined) flags.set('iptables-localhost-nodeports', String(lnp));
+      s.unsupported(['masqueradeBit', 'masqueradeAll', 'snatNodeInternalIP']);
+    } else {
+      s.unsupported(['masqueradeBit', 'masqueradeAll']);
+    }
+    s.finish();
+  }
+  const sync = periods.syncPeriod;
+  const min = periods.minSyncPeriod;
+  if (sync && min && min.ms > sync.ms) {
+    throw min.field.fail('minSyncPeriod', `${min.ms} ms is longer than ${sync.field.field('syncPeriod')} (${sync.ms} ms)`);
+  }
+  if (sync) flags.set('iptables-sync-period', `${sync.ms}ms`);
+  if (min) flags.set('iptables-min-sync-period', `${min.ms}ms`);
+}
+
+/** The KubeProxyConfiguration of `file` as flag values; no document = no values. */
+export function proxyFlagsFromDocuments(docs: ConfigDocuments, file: string): FileFlags<ProxyFileFlag> {
+  if (!docs.proxy) return { flags: new Map(), info: Object.freeze({ path: file, warnings: Object.freeze([]) }) };
+  return proxyFileFlags(docs.proxy, file);
+}
+
+export function loadProxyConfigFile(file: string, read: ReadFile = readFileUtf8): FileFlags<ProxyFileFlag> {
+  return proxyFlagsFromDocuments(readConfigDocuments(file, read), file);
+}
