@@ -39,9 +39,11 @@ import { KubeClaimObjects } from './volumes/kubeclaims.ts';
 import { VolumeManager } from './volumes/manager.ts';
 import { KubeAuthApi, RequestAuthenticator, RequestAuthorizer } from './server/auth.ts';
 import { ensureServingCert } from './server/cert.ts';
+import { KubeCsrApi, ServingCertManager, servingIdentity, servingTLS } from './server/servingcert.ts';
 import type { NodePods } from './server/routes.ts';
 import { KubeletServer } from './server/server.ts';
 import { loadKubeconfig } from '../lib/kubeconfig.ts';
+import { logConfigWarnings } from './configfile/document.ts';
 
 /** The Kubernetes release whose API nodelet speaks (cluster/versions.env). */
 export const KUBELET_VERSION = 'v1.37.2';
@@ -51,6 +53,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const cfg = parseAgentFlags(argv);
   const kc = loadKubeconfig(cfg.kubeconfig);
   const log = createLogger(cfg.logLevel).child({ node: cfg.nodeName });
+  logConfigWarnings(log, cfg.configFile);
   // A busy dockerd can take long to start many containers; a short client
   // timeout would fail calls that then succeed anyway, and the retries pile up.
   const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: cfg.runtimeRequestTimeoutMs });
@@ -79,7 +82,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   controller.start(abort.signal);
   const registry = new Registry();
   const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry, signal: abort.signal });
-  const kubeletApi = cfg.port > 0 ? await startKubeletServer(kc, cfg, runtime, pods.nodePods, registry, log) : undefined;
+  const kubeletApi = cfg.port > 0 ? await startKubeletServer(kc, cfg, runtime, pods.nodePods, registry, log, abort.signal) : undefined;
   await new Promise<void>((resolve) => {
     const onSignal = (sig: string) => {
       log.info('stopping', { signal: sig });
@@ -120,17 +123,24 @@ function hostDNS(file: string): HostDNS {
 }
 
 /**
- * The kubelet HTTPS API on --port, with a self-signed serving certificate;
+ * The kubelet HTTPS API on --port, with a serving certificate issued through
+ * a kubelet-serving CSR (self-signed until then, at most 5 s at first start);
  * client certificates must chain to the cluster CA of our kubeconfig. A
  * failure to start is logged, not fatal: pods keep running without it.
  */
-async function startKubeletServer(kc: k8s.KubeConfig, cfg: AgentConfig, runtime: DockerRuntime, nodePods: NodePods, registry: Registry, log: Logger): Promise<KubeletServer | undefined> {
+async function startKubeletServer(kc: k8s.KubeConfig, cfg: AgentConfig, runtime: DockerRuntime, nodePods: NodePods, registry: Registry, log: Logger, signal: AbortSignal): Promise<KubeletServer | undefined> {
   const slog = log.child({ component: 'kubelet-server' });
   try {
     const cluster = kc.getCurrentCluster();
     const clientCA = cluster?.caData ? Buffer.from(cluster.caData, 'base64') : cluster?.caFile ? readFileSync(cluster.caFile) : undefined;
     if (!clientCA) throw new Error('the kubeconfig names no cluster CA to verify client certificates with');
-    const kp = await ensureServingCert(cfg.rootDir, { nodeName: cfg.nodeName, hostname: cfg.hostname, nodeIP: cfg.nodeIP });
+    // The serving certificate through a kubelet-serving CSR; the self-signed one until it is issued.
+    const node = { nodeName: cfg.nodeName, hostname: cfg.hostname, nodeIP: cfg.nodeIP };
+    const certs = new ServingCertManager({ api: new KubeCsrApi(kc), clock: realClock, log: slog, rootDir: cfg.rootDir, identity: servingIdentity(node) });
+    const tls = await servingTLS(certs, 5000, signal, async () => {
+      const kp = await ensureServingCert(cfg.rootDir, node);
+      return { cert: readFileSync(kp.certPath), key: readFileSync(kp.keyPath) };
+    });
     const authApi = new KubeAuthApi(kc);
     const server = new KubeletServer(
       {
@@ -142,11 +152,16 @@ async function startKubeletServer(kc: k8s.KubeConfig, cfg: AgentConfig, runtime:
         registry,
         clock: realClock,
         log: slog,
+        rootDir: cfg.rootDir,
       },
-      { cert: readFileSync(kp.certPath), key: readFileSync(kp.keyPath), clientCA },
+      { cert: tls.cert, key: tls.key, clientCA },
     );
+    tls.whenIssued((c) => {
+      server.setCertificate(c.certPem, c.keyPem);
+      slog.info('kubelet API now serving the issued certificate', { expires: c.cert.validTo });
+    });
     const port = await server.listen(cfg.port);
-    slog.info('kubelet API listening', { port });
+    slog.info('kubelet API listening', { port, issuedCertificate: tls.issued });
     return server;
   } catch (err) {
     slog.error('kubelet API not started', { port: cfg.port, err: describeError(err) });

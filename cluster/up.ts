@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
+import { approveServingCsrs } from './csrapprove.ts';
 import { ensureJoinPrep, type JoinInfo, joinCommand } from './bootstrap.ts';
 import { type ClusterPaths, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
 import { type ClusterProfile, apiserverURL, nodeName } from './profile.ts';
@@ -138,6 +139,7 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
   const join = await ensureJoinPrep(p, paths, log);
   const indexes = names.map((_, k) => k + 1);
   const nodes: Cluster['nodes'] = [];
+  const started: string[] = [];
   for (const [k, name] of names.entries()) {
     const sandbox = await ensureNodeRuntime(p, k + 1, indexes, paths.logs);
     const pidFile = nodeletPidFile(p, sandbox);
@@ -145,6 +147,7 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
     else {
       log(`nodelet ${name}: starting in netns ${sandbox.netns} (log: ${nodeletLogFile(p, sandbox)})`);
       startNodelet(p, name, sandbox, opts.nodeletArgs, k === 0 ? undefined : join);
+      started.push(name);
     }
     if (opts.proxy !== false) {
       if (daemonRunning(proxyPidFile(p, sandbox))) log(`proxy ${name}: already running`);
@@ -159,6 +162,8 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
     await waitFor(`node ${n.name} to be Ready (log: ${n.logFile})`, () => nodeReady(paths, n.name), 120_000, 500);
     log(`node ${n.name}: Ready`);
   }
+  // The kubelet API's serving certificates (the controller-manager does not approve these).
+  await approveServingCsrs(paths, started, log);
   return { profile: p, paths, nodes, join };
 }
 

@@ -29,11 +29,15 @@ export function encodeName(s: Subject): Buffer {
   return sequence(...(s.orgs ?? []).map((o) => rdn(OID_O, o)), rdn(OID_CN, s.cn));
 }
 
-/** DER CertificationRequest signed by `key` (EC P-256 with SHA-256, or RSA with SHA-256). */
-export function buildCsrDer(key: KeyObject, subject: Subject): Buffer {
+/**
+ * DER CertificationRequest signed by `key` (EC P-256 with SHA-256, or RSA with
+ * SHA-256). `attributes` are encoded Attribute SEQUENCEs (e.g. an
+ * extensionRequest carrying subjectAltName for a serving certificate).
+ */
+export function buildCsrDer(key: KeyObject, subject: Subject, attributes: readonly Buffer[] = []): Buffer {
   if (key.type !== 'private') throw new NodeletError('CSR_INVALID_KEY', 'csr: needs a private key');
   const spki = createPublicKey(key).export({ type: 'spki', format: 'der' });
-  const info = sequence(integer(0), encodeName(subject), spki, contextConstructed(0, Buffer.alloc(0)));
+  const info = sequence(integer(0), encodeName(subject), spki, contextConstructed(0, Buffer.concat([...attributes].sort(Buffer.compare))));
   let algorithm: Buffer;
   let signature: Buffer;
   switch (key.asymmetricKeyType) {
@@ -51,4 +55,4 @@ export function buildCsrDer(key: KeyObject, subject: Subject): Buffer {
   return sequence(info, algorithm, bitString(signature));
 }
 
-export const buildCsrPem = (key: KeyObject, subject: Subject): string => pem('CERTIFICATE REQUEST', buildCsrDer(key, subject));
+export const buildCsrPem = (key: KeyObject, subject: Subject, attributes: readonly Buffer[] = []): string => pem('CERTIFICATE REQUEST', buildCsrDer(key, subject, attributes));

@@ -19,6 +19,7 @@ export type Route =
   | { kind: 'pods' }
   | { kind: 'metrics' }
   | { kind: 'resourceMetrics' }
+  | { kind: 'statsSummary' }
   | { kind: 'containerLogs'; namespace: string; pod: string; container: string }
   | ContainerRoute
   | { kind: 'portForward'; namespace: string; pod: string; uid?: string }
@@ -30,6 +31,7 @@ export function parseRoute(pathname: string): Route {
   if (pathname === '/pods' || pathname === '/pods/') return { kind: 'pods' };
   if (pathname === '/metrics') return { kind: 'metrics' };
   if (pathname === '/metrics/resource') return { kind: 'resourceMetrics' };
+  if (pathname === '/stats/summary' || pathname === '/stats/summary/') return { kind: 'statsSummary' };
   let segs: string[];
   try {
     segs = pathname.split('/').slice(1).map((s) => decodeURIComponent(s));

@@ -3,13 +3,14 @@
 // authorized by SubjectAccessReview (403), then served: /healthz, /pods,
 // /metrics, /containerLogs, /run, and the SPDY upgrades for /exec, /attach and
 // /portForward that the API server makes for kubectl.
+import { stat } from 'node:fs/promises';
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { Counter, type Registry } from 'prom-client';
 import { CONTAINER_RUNNING } from '../../cri/api.ts';
-import type { RuntimeService } from '../../cri/runtime.ts';
+import type { ImageService, RuntimeService } from '../../cri/runtime.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -29,10 +30,11 @@ import {
   splitProtocols,
   StreamCollector,
 } from './remotecommand.ts';
+import { buildSummary, CpuRates, ProcPodNetwork, readNodeInput, statFs, type InterfaceStats, type NodeInput, type PodInput } from './summary.ts';
 import { findPod, hasContainer, logContainer, parseRoute, readySandbox, runningContainer, type ContainerRoute, type NodePods, type Route } from './routes.ts';
 import { SpdyConnection, type SpdyStream, type Transport } from './spdy.ts';
 
-export type ServerRuntime = Pick<RuntimeService, 'exec' | 'attach' | 'portForward' | 'containerStatus' | 'execSync' | 'listContainerStats'>;
+export type ServerRuntime = Pick<RuntimeService, 'exec' | 'attach' | 'portForward' | 'containerStatus' | 'execSync' | 'listContainerStats'> & Pick<ImageService, 'imageFsInfo'>;
 
 export interface KubeletServerDeps {
   nodeName: string;
@@ -45,6 +47,12 @@ export interface KubeletServerDeps {
   log: Logger;
   /** Node CPU and memory for /metrics/resource; default: /proc. */
   nodeUsage?: (nowMs: number) => NodeUsage | undefined;
+  /** The node's side of /stats/summary; default: /proc and statfs of rootDir. */
+  summaryNode?: (nowMs: number) => Omit<NodeInput, 'imageFs'>;
+  /** Network counters per sandbox ID; default: /proc/PID/net/dev of the sandbox's process. */
+  podNetwork?: (sandboxIds: readonly string[]) => Map<string, InterfaceStats[]>;
+  /** The kubelet root directory (the node filesystem of /stats/summary); default '/'. */
+  rootDir?: string;
 }
 
 export interface ServerTLS {
@@ -94,15 +102,21 @@ export class KubeletServer {
   private readonly server: https.Server;
   private readonly conns = new Set<SpdyConnection>();
   private readonly requests: Counter<'method' | 'path' | 'server_type' | 'long_running'>;
+  private readonly cpuRates = new CpuRates();
+  private readonly clientCA: string | Buffer;
+  private readonly podNetwork: (sandboxIds: readonly string[]) => Map<string, InterfaceStats[]>;
 
   constructor(deps: KubeletServerDeps, tls: ServerTLS) {
     this.d = deps;
+    const procNet = new ProcPodNetwork();
+    this.podNetwork = deps.podNetwork ?? ((ids) => procNet.read(ids));
     this.requests = new Counter({
       name: 'kubelet_http_requests_total',
       help: 'Number of the http requests received since the server started',
       labelNames: ['method', 'path', 'server_type', 'long_running'],
       registers: [deps.registry],
     });
+    this.clientCA = tls.clientCA;
     this.server = https.createServer({ cert: tls.cert, key: tls.key, ca: tls.clientCA, requestCert: true, rejectUnauthorized: false });
     this.server.on('request', (req, res) => {
       this.onRequest(req, res).catch((err) => {
@@ -129,6 +143,11 @@ export class KubeletServer {
         resolve(typeof a === 'object' && a ? a.port : port);
       });
     });
+  }
+
+  /** Serves new connections with another certificate (the issued one replacing the self-signed one). */
+  setCertificate(cert: string | Buffer, key: string | Buffer): void {
+    this.server.setSecureContext({ cert, key, ca: this.clientCA });
   }
 
   async close(): Promise<void> {
@@ -181,6 +200,10 @@ export class KubeletServer {
         return reply.send(200, await this.d.registry.metrics(), { 'content-type': this.d.registry.contentType });
       case 'resourceMetrics':
         return reply.send(200, await this.resourceMetrics(), { 'content-type': 'text/plain; version=0.0.4; charset=utf-8' });
+      case 'statsSummary': {
+        const only = url.searchParams.get('only_cpu_and_memory') === 'true';
+        return reply.send(200, JSON.stringify(await this.statsSummary(only), null, 2), { 'content-type': 'application/json' });
+      }
       case 'containerLogs':
         return this.containerLogs(route, url.searchParams, res);
       case 'run':
@@ -264,6 +287,58 @@ export class KubeletServer {
     }
     const node = (this.d.nodeUsage ?? readNodeUsage)(this.d.clock.now());
     return renderResourceMetrics(node, containerUsage(stats, (id) => started.get(id)), failed);
+  }
+
+  private async statsSummary(onlyCpuAndMemory: boolean): Promise<ReturnType<typeof buildSummary>> {
+    const nowMs = this.d.clock.now();
+    let stats: Awaited<ReturnType<ServerRuntime['listContainerStats']>> = [];
+    try {
+      stats = await this.d.runtime.listContainerStats();
+    } catch (err) {
+      this.d.log.debug('container stats failed', { err: describeError(err) });
+    }
+    const byId = new Map(stats.map((s) => [s.attributes.id, s]));
+    const node: NodeInput = (this.d.summaryNode ?? ((now) => readNodeInput(this.d.rootDir ?? '/', now)))(nowMs);
+    const apiPods = this.d.pods.pods();
+    const runtimePods = apiPods.map((p) => this.d.pods.runtimePod(p.metadata?.uid ?? ''));
+    const sandboxes = runtimePods.map((rt) => readySandbox(rt));
+    const nets = onlyCpuAndMemory ? new Map<string, InterfaceStats[]>() : this.podNetwork(sandboxes.filter((s): s is string => s !== undefined));
+    if (!onlyCpuAndMemory) {
+      try {
+        const fsInfo = await this.d.runtime.imageFsInfo();
+        const images = fsInfo.imageFilesystems[0];
+        const capacity = images ? statFs(images.fsId.mountpoint) : undefined;
+        node.imageFs = { imagesBytes: images?.usedBytes ?? 0, containersBytes: fsInfo.containerFilesystems[0]?.usedBytes ?? 0, ...(capacity ? { capacity } : {}) };
+      } catch (err) {
+        this.d.log.debug('image filesystem info failed', { err: describeError(err) });
+      }
+    }
+    const pods: PodInput[] = [];
+    for (const [i, p] of apiPods.entries()) {
+      const rt = runtimePods[i];
+      // Running containers only, as upstream's summary: one entry per container name.
+      const running = (rt?.containers ?? []).filter((c) => c.state === CONTAINER_RUNNING);
+      const containers = await Promise.all(
+        running.map(async (c) => {
+          const logPath = onlyCpuAndMemory ? undefined : (await this.d.runtime.containerStatus(c.id).catch(() => undefined))?.status.logPath;
+          const logsBytes = logPath ? await stat(logPath).then((s) => s.size, () => undefined) : undefined;
+          const stats = byId.get(c.id);
+          return { name: c.name, ...(c.startedAt ? { startedAtMs: Math.floor(c.startedAt / 1e6) } : {}), ...(stats ? { stats } : {}), ...(logsBytes !== undefined ? { logsBytes } : {}) };
+        }),
+      );
+      const started = p.status?.startTime ? new Date(p.status.startTime as unknown as string).getTime() : undefined;
+      const sandbox = sandboxes[i];
+      const net = sandbox ? nets.get(sandbox) : undefined;
+      pods.push({
+        name: p.metadata?.name ?? '',
+        namespace: p.metadata?.namespace ?? '',
+        uid: p.metadata?.uid ?? '',
+        ...(started !== undefined && !Number.isNaN(started) ? { startTimeMs: started } : {}),
+        containers,
+        ...(net ? { interfaces: net } : {}),
+      });
+    }
+    return buildSummary({ nodeName: this.d.nodeName, nowMs, node, pods, onlyCpuAndMemory }, this.cpuRates);
   }
 
   private async run(route: ContainerRoute, q: URLSearchParams, reply: Reply): Promise<void> {

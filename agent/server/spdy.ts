@@ -297,6 +297,16 @@ export class SpdyStream extends Duplex {
     this.conn.sendData(this.id, chunk, false, cb);
   }
 
+  /**
+   * Chunks that queued up while the connection was blocked go out as one
+   * frame (up to MAX_DATA_CHUNK each): a relay that reads a few KiB at a time
+   * would otherwise cost the API server and kubectl one frame per read.
+   */
+  override _writev(chunks: Array<{ chunk: Buffer }>, cb: (err?: Error | null) => void): void {
+    if (this.localDone) return cb();
+    this.conn.sendData(this.id, chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), false, cb);
+  }
+
   override _final(cb: (err?: Error | null) => void): void {
     if (this.localDone) return cb();
     this.localDone = true;

@@ -1,14 +1,16 @@
 // Issue 7: the kubelet HTTPS API through the real API server with real kubectl:
 // logs (follow, previous, tail, since), exec (exit codes, stdin), port-forward,
-// and the API's own authentication (401) and authorization (403) when called
-// directly at the node's address (a sandbox address).
+// the API's own authentication (401) and authorization (403) when called
+// directly at the node's address (a sandbox address), its serving certificate
+// (issued through a kubelet-serving CSR) and /stats/summary.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { createHash } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import http from 'node:http';
 import https from 'node:https';
+import tls from 'node:tls';
 import path from 'node:path';
 import { waitFor } from '../../cluster/daemon.ts';
 import { BUSYBOX_IMAGE } from '../../cri/images/build.ts';
@@ -285,5 +287,55 @@ describe('kubectl logs/exec/port-forward through the kubelet API (real apiserver
     expect(resource).to.match(new RegExp(`^pod_memory_working_set_bytes\\{namespace="${NS}",pod="logs"\\} \\d+ \\d+$`, 'm'));
     expect(resource).to.match(/^node_cpu_usage_seconds_total [0-9.e+]+ \d+$/m);
     expect(resource).to.include('scrape_error 0\n');
+  });
+
+  it('serves the certificate issued through a kubelet-serving CSR (approved by the cluster tooling)', async () => {
+    const c = cluster();
+    const node = c.nodes[0]!;
+    const ca = new X509Certificate(readFileSync(c.paths.ca.certPath));
+    const csrs = JSON.parse((await kubectlRun(['get', 'csr', '-o', 'json'])).stdout).items as any[];
+    const mine = csrs.filter((x) => x.spec.signerName === 'kubernetes.io/kubelet-serving' && x.spec.username === `system:node:${node.name}`);
+    expect(mine.some((x) => (x.status?.conditions ?? []).some((k: any) => k.type === 'Approved')), 'an approved serving CSR').to.equal(true);
+    expect(mine[0].spec.usages).to.have.members(['digital signature', 'key encipherment', 'server auth']);
+    let peer: X509Certificate | undefined;
+    // The node swaps the issued certificate in when it arrives (it may start with the self-signed one).
+    await waitFor('the issued serving certificate', async () => {
+      peer = await new Promise<X509Certificate>((resolve, reject) => {
+        const s = tls.connect({ host: node.sandbox.nodeIP, port: 10250, rejectUnauthorized: false, servername: node.name }, () => {
+          resolve(new X509Certificate(s.getPeerX509Certificate()!.raw));
+          s.end();
+        });
+        s.on('error', reject);
+      });
+      return peer.verify(ca.publicKey);
+    }, 30_000, 1000);
+    expect(peer!.subject.split('\n')).to.include.members(['O=system:nodes', `CN=system:node:${node.name}`]);
+    expect(peer!.subjectAltName).to.include(`DNS:${node.name}`).and.include(`IP Address:${node.sandbox.nodeIP}`);
+    expect(peer!.checkHost(node.name)).to.equal(node.name);
+  });
+
+  it('kubectl get --raw .../proxy/stats/summary gives node, pod and container usage', async () => {
+    const node = cluster().nodes[0]!.name;
+    const get = async () => JSON.parse((await kubectlRun(['get', '--raw', `/api/v1/nodes/${node}/proxy/stats/summary`])).stdout);
+    await get(); // the first scrape only seeds the CPU rates
+    let s: any;
+    await waitFor('a CPU rate for the node', async () => {
+      s = await get();
+      return s.node.cpu?.usageNanoCores !== undefined;
+    }, 30_000, 1000);
+    expect(s.node.nodeName).to.equal(node);
+    expect(s.node.memory.workingSetBytes).to.be.greaterThan(0);
+    expect(s.node.fs.capacityBytes).to.be.greaterThan(0);
+    expect(s.node.runtime.imageFs.usedBytes).to.be.greaterThan(0);
+    expect(s.node.network.interfaces.length).to.be.greaterThan(0);
+    const pod = s.pods.find((p: any) => p.podRef.name === 'shell' && p.podRef.namespace === NS);
+    expect(pod, 'the shell pod').to.not.equal(undefined);
+    expect(pod.containers.map((c: any) => c.name)).to.deep.equal(['main']);
+    expect(pod.containers[0].memory.workingSetBytes).to.be.greaterThan(0);
+    expect(pod.containers[0].cpu.usageCoreNanoSeconds).to.be.greaterThan(0);
+    expect(pod.containers[0].logs.usedBytes).to.be.a('number');
+    // The pod network is its own namespace's eth0 (port-forward traffic went through lo, so only check it is there).
+    expect(pod.network.name).to.equal('eth0');
+    expect(pod.network.rxBytes).to.be.a('number');
   });
 });

@@ -199,6 +199,8 @@ describe('server/api (HTTPS on loopback, fake runtime)', function () {
         registry,
         clock: realClock,
         log: nullLogger(),
+        summaryNode: () => ({ bootTimeMs: 1_600_000_000_000, cpuCoreNanoSeconds: 5e9, memory: { totalBytes: 8192, freeBytes: 1024, availableBytes: 4096, rssBytes: 0, pageFaults: 0, majorPageFaults: 0 } }),
+        podNetwork: (ids) => new Map(ids.map((id) => [id, [{ name: 'eth0', rxBytes: 11, rxErrors: 0, txBytes: 22, txErrors: 0 }]])),
       },
       { cert: readFileSync(pki.serving.certPath), key: readFileSync(pki.serving.keyPath), clientCA: readFileSync(pki.ca.certPath) },
     );
@@ -251,6 +253,51 @@ describe('server/api (HTTPS on loopback, fake runtime)', function () {
     auth.tokens.set('m', { name: 'metrics-reader', groups: [] });
     auth.allowed.add('metrics-reader get metrics');
     expect((await request(port, { path: '/metrics/resource', headers: { authorization: 'Bearer m' } })).status).to.equal(200);
+  });
+
+  it('serves /stats/summary for the node, its pods and their containers (nodes/stats)', async () => {
+    const r = await request(port, { path: '/stats/summary', cert: pki.admin });
+    expect(r.status).to.equal(200);
+    expect(r.headers['content-type']).to.equal('application/json');
+    const s = JSON.parse(r.body);
+    expect(s.node).to.deep.include({ nodeName: NODE, startTime: '2020-09-13T12:26:40Z' });
+    expect(s.node.memory).to.deep.include({ availableBytes: 4096, workingSetBytes: 4096, usageBytes: 7168 });
+    expect(s.node.runtime.imageFs.usedBytes).to.equal(1);
+    expect(s.pods).to.have.length(1);
+    expect(s.pods[0].podRef).to.deep.equal({ name: 'web', namespace: 'default', uid: 'u1' });
+    expect(s.pods[0].network).to.deep.include({ name: 'eth0', rxBytes: 11, txBytes: 22 });
+    expect(s.pods[0].containers.map((c: { name: string }) => c.name)).to.deep.equal(['app']);
+    expect(s.pods[0].containers[0]).to.deep.include({ startTime: '2023-11-14T22:13:20Z' });
+    expect(s.pods[0].containers[0].cpu.usageCoreNanoSeconds).to.equal(0);
+    // The log file's size (the fake's log is 4 lines of CRI log text).
+    expect(s.pods[0].containers[0].logs.usedBytes).to.be.greaterThan(100);
+    const only = JSON.parse((await request(port, { path: '/stats/summary?only_cpu_and_memory=true', cert: pki.admin })).body);
+    expect(only.node).to.not.have.property('runtime');
+    expect(only.pods[0]).to.not.have.property('network');
+    auth.tokens.set('s', { name: 'stats-reader', groups: [] });
+    expect((await request(port, { path: '/stats/summary', headers: { authorization: 'Bearer s' } })).status).to.equal(403);
+    // (the denial is cached per user; another user with the right is let in)
+    auth.allowed.add('metrics-server get stats');
+    auth.tokens.set('s2', { name: 'metrics-server', groups: [] });
+    expect((await request(port, { path: '/stats/summary', headers: { authorization: 'Bearer s2' } })).status).to.equal(200);
+  });
+
+  it('switches to another serving certificate for new connections (the issued one replacing the self-signed one)', async () => {
+    const peerCN = () =>
+      new Promise<string>((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false }, () => {
+          resolve(String(s.getPeerCertificate().subject.CN));
+          s.end();
+        });
+        s.on('error', reject);
+      });
+    expect(await peerCN()).to.equal(NODE);
+    const issued = await ensureCert(path.join(pki.dir, 'ca'), pki.ca, { name: 'issued', cn: `system:node:${NODE}`, orgs: ['system:nodes'], usage: 'server', ipSANs: ['127.0.0.1'] });
+    server.setCertificate(readFileSync(issued.certPath), readFileSync(issued.keyPath));
+    expect(await peerCN()).to.equal(`system:node:${NODE}`);
+    // Client certificates are still verified against the cluster CA.
+    expect((await request(port, { path: '/healthz', cert: pki.admin })).status).to.equal(200);
+    expect((await request(port, { path: '/healthz', cert: pki.stranger })).status).to.equal(401);
   });
 
   it('serves container logs with the query options', async () => {

@@ -116,6 +116,18 @@ describe('server/spdy', () => {
       expect(client.received(id).fin).to.equal(true);
     });
 
+    it('sends writes that queued up meanwhile as one frame', async () => {
+      const id = await client.openStream({ streamType: 'data' });
+      await until(() => client.replied(id));
+      const s = streams[0]!;
+      s.cork();
+      for (const part of ['a', 'bb', 'ccc']) s.write(part);
+      s.uncork();
+      await until(() => client.received(id).data === 'abbccc');
+      const data = client.frames.filter((f) => f.kind === 'data').map((f) => (f as { data: Buffer }).data.toString());
+      expect(data).to.deep.equal(['abbccc']);
+    });
+
     it('keeps the header inflater in step across many streams', async () => {
       for (let i = 0; i < 20; i++) await client.openStream({ streamType: i % 2 ? 'data' : 'error', port: String(8000 + i), requestID: String(i) });
       await until(() => client.control(TYPE_SYN_REPLY).length === 20);
