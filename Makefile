@@ -3,7 +3,7 @@ SHELL := /bin/bash
 NODES ?= 1
 NODE := node_modules/.bin/node
 
-.PHONY: deps up down status test test-unit typecheck upstream bench
+.PHONY: deps up down status test test-unit typecheck upstream bench install uninstall
 
 deps:
 	@bash cluster/install-deps.sh
@@ -35,3 +35,48 @@ test: deps
 # the same run; tables on stdout, JSON under bench/results/.
 bench: deps
 	@$(NODE) bench/cri.ts
+	@$(NODE) bench/pods.ts
+	@$(NODE) bench/proxy.ts
+	@$(NODE) bench/nftables.ts
+	@$(NODE) bench/kubelet-api.ts
+
+# Install on a Linux VM that joins an existing cluster (then `nodelet join ...`,
+# see README). DESTDIR stages into another root (packaging, tests).
+PREFIX ?= /usr/local/lib/nodelet
+BINDIR ?= /usr/local/bin
+UNITDIR ?= /etc/systemd/system
+CONFDIR ?= /etc/nodelet
+INSTALL_TREES := bin cmd agent cri proxy lib cluster node_modules package.json package-lock.json README.md
+UNITS := nodelet.service nodelet-proxy.service
+# systemctl only where systemd runs (not in containers or chroots).
+SYSTEMD_RUNNING = $(shell [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ] && echo yes)
+
+install: deps
+	install -d -m 0755 $(DESTDIR)$(PREFIX) $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR)
+	install -d -m 0700 $(DESTDIR)$(CONFDIR)
+	tar -cf - $(INSTALL_TREES) | tar -C $(DESTDIR)$(PREFIX) -xf - --no-same-owner
+	ln -sfn $(PREFIX)/bin/nodelet $(DESTDIR)$(BINDIR)/nodelet
+	for u in $(UNITS); do \
+	  sed -e 's|/usr/local/lib/nodelet|$(PREFIX)|g' -e 's|/etc/nodelet|$(CONFDIR)|g' systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u; \
+	done
+	@# The config is the admin's once written: never overwritten.
+	@[ -e $(DESTDIR)$(CONFDIR)/nodelet.env ] || install -m 0600 systemd/nodelet.env $(DESTDIR)$(CONFDIR)/nodelet.env
+	@[ -e $(DESTDIR)$(CONFDIR)/config.yaml ] || install -m 0644 systemd/config.yaml $(DESTDIR)$(CONFDIR)/config.yaml
+	@# Verified as installed; under DESTDIR, copies whose paths point into it (so the executable check is real).
+	@if command -v systemd-analyze >/dev/null; then \
+	  tmp=$$(mktemp -d) && for u in $(UNITS); do sed -e 's|$(PREFIX)|$(DESTDIR)$(PREFIX)|g' $(DESTDIR)$(UNITDIR)/$$u > $$tmp/$$u; done && \
+	  systemd-analyze verify $(addprefix $$tmp/,$(UNITS)) && echo "units: systemd-analyze verify ok"; rc=$$?; rm -rf $$tmp; exit $$rc; \
+	else echo "units: systemd-analyze not available, not verified"; fi
+	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl daemon-reload; fi
+	@echo "installed. Next: nodelet join --server HOST:PORT --token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX --bootstrap-only"
+	@echo "          then: systemctl enable --now nodelet nodelet-proxy"
+
+# Removes what install put there. The credentials `nodelet join` wrote under
+# $(CONFDIR) stay unless PURGE=1.
+uninstall:
+	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl disable --now $(UNITS) 2>/dev/null || true; fi
+	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(CONFDIR)/nodelet.env $(DESTDIR)$(CONFDIR)/config.yaml
+	@[ "$$(readlink $(DESTDIR)$(BINDIR)/nodelet)" != "$(PREFIX)/bin/nodelet" ] || rm -f $(DESTDIR)$(BINDIR)/nodelet
+	rm -rf $(DESTDIR)$(PREFIX)
+	@if [ "$(PURGE)" = 1 ]; then rm -rf $(DESTDIR)$(CONFDIR); fi
+	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl daemon-reload; fi
