@@ -22,7 +22,7 @@ import {
 import type { Proxier } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
-import { generateRules, isServiceChain } from './rules.ts';
+import { beforeCommit, generateRules, isServiceChain, jumpInsertLine, missingJumps } from './rules.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -117,12 +117,6 @@ class ProxierMetrics {
       registers,
     });
   }
-}
-
-function countRules(text: string): number {
-  let n = 0;
-  for (const line of text.split('\n')) if (line.startsWith('-A ')) n++;
-  return n;
 }
 
 export interface SyncResult {
@@ -229,7 +223,10 @@ export class IptablesProxier implements Proxier {
         await this.sysctl(ROUTE_LOCALNET, '1');
         this.routeLocalnetSet = true;
       }
-      const existing = full || !this.natChains ? chainsFromSave(await this.iptables.save('nat')) : this.natChains;
+      // The nat table is read on full syncs (stale chains are found there); in
+      // between, the chains the last restore left are known.
+      const natSave = full || !this.natChains ? await this.iptables.save('nat') : undefined;
+      const existing = natSave !== undefined ? chainsFromSave(natSave) : (this.natChains ?? new Set<string>());
       const out = generateRules(
         {
           services: flattenServices(this.services),
@@ -240,21 +237,20 @@ export class IptablesProxier implements Proxier {
         },
         { full, changedServices: changed, existingChains: existing },
       );
-      // The jumps from the built-in chains: checked on full syncs only (each
-      // check is an iptables exec), as upstream does since 1.26.
+      let { nat, filter } = out;
+      // The jumps from the built-in chains: checked on full syncs only, as
+      // upstream does since 1.26; the missing ones go into the same restores.
       if (full) {
-        for (const j of out.jumps) {
-          const target = j.rule[j.rule.length - 1] ?? '';
-          await this.iptables.ensureChain(j.table, target);
-          await this.iptables.ensureRule('prepend', j.table, j.chain, j.rule);
-        }
+        const missing = missingJumps(out.jumps, { nat: natSave, filter: await this.iptables.save('filter') });
+        nat = beforeCommit(nat, missing.filter((j) => j.table === 'nat').map(jumpInsertLine));
+        filter = beforeCommit(filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
       }
-      await this.restoreTable('nat', out.nat);
-      this.natChains = new Set([...chainsFromSave(out.nat), ...existing].filter((c) => !isServiceChain(c) || out.chainsInUse.has(c)));
-      await this.restoreTable('filter', out.filter);
+      await this.restoreTable('nat', nat);
+      this.natChains = new Set([...out.natChains, ...existing].filter((c) => !isServiceChain(c) || out.chainsInUse.has(c)));
+      await this.restoreTable('filter', filter);
       if (full) {
-        this.metrics.rulesTotal.set({ table: 'nat' }, countRules(out.nat));
-        this.metrics.rulesTotal.set({ table: 'filter' }, countRules(out.filter));
+        this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);
+        this.metrics.rulesTotal.set({ table: 'filter' }, out.ruleCounts.filter);
       }
     } catch (err) {
       this.needFullSync = true;

@@ -16,7 +16,7 @@
 import { createHash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
-import { quoteArg, type Table } from './iptables.ts';
+import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
 export const KUBE_EXTERNAL_SERVICES = 'KUBE-EXTERNAL-SERVICES';
@@ -77,6 +77,10 @@ export interface RulesOutput {
   nat: string;
   /** Every per-service nat chain that the rules use, written this time or not. */
   chainsInUse: Set<string>;
+  /** The chains the nat text declares (those it deletes too). */
+  natChains: string[];
+  /** `-A` rules in each text (kubeproxy_sync_proxy_rules_iptables_total). */
+  ruleCounts: Record<'nat' | 'filter', number>;
   jumps: JumpRule[];
 }
 
@@ -235,7 +239,16 @@ interface Verdict {
 interface Context {
   input: RulesInput;
   localDetect: { ifLocal: string; ifNotLocal: string } | undefined;
+  /** Upstream's largeClusterMode: per-endpoint rules go without comments. */
+  large: boolean;
 }
+
+/**
+ * Upstream's largeClusterEndpointsThreshold: above this many endpoints in all,
+ * the per-endpoint rules (service to endpoint, endpoint chains) are written
+ * without comments, which shrinks the nat table by about 40%.
+ */
+export const LARGE_CLUSTER_ENDPOINTS = 1000;
 
 function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
   const out: ServiceOutput = { top: [], chains: [], rules: [], filter: [] };
@@ -329,18 +342,19 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
   }
 
   const sep = (ep: Endpoint) => endpointChainName(name, proto, endpointString(ep));
+  const epComment = (text: string) => (ctx.large ? '' : ` ${comment(text)}`);
   const dispatch = (chain: string, targets: readonly Endpoint[]) => {
     out.chains.push(chain);
     if (sp.sessionAffinity === 'ClientIP') {
       for (const ep of targets) {
         out.rules.push(
-          `-A ${chain} ${comment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep(ep)} --rcheck --seconds ${sp.stickySeconds} --reap -j ${sep(ep)}`,
+          `-A ${chain}${epComment(`${name} -> ${endpointString(ep)}`)} -m recent --name ${sep(ep)} --rcheck --seconds ${sp.stickySeconds} --reap -j ${sep(ep)}`,
         );
       }
     }
     targets.forEach((ep, i) => {
       const pick = i < targets.length - 1 ? ` -m statistic --mode random --probability ${probability(targets.length - i)}` : '';
-      out.rules.push(`-A ${chain} ${comment(`${name} -> ${endpointString(ep)}`)}${pick} -j ${sep(ep)}`);
+      out.rules.push(`-A ${chain}${epComment(`${name} -> ${endpointString(ep)}`)}${pick} -j ${sep(ep)}`);
     });
   };
   if (usesClusterChain) dispatch(svcChain, cluster);
@@ -350,9 +364,9 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
     const chain = sep(ep);
     out.chains.push(chain);
     // Hairpin: an endpoint reaching itself through the service must be masqueraded.
-    out.rules.push(`-A ${chain} -s ${host(ep.ip)} ${comment(name)} -j ${KUBE_MARK_MASQ}`);
+    out.rules.push(`-A ${chain} -s ${host(ep.ip)}${epComment(name)} -j ${KUBE_MARK_MASQ}`);
     const affinity = sp.sessionAffinity === 'ClientIP' ? ` -m recent --name ${chain} --set` : '';
-    out.rules.push(`-A ${chain} -p ${proto} ${comment(name)}${affinity} -m ${proto} -j DNAT --to-destination ${endpointString(ep)}`);
+    out.rules.push(`-A ${chain} -p ${proto}${epComment(name)}${affinity} -m ${proto} -j DNAT --to-destination ${endpointString(ep)}`);
   }
   return out;
 }
@@ -384,6 +398,40 @@ export function jumpRules(localhostNodePorts: boolean): JumpRule[] {
   return jumps;
 }
 
+/** The restore line that prepends a jump (iptables-restore's -I: position 1). */
+export function jumpInsertLine(j: JumpRule): string {
+  return `-I ${j.chain} ${formatArgs(j.rule)}`;
+}
+
+/**
+ * The jumps not yet in their table, judged from iptables-save text (rules
+ * compared as iptables-save writes them). This replaces an `iptables -C` and
+ * `-I` exec per jump (about 30 execs, most of a small full sync) with the
+ * saves the full sync reads anyway.
+ */
+export function missingJumps(jumps: readonly JumpRule[], saved: Readonly<Partial<Record<Table, string>>>): JumpRule[] {
+  const present = new Map<Table, Set<string>>();
+  const lines = (t: Table): Set<string> => {
+    let set = present.get(t);
+    if (!set) {
+      // Only rules of built-in chains (no '-' in their names) can be jumps; the nat save has thousands of others.
+      set = new Set();
+      for (const l of (saved[t] ?? '').split('\n')) if (/^-A [A-Z]+ /.test(l)) set.add(l.trim().replace(/\s+/g, ' '));
+      present.set(t, set);
+    }
+    return set;
+  };
+  return jumps.filter((j) => !lines(j.table).has(`-A ${j.chain} ${formatArgs(j.rule)}`));
+}
+
+/** Restore text with lines added at the end of its (one) table, before COMMIT. */
+export function beforeCommit(text: string, extra: readonly string[]): string {
+  if (extra.length === 0) return text;
+  const at = text.lastIndexOf('COMMIT');
+  if (at < 0) throw new Error('restore text without COMMIT');
+  return `${text.slice(0, at)}${extra.join('\n')}\n${text.slice(at)}`;
+}
+
 function render(table: Table, chains: readonly string[], rules: readonly string[]): string {
   return [`*${table}`, ...chains.map(chainLine), ...rules, 'COMMIT', ''].join('\n');
 }
@@ -397,12 +445,25 @@ function render(table: Table, chains: readonly string[], rules: readonly string[
 const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; out: ServiceOutput }>();
 
 function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
-  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}`;
+  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}`;
   const hit = ruleCache.get(sp);
   if (hit && hit.eps === eps && hit.settings === settings) return hit.out;
   const out = serviceRules(sp, clusterIP, eps, ctx);
   ruleCache.set(sp, { eps, settings, out });
   return out;
+}
+
+function countAppends(rules: readonly string[]): number {
+  let n = 0;
+  for (const r of rules) if (r.startsWith('-A ')) n++;
+  return n;
+}
+
+/** Endpoints of all service ports, as upstream counts them for largeClusterMode. */
+function countEndpoints(input: RulesInput): number {
+  let n = 0;
+  for (const sp of input.services) n += input.endpoints.get(portKey(sp))?.length ?? 0;
+  return n;
 }
 
 export function generateRules(input: RulesInput, options: RulesOptions): RulesOutput {
@@ -411,6 +472,7 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
     localDetect: input.clusterCIDR
       ? { ifLocal: `-s ${input.clusterCIDR}`, ifNotLocal: `! -s ${input.clusterCIDR}` }
       : undefined,
+    large: countEndpoints(input) > LARGE_CLUSTER_ENDPOINTS,
   };
   const existing = options.existingChains;
   const changed = options.changedServices ?? new Set<string>();
@@ -481,6 +543,8 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
     filter: render('filter', filterChains, filterRules),
     nat: render('nat', natChains, natRules),
     chainsInUse,
+    natChains,
+    ruleCounts: { nat: countAppends(natRules), filter: countAppends(filterRules) },
     jumps: jumpRules(input.localhostNodePorts),
   };
 }

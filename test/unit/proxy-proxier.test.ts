@@ -205,6 +205,29 @@ describe('proxy IptablesProxier', () => {
     await clock.advance(0);
   });
 
+  it('full syncs put missing jumps from the built-in chains into the restores, once, and put back one removed by hand', async () => {
+    registry = new Registry();
+    proxier = make({ fullSyncPeriodMs: 0 });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(ipt.restores[0]).to.include('-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
+    // Nothing changed and the period is 0: the next sync is full and finds every jump in place.
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(ipt.restores.slice(2).join('\n')).not.to.include('-I ');
+    const jumpsTo = (table: 'nat' | 'filter', chain: string, target: string) => ipt.rules(table, chain).filter((r) => r.endsWith(`-j ${target}`)).length;
+    expect(jumpsTo('nat', 'OUTPUT', 'KUBE-SERVICES')).to.equal(1);
+    expect(jumpsTo('nat', 'POSTROUTING', 'KUBE-POSTROUTING')).to.equal(1);
+    expect(jumpsTo('filter', 'FORWARD', 'KUBE-FORWARD')).to.equal(1);
+    // Someone flushes nat OUTPUT: the next full sync puts that jump back, and only that one.
+    ipt.table('nat').set('OUTPUT', []);
+    await proxier.syncProxyRules();
+    const inserted = ipt.restores.slice(4).join('\n').split('\n').filter((l) => l.startsWith('-I '));
+    expect(inserted).to.deep.equal(['-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
+    expect(jumpsTo('nat', 'OUTPUT', 'KUBE-SERVICES')).to.equal(1);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
   it('sets route_localnet once when localhost NodePorts are on', async () => {
     registry = new Registry();
     proxier = make({ localhostNodePorts: true });

@@ -4,10 +4,15 @@ import { expect } from 'chai';
 import type { V1Service } from '@kubernetes/client-node';
 import { chainsFromSave } from '../../proxy/iptables/iptables.ts';
 import {
+  beforeCommit,
   endpointChainName,
   externalChainName,
   generateRules,
+  jumpInsertLine,
+  jumpRules,
+  LARGE_CLUSTER_ENDPOINTS,
   localChainName,
+  missingJumps,
   probability,
   serviceChainName,
   type RulesInput,
@@ -418,5 +423,57 @@ describe('generateRules: remembered per-service rules', () => {
     // A different setting for the same objects is not served from memory.
     const c = generateRules(input([sp], { 'ns1/svc1:http': eps2 }, { masqueradeAll: true }), { full: true });
     expect(c.nat).to.not.equal(b.nat);
+  });
+});
+
+describe('generateRules: large cluster mode (upstream largeClusterEndpointsThreshold)', () => {
+  const many = (n: number) => Array.from({ length: n }, (_, i) => ep(`10.244.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`));
+  const sepLines = (text: string) => text.split('\n').filter((l) => l.startsWith('-A KUBE-SEP-'));
+  const svcToSep = (text: string) => text.split('\n').filter((l) => l.startsWith(`-A ${SVC} `) && l.includes('-j KUBE-SEP-'));
+
+  it(`keeps comments on per-endpoint rules at ${LARGE_CLUSTER_ENDPOINTS} endpoints and drops them above`, () => {
+    const at = generateRules(input([svc()], { 'ns1/svc1:http': many(LARGE_CLUSTER_ENDPOINTS) }), { full: true });
+    expect(sepLines(at.nat).every((l) => l.includes('--comment "ns1/svc1:http"'))).to.equal(true);
+    expect(svcToSep(at.nat).every((l) => l.includes('-m comment --comment "ns1/svc1:http -> '))).to.equal(true);
+
+    const above = generateRules(input([svc()], { 'ns1/svc1:http': many(LARGE_CLUSTER_ENDPOINTS + 1) }), { full: true });
+    expect(sepLines(above.nat)).to.have.length(2 * (LARGE_CLUSTER_ENDPOINTS + 1));
+    expect(sepLines(above.nat).some((l) => l.includes('-m comment'))).to.equal(false);
+    expect(svcToSep(above.nat).some((l) => l.includes('-m comment'))).to.equal(false);
+    const first = sepChainOf(above.nat, '10.244.1.1:8080');
+    expect(above.nat).to.include(`-A ${first} -s 10.244.1.1/32 -j KUBE-MARK-MASQ`);
+    expect(above.nat).to.include(`-A ${first} -p tcp -m tcp -j DNAT --to-destination 10.244.1.1:8080`);
+    // Rules outside the per-endpoint ones keep theirs.
+    expect(above.nat).to.include(CLUSTER_IP_RULE);
+  });
+
+  function sepChainOf(text: string, dest: string): string {
+    const l = text.split('\n').find((x) => x.endsWith(`--to-destination ${dest}`));
+    return (l ?? '').split(' ')[1] ?? '';
+  }
+});
+
+describe('missingJumps / beforeCommit', () => {
+  const jumps = jumpRules(true);
+  it('finds none missing in a save that holds them all, and all in an empty one', () => {
+    const fake = new FakeIptables();
+    const out = generateRules(input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }, { localhostNodePorts: true }), { full: true });
+    const saved = { nat: fake.saveText('nat'), filter: fake.saveText('filter') };
+    expect(missingJumps(jumps, saved)).to.deep.equal(jumps);
+    fake.applyRestore(beforeCommit(out.nat, jumps.filter((j) => j.table === 'nat').map(jumpInsertLine)), { noflush: true });
+    fake.applyRestore(beforeCommit(out.filter, jumps.filter((j) => j.table === 'filter').map(jumpInsertLine)), { noflush: true });
+    expect(missingJumps(jumps, { nat: fake.saveText('nat'), filter: fake.saveText('filter') })).to.deep.equal([]);
+    // One removed by hand (iptables -D) is the only one found missing.
+    const forward = fake.table('filter').get('FORWARD') ?? [];
+    forward.splice(forward.findIndex((r) => r.endsWith('-j KUBE-FORWARD')), 1);
+    const missing = missingJumps(jumps, { nat: fake.saveText('nat'), filter: fake.saveText('filter') });
+    expect(missing.map((j) => `${j.table}/${j.chain}/${j.rule.at(-1)}`)).to.deep.equal(['filter/FORWARD/KUBE-FORWARD']);
+  });
+
+  it('matches iptables-save\'s spacing and quoting, and puts extra lines before COMMIT', () => {
+    const save = '*nat\n:OUTPUT ACCEPT [0:0]\n-A OUTPUT  -m comment --comment "kubernetes service portals" -j KUBE-SERVICES\nCOMMIT\n';
+    expect(missingJumps(jumps.filter((j) => j.table === 'nat' && j.chain === 'OUTPUT'), { nat: save })).to.deep.equal([]);
+    expect(beforeCommit('*nat\n:A - [0:0]\nCOMMIT\n', ['-I OUTPUT -j A'])).to.equal('*nat\n:A - [0:0]\n-I OUTPUT -j A\nCOMMIT\n');
+    expect(beforeCommit('*nat\nCOMMIT\n', [])).to.equal('*nat\nCOMMIT\n');
   });
 });
