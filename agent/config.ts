@@ -46,6 +46,12 @@ export interface AgentConfig {
   readonly staticPodPath: string;
   /** Upstream --runtime-request-timeout: any runtime call may take this long (default 2m). */
   readonly runtimeRequestTimeoutMs: number;
+  /**
+   * nodelet's own --service-proxy-url: the health server of this node's
+   * `nodelet proxy`, asked before a deleted pod is signalled (see
+   * agent/pod/trafficgate.ts); '' = do not ask.
+   */
+  readonly serviceProxyURL: string;
   /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
   readonly configFile?: ConfigFileInfo;
 }
@@ -75,6 +81,7 @@ export const DEFAULTS = Object.freeze({
   podLogsDir: '/var/log/pods',
   syncFrequencyMs: 60_000,
   runtimeRequestTimeoutMs: 120_000,
+  serviceProxyURL: 'http://127.0.0.1:10256',
 });
 
 type FlagName =
@@ -100,6 +107,7 @@ type FlagName =
   | 'sync-frequency'
   | 'pod-manifest-path'
   | 'runtime-request-timeout'
+  | 'service-proxy-url'
   | 'config';
 
 /** Accepted spellings; --node-name is an alias of --hostname-override. */
@@ -127,6 +135,7 @@ const FLAGS: Record<string, FlagName> = {
   'sync-frequency': 'sync-frequency',
   'pod-manifest-path': 'pod-manifest-path',
   'runtime-request-timeout': 'runtime-request-timeout',
+  'service-proxy-url': 'service-proxy-url',
   config: 'config',
 };
 
@@ -271,6 +280,10 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
   if (!path.isAbsolute(podLogsDir)) throw invalid('pod-logs-dir', `'${podLogsDir}' is not an absolute path`);
   const syncFrequencyMs = duration('sync-frequency', DEFAULTS.syncFrequencyMs);
   const runtimeRequestTimeoutMs = duration('runtime-request-timeout', DEFAULTS.runtimeRequestTimeoutMs);
+  const serviceProxyURL = (get('service-proxy-url') ?? DEFAULTS.serviceProxyURL).replace(/\/+$/, '');
+  if (serviceProxyURL !== '' && !/^https?:\/\/[^/]+$/.test(serviceProxyURL)) {
+    throw invalid('service-proxy-url', `'${serviceProxyURL}' is not an http://host:port URL`);
+  }
   const staticPodPath = get('pod-manifest-path') ?? '';
   if (staticPodPath !== '' && !path.isAbsolute(staticPodPath)) throw invalid('pod-manifest-path', `'${staticPodPath}' is not an absolute path`);
 
@@ -298,6 +311,7 @@ export function parseAgentFlags(argv: readonly string[], host: HostProbe = realH
     syncFrequencyMs,
     staticPodPath: staticPodPath === '' ? '' : path.resolve(staticPodPath),
     runtimeRequestTimeoutMs,
+    serviceProxyURL,
     ...(fromFile ? { configFile: fromFile.info } : {}),
   };
   return Object.freeze(cfg);

@@ -32,6 +32,7 @@ import { KubePodApi } from './pod/podapi.ts';
 import { parseResolvConf, type HostDNS } from './pod/podconfig.ts';
 import { RuntimePodCache } from './pod/runtimepods.ts';
 import { StatusManager } from './pod/statusmanager.ts';
+import { ProxyTrafficGate } from './pod/trafficgate.ts';
 import { PodSyncer } from './pod/syncer.ts';
 import { ProbeManager } from './prober/manager.ts';
 import { SystemMounter } from './volumes/mounter.ts';
@@ -216,6 +217,7 @@ function startPods(d: PodDeps): { stop(): Promise<void>; nodePods: NodePods } {
       onSynced: (pod, rt) => prober.syncPod(pod, rt),
       onDone: (uid) => prober.removePod(uid),
       statusTarget: (pod) => manager?.statusTarget(pod),
+      ...(cfg.serviceProxyURL ? { trafficGate: new ProxyTrafficGate({ baseURL: cfg.serviceProxyURL, clock, log: log.child({ component: 'trafficgate' }) }) } : {}),
     },
     {
       nodeName: cfg.nodeName,

@@ -110,6 +110,10 @@ export class ConntrackCleaner implements Proxier {
     this.endpointChanges = new EndpointsChangeTracker(deps.nodeName);
   }
 
+  routedEndpoints(): ReadonlySet<string> | undefined {
+    return this.inner.routedEndpoints();
+  }
+
   start(): void {
     this.inner.start();
     this.loopDone ??= this.loop();

@@ -7,11 +7,13 @@
 //   ready local endpoint for the service, so a load balancer skips nodes
 //   without one.
 import http from 'node:http';
+import { isIP } from 'node:net';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
+import type { RoutedSource } from './routed.ts';
 import { endpointsFromSlices, SERVICE_NAME_LABEL, serviceKey, servicePortsFromService } from './types.ts';
 
 /** The proxier's last successful sync, read from its upstream-named gauge (0 = never). */
@@ -61,13 +63,29 @@ export class ProxyHealth {
 
 const iso = (ms: number | undefined) => (ms === undefined ? '' : new Date(ms).toISOString());
 
+/** Where the agent on this node asks whether new connections still go to a pod IP. */
+export const ROUTED_PATH = '/nodelet/routed';
+
+const isLoopback = (addr: string | undefined) => addr !== undefined && (addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.'));
+
 /**
- * The handler of the healthz server (/healthz, /livez) and, given a
- * registry, of the metrics server (/metrics too).
+ * The handler of the healthz server (/healthz, /livez, and given the proxier,
+ * /nodelet/routed?ip=A for the agent on this node: loopback only) and, given
+ * a registry, of the metrics server (/metrics too).
  */
-export function proxyHttpHandler(health: ProxyHealth, registry?: Registry): http.RequestListener {
+export function proxyHttpHandler(health: ProxyHealth, registry?: Registry, routed?: RoutedSource): http.RequestListener {
   return (req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
+    const [path, query = ''] = (req.url ?? '/').split('?');
+    if (routed && path === ROUTED_PATH) {
+      const ip = new URLSearchParams(query).get('ip') ?? '';
+      const json = (code: number, body: unknown) => res.writeHead(code, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+      if (!isLoopback(req.socket.remoteAddress)) return void json(403, { error: 'loopback only' });
+      if (!isIP(ip)) return void json(400, { error: `not an IP address: "${ip}"` });
+      const ips = routed.routedEndpoints();
+      // 503 until the first sync: the caller cannot tell yet.
+      if (!ips) return void json(503, { ip, synced: false });
+      return void json(200, { ip, synced: true, routed: ips.has(ip) });
+    }
     if (path === '/healthz' || path === '/livez') {
       health.status().then(
         (st) => {

@@ -175,7 +175,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   services.addHandler(svcHandler);
   slices.addHandler(sliceHandler);
 
-  const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health));
+  const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health, undefined, proxier));
   const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, deps.registry));
 
   let proxierStarted = false;

@@ -3,10 +3,11 @@
 // one of these; iptables mode is proxy/iptables/proxier.ts, userspace mode
 // proxy/userspace/proxier.ts.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { RoutedSource } from './routed.ts';
 
 export type ProxyMode = 'iptables' | 'userspace' | 'nftables';
 
-export interface Proxier {
+export interface Proxier extends RoutedSource {
   /** Starts the sync loop and asks for the first (full) sync. */
   start(): void;
   /** Stops syncing; programmed rules stay (as upstream, rules outlive the process). */

@@ -23,10 +23,13 @@ import type { PodApi } from './podapi.ts';
 import { generatePodStatus, type WaitingReason } from './status.ts';
 import type { StatusManager } from './statusmanager.ts';
 import type { ProbeState, RuntimeContainer, RuntimePodStatus } from './types.ts';
+import type { TrafficGate } from './trafficgate.ts';
 import type { SyncResult } from './workers.ts';
 
 /** Upstream's minimum grace for a kill (minimumGracePeriodInSeconds). */
 const MIN_GRACE_SECONDS = 2;
+/** The longest a deleted pod waits for the service proxy to stop routing to it (a proxy sync is about a second). */
+const TRAFFIC_DRAIN_MAX_MS = 5_000;
 /** How often volumes are set up again for running pods (ConfigMap and Secret updates). */
 const VOLUME_REFRESH_MS = 60_000;
 /** Retry for failures that have no back-off of their own (sandbox, config, mounts). */
@@ -84,6 +87,8 @@ export interface SyncerDeps {
    * undefined skips the report. Default: the pod itself.
    */
   statusTarget?: (pod: V1Pod) => V1Pod | undefined;
+  /** This node's service proxy: a deleted pod is signalled once no new connection goes to it (see trafficgate.ts). */
+  trafficGate?: TrafficGate;
 }
 
 export interface SyncerConfig {
@@ -367,10 +372,32 @@ export class PodSyncer {
     }
   }
 
+  /**
+   * A pod deleted with a grace period still has running containers: wait
+   * until the proxy sends no new connections to its IPs, at most
+   * TRAFFIC_DRAIN_MAX_MS and half the grace. Returns the whole seconds spent
+   * (they come off the grace the containers get).
+   */
+  private async drainTraffic(pod: V1Pod, runtime: RuntimePodStatus, graceSeconds: number): Promise<number> {
+    const gate = this.d.trafficGate;
+    if (!gate || graceSeconds <= 0 || pod.spec?.hostNetwork) return 0;
+    if (!runtime.containers.some((c) => c.state === CONTAINER_RUNNING)) return 0;
+    const ips = (pod.status?.podIPs ?? []).map((p) => p.ip).filter((ip): ip is string => !!ip);
+    if (ips.length === 0 && pod.status?.podIP) ips.push(pod.status.podIP);
+    if (ips.length === 0) return 0;
+    const started = this.d.clock.now();
+    const result = await gate.waitUnrouted(ips, Math.min(TRAFFIC_DRAIN_MAX_MS, (graceSeconds * 1000) / 2));
+    const ms = this.d.clock.now() - started;
+    this.d.log.info('pod traffic drained before stopping', { pod: podName(pod), result, ms });
+    return Math.floor(ms / 1000);
+  }
+
   /** Deletion asked for: kill with the deletion's grace, report the final status, then delete with grace 0. */
   private async terminate(pod: V1Pod, runtime: RuntimePodStatus, inspect: () => Promise<RuntimePodStatus>): Promise<SyncResult> {
     const uid = pod.metadata?.uid ?? '';
-    await this.killPod(pod, runtime, this.gracePeriod(pod, true), true);
+    const grace = this.gracePeriod(pod, true);
+    const waited = await this.drainTraffic(pod, runtime, grace);
+    await this.killPod(pod, runtime, grace - waited, true);
     const after = await inspect();
     this.d.onSynced?.(pod, after);
     if (after.containers.some((c) => c.state === CONTAINER_RUNNING)) return { requeueAfterMs: 1000 };

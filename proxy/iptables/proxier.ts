@@ -22,6 +22,7 @@ import {
 import type { Proxier } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
+import { RoutedSnapshot } from '../routed.ts';
 import { beforeCommit, generateRules, isServiceChain, jumpInsertLine, missingJumps } from './rules.ts';
 
 /** Upstream's fullSyncPeriod. */
@@ -141,6 +142,7 @@ export class IptablesProxier implements Proxier {
   private needFullSync = true;
   private lastFullSyncMs = 0;
   private routeLocalnetSet = false;
+  private readonly routed = new RoutedSnapshot();
   /** nat chains known to exist after the last successful nat restore. */
   private natChains: Set<string> | undefined;
 
@@ -168,6 +170,10 @@ export class IptablesProxier implements Proxier {
       this.clock,
       (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
     );
+  }
+
+  routedEndpoints(): ReadonlySet<string> | undefined {
+    return this.routed.routedEndpoints();
   }
 
   /** Starts the sync loop and asks for the first (full) sync. */
@@ -260,6 +266,7 @@ export class IptablesProxier implements Proxier {
       return { full, ok: false };
     }
     this.needFullSync = false;
+    this.routed.synced(this.services, this.endpoints);
     if (full) this.lastFullSyncMs = started;
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);

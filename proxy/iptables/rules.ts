@@ -174,16 +174,16 @@ function internalPolicyLocal(sp: ServicePortInfo): boolean {
 }
 
 /** Cluster endpoints are needed unless only Local policy applies (external Local still short-circuits to them). */
-function usesClusterEndpoints(sp: ServicePortInfo): boolean {
+export function usesClusterEndpoints(sp: ServicePortInfo): boolean {
   return !internalPolicyLocal(sp) || externallyAccessible(sp);
 }
 
-function usesLocalEndpoints(sp: ServicePortInfo): boolean {
+export function usesLocalEndpoints(sp: ServicePortInfo): boolean {
   return internalPolicyLocal(sp) || externalPolicyLocal(sp);
 }
 
 /** Ready endpoints; when there are none, the serving and terminating ones (so draining pods still answer). */
-function usable(eps: readonly Endpoint[]): Endpoint[] {
+export function usable(eps: readonly Endpoint[]): Endpoint[] {
   const ready = eps.filter((e) => e.ready);
   return ready.length > 0 ? ready : eps.filter((e) => e.serving && e.terminating);
 }

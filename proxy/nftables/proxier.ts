@@ -22,6 +22,7 @@ import {
 } from '../changetracker.ts';
 import { ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
 import type { Proxier } from '../proxier.ts';
+import { RoutedSnapshot } from '../routed.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { portKey } from '../types.ts';
 import type { Nft } from './nft.ts';
@@ -94,6 +95,7 @@ export class NftablesProxier implements Proxier {
   private readonly endpointChanges: EndpointsChangeTracker;
   private readonly services: ServiceMap = new Map();
   private readonly endpoints: EndpointsMap = new Map();
+  private readonly routed = new RoutedSnapshot();
 
   /** The model of what the kernel holds after the last successful transaction; undefined = unknown (next sync is full). */
   private state: NftState | undefined;
@@ -194,7 +196,12 @@ export class NftablesProxier implements Proxier {
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);
     this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size, applied });
+    this.routed.synced(this.services, this.endpoints);
     return { full, ok: true, applied };
+  }
+
+  routedEndpoints(): ReadonlySet<string> | undefined {
+    return this.routed.routedEndpoints();
   }
 
   private options() {

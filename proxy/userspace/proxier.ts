@@ -54,6 +54,7 @@ import {
 } from '../changetracker.ts';
 import type { Iptables } from '../iptables/iptables.ts';
 import type { Proxier } from '../proxier.ts';
+import { RoutedSnapshot } from '../routed.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { endpointString, portKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { LoadBalancerRR } from './roundrobin.ts';
@@ -151,6 +152,7 @@ export class UserspaceProxier implements Proxier {
   private readonly dialTimeoutsMs: readonly number[] | undefined;
   private readonly runner: BoundedFrequencyRunner;
   private readonly lb: LoadBalancerRR;
+  private readonly routed = new RoutedSnapshot();
 
   private readonly serviceChanges = new ServiceChangeTracker();
   private readonly endpointChanges: EndpointsChangeTracker;
@@ -240,6 +242,10 @@ export class UserspaceProxier implements Proxier {
     return e ? e.socket.active + (e.nodePortSocket?.active ?? 0) : 0;
   }
 
+  routedEndpoints(): ReadonlySet<string> | undefined {
+    return this.routed.routedEndpoints();
+  }
+
   /** One sync; never throws. Returns whether everything was applied (else a retry is queued). */
   async syncProxyRules(): Promise<boolean> {
     if (this.stopped) return false;
@@ -263,6 +269,8 @@ export class UserspaceProxier implements Proxier {
     const endpoints = flattenEndpoints(this.endpoints);
     for (const key of this.ports.keys()) this.lb.setEndpoints(key, usableEndpoints(endpoints.get(key) ?? []));
     this.lb.cleanupStaleStickySessions();
+    // The balancer takes new connections to these from now on, whatever the iptables part does.
+    this.routed.synced(this.services, this.endpoints);
 
     if (this.iptables && !(await this.writeRules(this.iptables))) ok = false;
 

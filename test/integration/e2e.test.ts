@@ -189,11 +189,9 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     await rollout('deployment/test1');
     await waitReplicas('test1', 2);
 
-    // Issue 8 asks for zero failed requests here. That needs the kubelet to hold a
-    // pod's SIGTERM until its own proxy has stopped sending it new connections,
-    // which is not built yet; so the failures are counted and logged (and given in
-    // the closing report), not asserted. The rollout itself and the new version's
-    // answers are asserted.
+    // Zero failed requests, with a readiness probe and no preStop sleep: the agent
+    // holds a deleted pod's SIGTERM until this node's proxy sends it no new
+    // connections (agent/pod/trafficgate.ts, /nodelet/routed on the proxy).
     const update = async (what: string, change: string[], version: string): Promise<void> => {
       const loop = requestLoop(n.nodeIP, nodePort);
       const started = Date.now();
@@ -204,6 +202,7 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
       console.log(`      [e2e] ${what}: rollout in ${((Date.now() - started) / 1000).toFixed(1)} s; ${res.total} requests, ${res.failed} failed; answers by version ${JSON.stringify(res.versions)}`
         + (res.failures.length ? `; first failures:\n        ${res.failures.join('\n        ')}` : ''));
       expect(res.total, 'requests sent during the rollout').to.be.greaterThan(0);
+      expect(res.failed, `failed requests during ${what}: ${res.failures.join('; ')}`).to.equal(0);
       for (const p of pods) expect(p.spec.containers[0].image).to.equal(webappImage(version));
       const after = await waitOrDescribe(k, `every answer to be ${version}`, () => Promise.all(Array.from({ length: 20 }, () => httpGet(n.nodeIP, nodePort))),
         (bodies) => bodies.every((b) => answerVersion(b) === version), 30_000, ['service test1']);

@@ -16,6 +16,7 @@ import { StatusManager } from '../../agent/pod/statusmanager.ts';
 import { PodSyncer, probeGracePeriod, type HostVolume, type PodVolumeHost } from '../../agent/pod/syncer.ts';
 import type { Mount } from '../../cri/api.ts';
 import type { RuntimePodStatus } from '../../agent/pod/types.ts';
+import type { TrafficGate } from '../../agent/pod/trafficgate.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeRuntime } from '../fakes/runtime.ts';
 
@@ -56,7 +57,7 @@ function pod(extra: Partial<V1Pod['spec']> = {}, containers: V1Container[] = [{ 
   };
 }
 
-function setup() {
+function setup(trafficGate?: TrafficGate) {
   const clock = new FakeClock();
   const rt = new FakeRuntime();
   rt.nowNs = clock.now() * 1e6;
@@ -86,6 +87,7 @@ function setup() {
       hooks,
       pullSecrets: async () => [],
       probes: () => ({}),
+      ...(trafficGate ? { trafficGate } : {}),
     },
     {
       nodeName: 'n1',
@@ -259,6 +261,47 @@ describe('PodSyncer', () => {
     expect(t.rt.calls.some((c) => c.startsWith('stopContainer'))).to.equal(true);
     expect(t.api.deleted).to.deep.equal([`default/web/${UID}`]);
     expect(t.events).to.include('Normal Killing app: Stopping container app');
+  });
+
+  it('on deletion waits for the service proxy to stop routing to the pod before stopping it; the wait comes off the grace', async () => {
+    const asked: Array<{ ips: readonly string[]; timeoutMs: number; stopsBefore: number }> = [];
+    let t: ReturnType<typeof setup>;
+    const gate: TrafficGate = {
+      waitUnrouted: async (ips, timeoutMs) => {
+        asked.push({ ips, timeoutMs, stopsBefore: t.rt.calls.filter((c) => c.startsWith('stopContainer')).length });
+        await t.clock.advance(1500);
+        return 'unrouted';
+      },
+    };
+    t = setup(gate);
+    const p = pod({ terminationGracePeriodSeconds: 30 });
+    await t.sync(p);
+    const running: V1Pod = { ...p, status: { podIP: '10.244.1.7', podIPs: [{ ip: '10.244.1.7' }] } };
+    const deleting: V1Pod = { ...running, metadata: { ...p.metadata, deletionTimestamp: new Date(t.clock.now()), deletionGracePeriodSeconds: 30 } };
+    await t.sync(deleting);
+    // Asked once, before any container was stopped, bounded by 5 s (under half the grace).
+    expect(asked).to.deep.equal([{ ips: ['10.244.1.7'], timeoutMs: 5000, stopsBefore: 0 }]);
+    const stop = t.rt.calls.find((c) => c.startsWith('stopContainer'));
+    expect(stop, 'the container stopped after the wait').to.not.equal(undefined);
+    expect(stop).to.match(/ 29$/); // 30 s grace less the whole second waited
+    expect(t.api.deleted).to.deep.equal([`default/web/${UID}`]);
+  });
+
+  it('does not ask the proxy for a pod without an IP, a host-network pod, or a grace of 0', async () => {
+    const asked: string[][] = [];
+    const gate: TrafficGate = { waitUnrouted: async (ips) => (asked.push([...ips]), 'unrouted') };
+    for (const [spec, status, grace] of [
+      [{}, {}, 30],
+      [{ hostNetwork: true }, { podIP: '192.0.2.10' }, 30],
+      [{}, { podIP: '10.244.1.8' }, 0],
+    ] as const) {
+      const t = setup(gate);
+      const p = pod({ terminationGracePeriodSeconds: 30, ...spec });
+      await t.sync(p);
+      await t.sync({ ...p, status: { ...status }, metadata: { ...p.metadata, deletionTimestamp: new Date(t.clock.now()), deletionGracePeriodSeconds: grace } });
+      expect(t.rt.calls.some((c) => c.startsWith('stopContainer'))).to.equal(true);
+    }
+    expect(asked).to.deep.equal([]);
   });
 
   it('removes everything and tears down volumes once the API has no such pod', async () => {

@@ -99,6 +99,7 @@ describe('proxy conntrack cleanup decisions (conntrackDeletions)', () => {
 
 class RecordingProxier implements Proxier {
   calls: string[] = [];
+  routedEndpoints() { return undefined; }
   start() { this.calls.push('start'); }
   async stop() { this.calls.push('stop'); }
   onServiceAdd(s: V1Service) { this.calls.push(`svc+ ${s.metadata?.name}`); }

@@ -1,0 +1,48 @@
+// Which endpoint addresses the proxy sends new connections to, as of its last
+// successful sync. The agent asks before it stops a deleted pod's containers
+// (GET /nodelet/routed?ip=A on the health-check server), so a rolling update
+// loses no requests: the pod is signalled only once no new connection can
+// reach it. Kept as a snapshot of the synced state (map copies, no walk) and
+// worked out on the first question after each sync.
+import { usable, usesClusterEndpoints, usesLocalEndpoints } from './iptables/rules.ts';
+import type { EndpointsMap, ServiceMap } from './changetracker.ts';
+import { portKey } from './types.ts';
+
+export interface RoutedSource {
+  /**
+   * Ready endpoint IPs that new connections go to; undefined before the first
+   * successful sync. Serving terminating endpoints that the rules use only
+   * because nothing is ready are left out: no wait would take them out of
+   * the rules while the pod lives, so the agent should not wait for them.
+   */
+  routedEndpoints(): ReadonlySet<string> | undefined;
+}
+
+export class RoutedSnapshot implements RoutedSource {
+  private snap: { services: ServiceMap; endpoints: EndpointsMap } | undefined;
+  private ips: Set<string> | undefined;
+
+  /** After a successful sync: what was programmed (copies of the maps; their values are replaced, never changed). */
+  synced(services: ServiceMap, endpoints: EndpointsMap): void {
+    this.snap = { services: new Map(services), endpoints: new Map(endpoints) };
+    this.ips = undefined;
+  }
+
+  routedEndpoints(): ReadonlySet<string> | undefined {
+    if (!this.snap) return undefined;
+    if (!this.ips) {
+      const ips = new Set<string>();
+      for (const [svc, ports] of this.snap.services) {
+        const byPort = this.snap.endpoints.get(svc);
+        if (!byPort) continue;
+        for (const sp of ports) {
+          const eps = byPort.get(portKey(sp)) ?? [];
+          if (usesClusterEndpoints(sp)) for (const e of usable(eps)) if (e.ready) ips.add(e.ip);
+          if (usesLocalEndpoints(sp)) for (const e of usable(eps.filter((x) => x.isLocal))) if (e.ready) ips.add(e.ip);
+        }
+      }
+      this.ips = ips;
+    }
+    return this.ips;
+  }
+}
