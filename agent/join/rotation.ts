@@ -28,8 +28,11 @@ export interface RotatorDeps {
 }
 
 const RETRY_MIN_MS = 5_000;
-/** setTimeout holds at most 2^31-1 ms; longer waits are taken in steps (and re-read the files). */
-const MAX_SLEEP_MS = 3600_000;
+/**
+ * Waits are taken in steps that re-read the files, so a certificate replaced
+ * from outside (an admin, a restore) gets its own deadline within a step.
+ */
+const MAX_SLEEP_MS = 30_000;
 const RETRY_MAX_MS = 5 * 60_000;
 
 export class ClientCertRotator {

@@ -3,8 +3,9 @@
 // pre-made kubeconfig; pods spread over both nodes and reach each other across
 // them. Only sandbox addresses are used (node IPs, pod IPs, the host bridge).
 import { expect } from 'chai';
-import { X509Certificate } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { X509Certificate, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { stopDaemon, waitFor } from '../../cluster/daemon.ts';
 import { hostIP, nodeName, podCIDR } from '../../cluster/profile.ts';
@@ -13,14 +14,47 @@ import { ensureNodeRuntime, joinDir, nodeReady, nodeletPidFile, startNodelet } f
 import { BUSYBOX_IMAGE } from '../../cri/images/build.ts';
 import { requestClientCertificate } from '../../agent/join/bootstrap.ts';
 import { credentialPaths, readCredentials, replaceClientPem } from '../../agent/join/credentials.ts';
-import { generateNodeKey } from '../../agent/join/csr.ts';
+import { buildCsrPem, generateNodeKey, nodeClientSubject } from '../../agent/join/csr.ts';
 import { requestJson } from '../../agent/join/http.ts';
 import { realClock } from '../../lib/clock.ts';
+import { exec } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
+import { startProxy, stopProxy } from '../e2e/proxy.ts';
 import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
 
 const NODE = 2;
 const NS = 'join-it';
+/**
+ * A client certificate for `csrPem` from the cluster CA that lives `seconds`
+ * (the cluster signer will not issue under 10 minutes: made here with
+ * `openssl ca`, which takes exact start and end times).
+ */
+async function signShortLived(ca: { certPath: string; keyPath: string }, csrPem: string, seconds: number): Promise<string> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'nodelet-shortcert-'));
+  try {
+    writeFileSync(path.join(dir, 'index.txt'), '');
+    writeFileSync(path.join(dir, 'serial'), `${randomBytes(8).toString('hex')}\n`);
+    writeFileSync(path.join(dir, 'req.csr'), csrPem);
+    writeFileSync(path.join(dir, 'ca.cnf'), [
+      '[ca]', 'default_ca = d',
+      '[d]', `database = ${dir}/index.txt`, `new_certs_dir = ${dir}`, `serial = ${dir}/serial`,
+      'default_md = sha256', 'policy = p', 'unique_subject = no', 'preserve = yes', 'x509_extensions = leaf',
+      '[p]', 'organizationName = optional', 'commonName = supplied',
+      '[leaf]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = clientAuth', '',
+    ].join('\n'));
+    const stamp = (ms: number) => `${new Date(ms).toISOString().replace(/[-:T]/g, '').slice(2, 14)}Z`;
+    const now = Date.now();
+    await exec('openssl', [
+      'ca', '-batch', '-notext', '-config', path.join(dir, 'ca.cnf'), '-cert', ca.certPath, '-keyfile', ca.keyPath,
+      '-in', path.join(dir, 'req.csr'), '-out', path.join(dir, 'short.crt'),
+      '-startdate', stamp(now - 5000), '-enddate', stamp(now + seconds * 1000),
+    ]);
+    return readFileSync(path.join(dir, 'short.crt'), 'utf8');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const repoRoot = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
 
 describe('join: a second node with a bootstrap token (real control plane)', function () {
@@ -139,6 +173,33 @@ describe('join: a second node with a bootstrap token (real control plane)', func
     await waitFor('the lease renewed after the swap', async () => Date.parse((await kubectlJson(['-n', 'kube-node-lease', 'get', 'lease', name2])).spec.renewTime) > t0, 41_000, 1000);
   });
 
+  it('rotates a short-lived client certificate by itself before it expires; the node stays Ready', async function () {
+    this.timeout(240_000);
+    const { paths } = cluster();
+    if (!(await nodeReady(paths, name2))) this.skip();
+    const creds = credentialPaths(joinDir(n2));
+    const key = generateNodeKey();
+    const shortPem = await signShortLived(paths.ca, buildCsrPem(key, nodeClientSubject(name2)), 75);
+    const short = new X509Certificate(shortPem);
+    expect(short.subject.split('\n').sort()).to.deep.equal([`CN=system:node:${name2}`, 'O=system:nodes']);
+    await replaceClientPem(creds, shortPem, key);
+    // Rotation is due at 70-90% of the 80 s life; the agent re-reads its files every 30 s.
+    await waitFor('the agent to replace the short-lived certificate', async () => {
+      const cur = readCredentials(creds);
+      return cur !== undefined && cur.cert.fingerprint256 !== short.fingerprint256;
+    }, 150_000, 1000);
+    const now = readCredentials(creds)!.cert;
+    expect(now.checkIssued(new X509Certificate(readFileSync(paths.ca.certPath)))).to.equal(true);
+    expect(Date.parse(now.validTo), 'issued before the short one ran out').to.be.greaterThan(Date.parse(short.validTo));
+    expect(Date.parse(now.validFrom)).to.be.lessThan(Date.parse(short.validTo));
+    expect(now.subject.split('\n').sort()).to.deep.equal([`CN=system:node:${name2}`, 'O=system:nodes']);
+    // Past the short one's end, the agent still talks to the API server with the new one.
+    await waitFor('the short certificate to run out', async () => Date.now() > Date.parse(short.validTo) + 2000, 90_000, 1000);
+    const t0 = Date.parse((await kubectlJson(['-n', 'kube-node-lease', 'get', 'lease', name2])).spec.renewTime);
+    await waitFor('the lease renewed after the short certificate expired', async () => Date.parse((await kubectlJson(['-n', 'kube-node-lease', 'get', 'lease', name2])).spec.renewTime) > t0, 41_000, 1000);
+    expect(await nodeReady(paths, name2)).to.equal(true);
+  });
+
   describe('with both nodes', () => {
     let pods: any[] = [];
 
@@ -200,6 +261,88 @@ describe('join: a second node with a bootstrap token (real control plane)', func
       };
       expect(await fetchFrom(on1, n1.sandbox, on2)).to.equal(on2.metadata.name);
       expect(await fetchFrom(on2, n2, on1)).to.equal(on1.metadata.name);
+    });
+
+    describe('through the service proxy on both nodes', () => {
+      const n1 = () => cluster().nodes[0]!;
+      before(async function () {
+        this.timeout(180_000);
+        if (pods.length !== 4) this.skip();
+        await startProxy(cluster().profile, n1().name, n1().sandbox);
+        await startProxy(cluster().profile, name2, n2);
+      });
+
+      after(async function () {
+        this.timeout(180_000);
+        await stopProxy(cluster().profile, n2).catch(() => undefined);
+        await stopProxy(cluster().profile, n1().sandbox).catch(() => undefined);
+      });
+
+      it('a pod on node 1 reaches the pods on node 2 through a ClusterIP Service', async () => {
+        await kubectlRun(['apply', '-f', '-'], {
+          input: JSON.stringify({
+            apiVersion: 'v1', kind: 'Service', metadata: { name: 'spread', namespace: NS },
+            spec: { selector: { app: 'spread' }, ports: [{ port: 80, targetPort: 8080 }] },
+          }),
+        });
+        const svc = await kubectlJson(['-n', NS, 'get', 'service', 'spread']);
+        const ip: string = svc.spec.clusterIP;
+        // Mocha runs this after the drain test: the pods as they are now.
+        const live: any[] = (await kubectlJson(['-n', NS, 'get', 'pods', '-l', 'app=spread'])).items
+          .filter((x: any) => !x.metadata.deletionTimestamp && x.status.phase === 'Running' && x.status.podIP);
+        const on1 = live.find((x) => x.spec.nodeName === n1().name);
+        const names2 = live.filter((x) => x.spec.nodeName === name2).map((x) => x.metadata.name);
+        const all = live.map((x) => x.metadata.name);
+        expect(on1, 'a spread pod on node 1').to.not.equal(undefined);
+        expect(names2, 'spread pods on node 2').to.not.be.empty;
+        const id = String(on1.status.containerStatuses[0].containerID).replace(/^docker:\/\//, '');
+        let answers: string[] = [];
+        let errors = '';
+        // 30 requests: with a third or more of the endpoints on node 2, missing them all has odds under 1e-5.
+        await waitFor('answers from node 2 through the cluster IP', async () => {
+          const r = await inNode(n1().sandbox, 'docker', ['-H', `unix://${n1().sandbox.dockerSocket}`, 'exec', id, 'sh', '-c',
+            `for i in $(seq 30); do timeout 5 wget -q -O - http://${ip}/; done`], { allowFail: true, timeoutMs: 120_000 });
+          answers = r.stdout.split('\n').map((l) => l.trim()).filter(Boolean);
+          errors = r.stderr.trim().split('\n').slice(-3).join(' | ');
+          return answers.some((a) => names2.includes(a));
+        }, 90_000, 2000).catch((err: unknown) => {
+          throw new Error(`${String(err)}; answers ${JSON.stringify(answers)}, node 2 pods ${JSON.stringify(names2)}, wget: ${errors}`);
+        });
+        expect(answers.every((a) => all.includes(a)), answers.join(',')).to.equal(true);
+      });
+
+      it('a NodePort on node 2 reaches a pod that runs only on node 1', async () => {
+        await kubectlRun(['apply', '-f', '-'], {
+          input: [
+            {
+              apiVersion: 'v1', kind: 'Pod', metadata: { name: 'only1', namespace: NS, labels: { app: 'only1' } },
+              spec: {
+                nodeName: n1().name,
+                terminationGracePeriodSeconds: 1,
+                containers: [{ name: 'web', image: BUSYBOX_IMAGE, imagePullPolicy: 'Never', command: ['sh', '-c', 'mkdir -p /www && echo only1 > /www/index.html && exec httpd -f -p 8080 -h /www'] }],
+              },
+            },
+            {
+              apiVersion: 'v1', kind: 'Service', metadata: { name: 'only1', namespace: NS },
+              spec: { type: 'NodePort', selector: { app: 'only1' }, ports: [{ port: 80, targetPort: 8080 }] },
+            },
+          ].map((o) => JSON.stringify(o)).join('\n'),
+        });
+        const nodePort: number = (await kubectlJson(['-n', NS, 'get', 'service', 'only1'])).spec.ports[0].nodePort;
+        expect(nodePort).to.be.within(30000, 32767);
+        let body = '';
+        await waitFor(`http://${n2.nodeIP}:${nodePort}/ to answer`, async () => {
+          const r = await fetch(`http://${n2.nodeIP}:${nodePort}/`, { signal: AbortSignal.timeout(3000) }).catch(() => undefined);
+          body = r?.ok ? (await r.text()).trim() : '';
+          return body !== '';
+        }, 120_000, 1000);
+        expect(body).to.equal('only1');
+        const pod = await kubectlJson(['-n', NS, 'get', 'pod', 'only1']);
+        expect(pod.spec.nodeName).to.equal(n1().name);
+        const ps = await inNode(n2, 'docker', ['-H', `unix://${n2.dockerSocket}`, 'ps', '-q', '--filter', `label=io.kubernetes.pod.name=only1`]);
+        expect(ps.stdout.trim(), 'no only1 container on node 2').to.equal('');
+        await kubectlRun(['-n', NS, 'delete', 'pod', 'only1', '--wait=false'], { allowFail: true });
+      });
     });
 
     it('kubectl drain of node 2 moves its pods to node 1; uncordon lets new ones back', async function () {
