@@ -16,8 +16,7 @@
 // adds and deletes.
 //
 // Kinds of load-balancing chain, each per protocol and k (svc_tcp_3,
-// np_udp_1, ...), with "_sticky" variants for ClientIP affinity (jhash of the
-// source address instead of numgen: see Limits):
+// np_udp_1, ...), with "_sticky" variants for ClientIP affinity (below):
 //   svc      DNAT via dnat_<p>_k; masquerades sources outside the cluster CIDR
 //   ext      external Cluster policy: mark for masquerade, goto svc
 //   local    external Local policy: DNAT via dnat_local_<p>_k, no masquerade
@@ -29,11 +28,19 @@
 // kube-proxy does; other traffic to the local endpoints. Hairpin traffic (an
 // endpoint reaching itself) is found after DNAT by a set of (ip . ip) pairs.
 //
+// ClientIP affinity with its timeout T, still without per-service chains: a
+// sticky chain per (kind, protocol, k, T) first looks the connection's
+// `saddr . daddr . l4proto . dport` up in k dynamic sets, one per endpoint
+// index i (affinity_<p>_<k>_<i>_t<T>, elements expire after T), and goes to
+// the pick chain of the index found; on no hit, `numgen random mod k` picks
+// one. The pick chain for index i refreshes the client's element in set i and
+// DNATs through the same dnat map with index i. As upstream, every new
+// connection refreshes the timeout; unlike upstream, affinity is to an index,
+// so replacing an endpoint moves its clients to the replacement, and a change
+// of the endpoint count (another k) starts affinity afresh.
+//
 // Limits: IPv4 (family `ip`; a second table `ip6 nodelet` would take the same
-// model with ipv6_addr keys). ClientIP affinity is a stable hash of the client
-// address: a client stays on one endpoint while the endpoint set is unchanged,
-// but the timeout (sessionAffinityConfig) is not enforced and a change of the
-// endpoint count may move clients. No loadBalancerSourceRanges, no topology.
+// model with ipv6_addr keys). No loadBalancerSourceRanges, no topology.
 import { isIPv4 } from 'node:net';
 import { categorizeEndpoints } from '../iptables/rules.ts';
 import type { Endpoint, ServicePortInfo } from '../types.ts';
@@ -42,8 +49,6 @@ export const FAMILY = 'ip';
 export const TABLE = 'nodelet';
 /** The mark for "masquerade this" (kube-proxy's default masquerade bit 14, shared with the iptables mode). */
 export const MASQ_MARK = '0x4000';
-/** A fixed jhash seed: without one the kernel picks a random seed per rule, and every full sync would move sticky clients. */
-export const AFFINITY_SEED = '0x6e6f6465';
 
 export const VMAP_ADDR = 'type ipv4_addr . inet_proto . inet_service : verdict';
 export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
@@ -119,8 +124,23 @@ const DNAT_MAP_OF: Record<Kind, string | undefined> = {
   np_local: 'dnat_np_local',
 };
 
-export function lbChainName(kind: Kind, sticky: boolean, proto: string, k: number): string {
-  return `${kind}${sticky ? '_sticky' : ''}_${proto}_${k}`;
+/** A load-balancing chain; sticky ones carry the affinity timeout in seconds. */
+export function lbChainName(kind: Kind, sticky: boolean, proto: string, k: number, timeoutS = 0): string {
+  return `${kind}${sticky ? '_sticky' : ''}_${proto}_${k}${sticky ? `_t${timeoutS}` : ''}`;
+}
+
+/** The chain that sends a sticky connection to endpoint index i (and records the client there). */
+export function pickChainName(kind: Kind, proto: string, k: number, i: number, timeoutS: number): string {
+  return `${kind}_pick_${proto}_${k}_${i}_t${timeoutS}`;
+}
+
+/** The clients on endpoint index i of sticky services with k endpoints and timeout T. */
+export function affinitySetName(proto: string, k: number, i: number, timeoutS: number): string {
+  return `affinity_${proto}_${k}_${i}_t${timeoutS}`;
+}
+
+export function affinitySetDecl(timeoutS: number): string {
+  return `type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic,timeout; timeout ${timeoutS}s`;
 }
 
 export function dnatMapName(kind: Kind, proto: string, k: number): string | undefined {
@@ -131,9 +151,12 @@ export function dnatMapName(kind: Kind, proto: string, k: number): string | unde
 const MARK = `meta mark set meta mark | ${MASQ_MARK}`;
 const ADDR_KEY = 'ip daddr . meta l4proto . th dport';
 const PORT_KEY = 'meta l4proto . th dport';
+/** What a sticky client is remembered by: per service address and port, as upstream per service port. */
+const AFFINITY_KEY = 'ip saddr . ip daddr . meta l4proto . th dport';
 
-function pick(sticky: boolean, k: number): string {
-  return sticky ? `jhash ip saddr mod ${k} seed ${AFFINITY_SEED}` : `numgen random mod ${k}`;
+/** The constant index i as the dnat maps' numgen-typed key part (nft 1.0.6 will not take a bare number there). */
+function index(i: number): string {
+  return i === 0 ? 'numgen random mod 1' : `numgen random mod 1 offset ${i}`;
 }
 
 function nodePortMatch(input: NftOptions): string | undefined {
@@ -229,7 +252,7 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[]): 
   const el = (map: string, key: string, value: string) => claim.elements.push([map, key, value]);
   /** The DNAT entries of `key` to `targets` through a chain of `kind`, and the verdict that goes there. */
   const route = (kind: Kind, key: string, targets: readonly Endpoint[]): string => {
-    const chain = lbChainName(kind, sticky, proto, targets.length);
+    const chain = lbChainName(kind, sticky, proto, targets.length, sp.stickySeconds);
     const dnat = dnatMapName(kind === 'ext' ? 'svc' : kind === 'npext' ? 'np' : kind, proto, targets.length)!;
     targets.forEach((ep, i) => el(dnat, `${key} . ${i}`, `${ep.ip} . ${ep.port}`));
     for (const ep of targets) frag.hairpin.push(`${ep.ip} . ${ep.ip}`);
@@ -276,42 +299,64 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[]): 
   return frag;
 }
 
-const LB_CHAIN = /^(np_local|npext|np|svc|ext|local)(_sticky)?_(tcp|udp|sctp)_(\d+)$/;
+const LB_CHAIN = /^(np_local|npext|np|svc|ext|local)(_sticky)?_(tcp|udp|sctp)_(\d+)(?:_t(\d+))?$/;
+const PICK_CHAIN = /^(np_local|np|svc|local)_pick_(tcp|udp|sctp)_(\d+)_(\d+)_t(\d+)$/;
 
 interface LbChainDef {
   rules: string[];
-  /** The DNAT map it reads, with its declaration. */
-  map?: { name: string; decl: string };
-  /** The chain it goes to. */
-  next?: string;
+  /** The maps and sets it reads or updates, with their declarations. */
+  maps: Array<{ name: string; decl: string; isSet: boolean }>;
+  /** The chains it goes to. */
+  next: string[];
+}
+
+/** The DNAT rule of a kind: through its map, with index `pick` (numgen, or a fixed one). */
+function dnatRule(kind: Kind, proto: string, k: number, pick: string): { rule: string; map: { name: string; decl: string; isSet: boolean } } {
+  const dnat = dnatMapName(kind, proto, k)!;
+  const withAddress = kind === 'svc' || kind === 'local';
+  return {
+    rule: `dnat ip to ${withAddress ? ADDR_KEY : PORT_KEY} . ${pick} map @${dnat}`,
+    map: { name: dnat, decl: dnatDecl(withAddress, proto), isSet: false },
+  };
 }
 
 /** A load-balancing chain, from its name alone (so any two uses of a name agree). */
 export function lbChain(name: string, clusterCIDR: string | undefined): LbChainDef | undefined {
+  const p = PICK_CHAIN.exec(name);
+  if (p) {
+    const [kind, proto, k, i, t] = [p[1] as Kind, p[2] as string, Number(p[3]), Number(p[4]), Number(p[5])];
+    const set = affinitySetName(proto, k, i, t);
+    const d = dnatRule(kind, proto, k, index(i));
+    return { rules: [`update @${set} { ${AFFINITY_KEY} }`, d.rule], maps: [{ name: set, decl: affinitySetDecl(t), isSet: true }, d.map], next: [] };
+  }
   const m = LB_CHAIN.exec(name);
   if (!m) return undefined;
   const kind = m[1] as Kind;
   const sticky = m[2] !== undefined;
   const proto = m[3] as string;
   const k = Number(m[4]);
-  const dnat = dnatMapName(kind, proto, k);
-  switch (kind) {
-    case 'svc':
-      return {
-        rules: [...(clusterCIDR ? [`ip saddr != ${clusterCIDR} ${MARK}`] : []), `dnat ip to ${ADDR_KEY} . ${pick(sticky, k)} map @${dnat}`],
-        map: { name: dnat!, decl: dnatDecl(true, proto) },
-      };
-    case 'local':
-      return { rules: [`dnat ip to ${ADDR_KEY} . ${pick(sticky, k)} map @${dnat}`], map: { name: dnat!, decl: dnatDecl(true, proto) } };
-    case 'np':
-    case 'np_local':
-      return { rules: [`dnat ip to ${PORT_KEY} . ${pick(sticky, k)} map @${dnat}`], map: { name: dnat!, decl: dnatDecl(false, proto) } };
-    case 'ext':
-    case 'npext': {
-      const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k);
-      return { rules: [`${MARK} goto ${next}`], next };
-    }
+  const t = Number(m[5] ?? 0);
+  if (sticky !== (m[5] !== undefined)) return undefined;
+  const masq = kind === 'svc' && clusterCIDR ? [`ip saddr != ${clusterCIDR} ${MARK}`] : [];
+  if (kind === 'ext' || kind === 'npext') {
+    const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k, t);
+    return { rules: [`${MARK} goto ${next}`], maps: [], next: [next] };
   }
+  if (!sticky) {
+    const d = dnatRule(kind, proto, k, `numgen random mod ${k}`);
+    return { rules: [...masq, d.rule], maps: [d.map], next: [] };
+  }
+  // Sticky: a client remembered on index i goes there again; others are picked at random.
+  const picks = Array.from({ length: k }, (_, i) => pickChainName(kind, proto, k, i, t));
+  return {
+    rules: [
+      ...masq,
+      ...picks.map((c, i) => `${AFFINITY_KEY} @${affinitySetName(proto, k, i, t)} goto ${c}`),
+      `numgen random mod ${k} vmap { ${picks.map((c, i) => `${i} : goto ${c}`).join(', ')} }`,
+    ],
+    maps: picks.map((_, i) => ({ name: affinitySetName(proto, k, i, t), decl: affinitySetDecl(t), isSet: true })),
+    next: picks,
+  };
 }
 
 /** Options of the ruleset that do not change while a proxier runs. */

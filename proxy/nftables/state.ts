@@ -177,8 +177,8 @@ export class NftState {
     const n = this.chainRefs.get(name) ?? 0;
     this.chainRefs.set(name, n + 1);
     if (n > 0) return;
-    if (def.map) this.refMap(def.map.name, def.map.decl);
-    if (def.next) this.refChain(def.next);
+    for (const m of def.maps) this.refMap(m.name, m.decl, m.isSet);
+    for (const c of def.next) this.refChain(c);
     if (this.journaling && !this.journal.chains.has(name)) this.journal.chains.set(name, this.rs.chains.get(name));
     this.rs.chains.set(name, { rules: def.rules });
   }
@@ -194,16 +194,16 @@ export class NftState {
     this.chainRefs.delete(name);
     if (this.journaling && !this.journal.chains.has(name)) this.journal.chains.set(name, this.rs.chains.get(name));
     this.rs.chains.delete(name);
-    if (def.next) this.unrefChain(def.next);
-    if (def.map) this.unrefMap(def.map.name);
+    for (const c of def.next) this.unrefChain(c);
+    for (const m of def.maps) this.unrefMap(m.name);
   }
 
-  private refMap(name: string, decl: string): void {
+  private refMap(name: string, decl: string, isSet: boolean): void {
     const n = this.mapRefs.get(name) ?? 0;
     this.mapRefs.set(name, n + 1);
     if (n > 0) return;
     if (this.journaling && !this.journal.maps.has(name)) this.journal.maps.set(name, this.rs.maps.get(name));
-    this.rs.maps.set(name, { decl, isSet: false, elements: new Map() });
+    this.rs.maps.set(name, { decl, isSet, elements: new Map() });
   }
 
   private unrefMap(name: string): void {

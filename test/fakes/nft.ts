@@ -45,7 +45,7 @@ function clone(s: State): State {
 
 /** Chains a rule or verdict sends packets to (goto/jump). */
 export function targets(text: string): string[] {
-  return [...text.matchAll(/\b(?:goto|jump) (\S+)/g)].map((m) => m[1] as string);
+  return [...text.matchAll(/\b(?:goto|jump) (\w+)/g)].map((m) => m[1] as string);
 }
 
 /** Maps and sets a rule reads (@name). */
@@ -248,8 +248,16 @@ export class FakeNft implements Nft {
     const c = this.state.chains.get(chain);
     if (!c || depth > 3) return undefined;
     for (const r of c.rules) {
-      const m = /mod (\d+)(?: seed \S+)? map @(\w+)/.exec(r);
+      const m = /numgen random mod (\d+) map @(\w+)/.exec(r);
       if (m) return { k: Number(m[1]), map: m[2] as string };
+      // Sticky: k pick chains, each DNATing through the same map with its own index.
+      const v = /numgen random mod (\d+) vmap \{/.exec(r);
+      if (v) {
+        const picks = targets(r);
+        const maps = new Set(picks.map((t) => (this.state.chains.get(t)?.rules ?? []).map((x) => / map @(\w+)/.exec(x)?.[1]).find(Boolean)));
+        const [map] = maps;
+        return maps.size === 1 && map && picks.length === Number(v[1]) ? { k: Number(v[1]), map } : undefined;
+      }
     }
     const only = c.rules.length === 1 ? targets(c.rules[0] as string) : [];
     return only.length === 1 && /^meta mark set/.test(c.rules[0] as string) ? this.balancer(only[0] as string, depth + 1) : undefined;

@@ -161,6 +161,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       slice('web', 'TCP', 'http', 8080, all),
       service('sticky', '  sessionAffinity: ClientIP\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
       slice('sticky', 'TCP', 'http', 8080, all),
+      service('shortsticky', '  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 2}}\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('shortsticky', 'TCP', 'http', 8080, all),
       service('empty', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
       service('np', '  type: NodePort\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
       slice('np', 'TCP', 'http', 8080, all),
@@ -248,6 +250,24 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     const got = await curlMany(`http://${ip}/`, 20);
     expect(new Set(got).size, got.join(',')).to.equal(1);
     expect(BACKENDS).to.include(got[0]);
+  });
+
+  it('forgets a sticky client after its timeoutSeconds (nftables: the client\'s affinity element expires)', async function () {
+    if (mode !== 'nftables') this.skip();
+    const ip = await clusterIP('shortsticky');
+    await eventually('the shortsticky ClusterIP to answer', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'));
+    const got = await curlMany(`http://${ip}/`, 10);
+    expect(new Set(got).size, got.join(',')).to.equal(1);
+    // The sets of 2 s affinity: one holds this client (the node's address) for this service.
+    const remembered = async () => {
+      const text = (await inNode(n, 'nft', ['list', 'table', 'ip', 'nodelet'], { timeoutMs: 15_000 })).stdout;
+      const sets = [...text.matchAll(/set (affinity_tcp_\d+_\d+_t2) \{([^}]*\{[^}]*\}[^}]*|[^}]*)\}/g)];
+      expect(sets.length, 'affinity sets for a 2 s timeout').to.be.greaterThan(0);
+      return sets.filter((m) => (m[2] ?? '').includes(` . ${ip} . tcp . 80`)).map((m) => m[1]);
+    };
+    expect(await remembered()).to.have.length(1);
+    await sleep(3500);
+    expect(await remembered()).to.deep.equal([]);
   });
 
   it('fails connections at once to a service with no endpoints (not a timeout)', async () => {
