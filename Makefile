@@ -39,6 +39,7 @@ bench: deps
 	@$(NODE) bench/proxy.ts
 	@$(NODE) bench/nftables.ts
 	@$(NODE) bench/kubelet-api.ts
+	@$(NODE) bench/rollout.ts
 
 # Install on a Linux VM that joins an existing cluster (then `nodelet join ...`,
 # see README). DESTDIR stages into another root (packaging, tests).
