@@ -711,7 +711,8 @@ async function main(): Promise<number> {
     report(p, m, t0);
     return 0;
   } catch (err) {
-    const why = describeError(err);
+    // An API refusal says why in its body (a 422 names the invalid field).
+    const why = err instanceof k8s.ApiException ? `${describeError(err)}: ${String(JSON.stringify(err.body)).slice(0, 600)}` : describeError(err);
     console.error(`proxy bench failed: ${why}`);
     if (m.userspace || m.runs.length > 0) {
       try {
