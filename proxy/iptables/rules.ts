@@ -515,11 +515,12 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   }
 
   // Delete our chains that nothing uses any more: declaring flushes them, then -X.
-  for (const chain of [...(existing ?? [])].sort()) {
-    if (isServiceChain(chain) && !chainsInUse.has(chain)) {
-      natChains.push(chain);
-      natRules.push(`-X ${chain}`);
-    }
+  // Only the stale ones are sorted (thousands of existing chains, a handful stale).
+  const stale: string[] = [];
+  for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
+  for (const chain of stale.sort()) {
+    natChains.push(chain);
+    natRules.push(`-X ${chain}`);
   }
 
   // Last in KUBE-SERVICES: traffic to this node's addresses may be for a node port.
