@@ -6,6 +6,7 @@
 // (redirects and body) fits in the timeout; at most 10 KiB of body is read.
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 import { dialError, joinHostPort, MAX_PROBE_OUTPUT, type ProbeOutcome } from './outcome.ts';
 
 /** Upstream's user agent: kube-probe/<major>.<minor> of the kubelet. */
@@ -49,9 +50,144 @@ class Timeout extends Error {
   }
 }
 
-function getOnce(url: URL, headers: http.OutgoingHttpHeaders, signal: AbortSignal): Promise<Response> {
+/** The request head, as node:http would send it for GET with these headers, and Connection: close. */
+export function requestHead(url: URL, headers: http.OutgoingHttpHeaders): string {
+  const lines = [`GET ${url.pathname}${url.search} HTTP/1.1`];
+  if (headers['host'] === undefined) lines.push(`Host: ${url.host}`);
+  for (const [k, v] of Object.entries(headers)) {
+    if (v === undefined) continue;
+    for (const one of Array.isArray(v) ? v : [v]) lines.push(`${k}: ${String(one).replace(/[\r\n]/g, ' ')}`);
+  }
+  lines.push('Connection: close', '', '');
+  return lines.join('\r\n');
+}
+
+interface Head {
+  status: number;
+  headers: Map<string, string>;
+  /** Where the body starts in the bytes parsed. */
+  bodyAt: number;
+}
+
+/** The response head at the start of `buf`, or undefined when more bytes are needed; 1xx heads are skipped. */
+export function parseHead(buf: Buffer): Head | undefined {
+  let start = 0;
+  for (;;) {
+    const end = buf.indexOf('\r\n\r\n', start);
+    if (end < 0) return undefined;
+    const lines = buf.subarray(start, end).toString('latin1').split('\r\n');
+    const m = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
+    if (!m) throw new Error(`malformed HTTP response: "${(lines[0] ?? '').slice(0, 80)}"`);
+    const status = Number(m[1]);
+    if (status >= 100 && status < 200) {
+      start = end + 4;
+      continue;
+    }
+    const headers = new Map<string, string>();
+    for (const line of lines.slice(1)) {
+      const i = line.indexOf(':');
+      if (i > 0) headers.set(line.slice(0, i).trim().toLowerCase(), line.slice(i + 1).trim());
+    }
+    return { status, headers, bodyAt: end + 4 };
+  }
+}
+
+/** Decodes a chunked body from `buf`; `done` once the last chunk is in (trailers ignored). */
+export function dechunk(buf: Buffer): { body: Buffer; done: boolean } {
+  const parts: Buffer[] = [];
+  let at = 0;
+  for (;;) {
+    const eol = buf.indexOf('\r\n', at);
+    if (eol < 0) return { body: Buffer.concat(parts), done: false };
+    const size = parseInt(buf.subarray(at, eol).toString('latin1').split(';')[0]!.trim(), 16);
+    if (!Number.isFinite(size)) throw new Error('malformed chunked encoding');
+    if (size === 0) return { body: Buffer.concat(parts), done: true };
+    const from = eol + 2;
+    if (buf.length < from + size) {
+      parts.push(buf.subarray(from));
+      return { body: Buffer.concat(parts), done: false };
+    }
+    parts.push(buf.subarray(from, from + size));
+    at = from + size + 2;
+  }
+}
+
+const MAX_HEAD = 64 * 1024;
+
+/**
+ * One plain-HTTP GET on its own connection, parsed here: node:http's client
+ * (agent, parser, header objects, request and response streams) costs several
+ * times the CPU of the exchange itself, and 110 pods probed every second made
+ * it most of the prober's CPU. HTTPS goes through node:https.
+ */
+function rawGet(url: URL, headers: http.OutgoingHttpHeaders, signal: AbortSignal): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
-    const mod = url.protocol === 'https:' ? https : http;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const sock = net.connect({ host, port: Number(url.port || 80) });
+    let buf: Buffer = Buffer.alloc(0);
+    let head: Head | undefined;
+    let settled = false;
+    const finish = (err: Error | undefined, res?: Response) => {
+      if (settled) return;
+      settled = true;
+      signal.removeEventListener('abort', onAbort);
+      sock.destroy();
+      if (err) reject(err);
+      else resolve(res!);
+    };
+    const onAbort = () => finish(new Timeout(head ? 'body' : 'headers'));
+    /** The response once the body is complete (or enough of it); undefined while more is needed. */
+    const complete = (ended: boolean): Response | undefined => {
+      if (!head) return undefined;
+      const te = head.headers.get('transfer-encoding') ?? '';
+      const len = head.headers.get('content-length');
+      let body = buf.subarray(head.bodyAt);
+      let done = ended;
+      if (/chunked/i.test(te)) {
+        const d = dechunk(body);
+        body = d.body;
+        done ||= d.done;
+      } else if (len !== undefined && /^\d+$/.test(len)) {
+        done ||= body.length >= Number(len);
+        body = body.subarray(0, Number(len));
+      }
+      // Enough read: the rest of the body does not matter (upstream's ReadAtMost).
+      if (!done && body.length < MAX_PROBE_OUTPUT) return undefined;
+      return { status: head.status, location: head.headers.get('location'), body: body.subarray(0, MAX_PROBE_OUTPUT).toString('utf8') };
+    };
+    const onBytes = (ended: boolean) => {
+      try {
+        if (!head) {
+          head = parseHead(buf);
+          if (!head) {
+            if (ended) return finish(new Error('EOF'));
+            if (buf.length > MAX_HEAD) return finish(new Error('net/http: server response headers exceeded 65536 bytes; aborted'));
+            return;
+          }
+        }
+        const res = complete(ended);
+        if (res) finish(undefined, res);
+        else if (ended) finish(new Error('unexpected EOF'));
+      } catch (err) {
+        finish(err as Error);
+      }
+    };
+    sock.on('data', (b: Buffer) => {
+      buf = buf.length === 0 ? b : Buffer.concat([buf, b]);
+      onBytes(false);
+    });
+    sock.on('end', () => onBytes(true));
+    sock.on('error', (err) => finish(err));
+    sock.once('connect', () => sock.write(requestHead(url, headers)));
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+function getOnce(url: URL, headers: http.OutgoingHttpHeaders, signal: AbortSignal): Promise<Response> {
+  if (url.protocol === 'http:') return rawGet(url, headers, signal);
+  return new Promise<Response>((resolve, reject) => {
+    const mod = https;
     let gotHeaders = false;
     const onAbort = () => {
       req.destroy();

@@ -23,7 +23,7 @@ import {
   grpcProbe,
   HEALTH_CHECK_PATH,
 } from '../../agent/prober/grpc.ts';
-import { httpProbe, PROBE_USER_AGENT, probeHeaders, probeURL } from '../../agent/prober/http.ts';
+import { dechunk, httpProbe, parseHead, PROBE_USER_AGENT, probeHeaders, probeURL, requestHead } from '../../agent/prober/http.ts';
 import { goSeconds } from '../../agent/prober/outcome.ts';
 import { RuntimeProber } from '../../agent/prober/prober.ts';
 import { tcpProbe } from '../../agent/prober/tcp.ts';
@@ -145,6 +145,46 @@ describe('prober: httpGet', () => {
     const b = await httpProbe(url('/slowbody'), probeHeaders([]), 200);
     expect(b.result).to.equal('failure');
     expect(b.output).to.contain('Client.Timeout or context cancellation while reading body');
+  });
+
+  it('plain HTTP is parsed by hand: chunked bodies, 1xx heads skipped, a close before the head is EOF, garbage is malformed', async () => {
+    const answers: Record<string, string> = {
+      '/chunked': 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n4;x=y\r\ndefg\r\n0\r\n\r\n',
+      '/early': 'HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n',
+      '/length': 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokTRAILING-JUNK',
+      '/eof': '',
+      '/garbage': 'SSH-2.0-OpenSSH\r\n\r\n',
+    };
+    const raw = net.createServer((c) => {
+      let got = '';
+      c.on('data', (b) => {
+        got += b.toString();
+        if (!got.includes('\r\n\r\n')) return;
+        const path = got.split(' ')[1] ?? '';
+        c.end(answers[path] ?? '');
+      });
+    });
+    const rp = await listen(raw);
+    try {
+      const get = (p: string) => httpProbe(probeURL('http', '127.0.0.1', rp, p), probeHeaders([]), 2000);
+      expect(await get('/chunked')).to.deep.equal({ result: 'success', output: 'abcdefg' });
+      expect(await get('/early')).to.deep.equal({ result: 'success', output: '' });
+      expect(await get('/length')).to.deep.equal({ result: 'success', output: 'ok' });
+      expect(await get('/eof')).to.deep.equal({ result: 'failure', output: `Get "http://127.0.0.1:${rp}/eof": EOF` });
+      expect((await get('/garbage')).output).to.match(/malformed HTTP response/);
+    } finally {
+      await new Promise<void>((r) => raw.close(() => r()));
+    }
+  });
+
+  it('the hand-written head: Host from the URL unless given, repeated headers, no CR/LF injection', () => {
+    const head = requestHead(new URL('http://10.0.0.1:8080/a?b=1'), { 'user-agent': 'kube-probe/1.37', 'x-a': ['1', '2'], 'x-evil': 'v\r\nInjected: yes' });
+    expect(head.split('\r\n')).to.deep.equal([
+      'GET /a?b=1 HTTP/1.1', 'Host: 10.0.0.1:8080', 'user-agent: kube-probe/1.37', 'x-a: 1', 'x-a: 2', 'x-evil: v  Injected: yes', 'Connection: close', '', '',
+    ]);
+    expect(requestHead(new URL('http://10.0.0.1/'), { host: 'example.test' })).to.match(/^GET \/ HTTP\/1\.1\r\nhost: example.test\r\n/);
+    expect(parseHead(Buffer.from('HTTP/1.1 200 OK\r\nX: 1'))).to.equal(undefined);
+    expect(dechunk(Buffer.from('5\r\nab'))).to.deep.equal({ body: Buffer.from('ab'), done: false });
   });
 
   it('a refused connection fails with the dial error', async () => {
