@@ -20,7 +20,7 @@ import {
   type EndpointsMap,
   type ServiceMap,
 } from '../changetracker.ts';
-import { ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
+import { FULL_SYNC_PERIOD_MS, ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
 import type { Proxier } from '../proxier.ts';
 import { RoutedSnapshot } from '../routed.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
@@ -37,8 +37,14 @@ export interface NftablesProxierOptions {
   clusterCIDR?: string;
   localhostNodePorts: boolean;
   minSyncPeriodMs?: number;
-  /** The periodic full sync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
+  /** The periodic resync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
   syncPeriodMs?: number;
+  /**
+   * How often the resync is a full reconcile (default 1 h, upstream's
+   * FullSyncPeriod): a full transaction replaces the table, which also
+   * forgets the ClientIP affinity sets, so it is not done every resync.
+   */
+  fullSyncPeriodMs?: number;
 }
 
 export interface NftablesProxierDeps {
@@ -87,7 +93,8 @@ export class NftablesProxier implements Proxier {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
-  private readonly opts: NftablesProxierOptions & { minSyncPeriodMs: number; syncPeriodMs: number };
+  private readonly opts: NftablesProxierOptions & { minSyncPeriodMs: number; syncPeriodMs: number; fullSyncPeriodMs: number };
+  private lastFullSyncMs = -Infinity;
   private readonly metrics: NftMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
@@ -106,7 +113,12 @@ export class NftablesProxier implements Proxier {
     this.clock = deps.clock;
     this.log = deps.log;
     this.sysctl = deps.sysctl;
-    this.opts = { ...options, minSyncPeriodMs: options.minSyncPeriodMs ?? 1000, syncPeriodMs: options.syncPeriodMs ?? 30000 };
+    this.opts = {
+      ...options,
+      minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
+      syncPeriodMs: options.syncPeriodMs ?? 30000,
+      fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
+    };
     this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
     this.metrics = new NftMetrics(deps.registry);
     this.runner = new BoundedFrequencyRunner(
@@ -157,7 +169,8 @@ export class NftablesProxier implements Proxier {
     const started = this.clock.now();
     const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
     const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
-    let full = this.state === undefined || !pending;
+    // Full: the first sync, after a failure, and a resync once per fullSyncPeriod; else only what changed.
+    let full = this.state === undefined || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
     let applied = false;
     try {
       if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
@@ -183,6 +196,7 @@ export class NftablesProxier implements Proxier {
         applied = true;
       }
       this.state = state;
+      if (full) this.lastFullSyncMs = started;
       this.metrics.elements.set(countElements(state.rs));
       this.metrics.chains.set(state.rs.chains.size);
     } catch (err) {

@@ -8,6 +8,7 @@ import { Registry, register as globalRegistry } from 'prom-client';
 import { NodeletError } from '../../lib/errors.ts';
 import type { Exec, ExecOptions } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
+import { FULL_SYNC_PERIOD_MS } from '../../proxy/iptables/proxier.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
 import { ROUTE_LOCALNET } from '../../proxy/iptables/proxier.ts';
 import { detectNft, ExecNft } from '../../proxy/nftables/nft.ts';
@@ -153,17 +154,21 @@ describe('proxy NftablesProxier', () => {
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
     await proxier.syncProxyRules();
     nft.applyNow('delete element ip nodelet service_ips { 10.96.0.10 . tcp . 80 }');
+    // Within the full sync period a resync sends nothing; past it, the table is rebuilt.
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: false });
+    await clock.advance(FULL_SYNC_PERIOD_MS);
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
     expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_1');
     nft.applyNow('delete table ip nodelet');
+    await clock.advance(FULL_SYNC_PERIOD_MS);
     await proxier.syncProxyRules();
     expect(nft.exists).to.equal(true);
     expect(nft.checkInvariants()).to.deep.equal([]);
   });
 
-  it('a no-op update runs no transaction; the runner coalesces, and the periodic run is full', async () => {
+  it('a no-op update runs no transaction; the runner coalesces; the periodic run is full once per fullSyncPeriod only', async () => {
     registry = new Registry();
-    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
+    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000, fullSyncPeriodMs: 60000 });
     proxier.start();
     await clock.advance(10);
     expect(nft.transactions).to.have.length(1); // the first sync, with nothing yet
@@ -178,6 +183,10 @@ describe('proxy NftablesProxier', () => {
     proxier.onServiceUpdate(svc, { ...svc, metadata: { ...svc.metadata, resourceVersion: '2' } });
     await clock.advance(5000);
     expect(nft.transactions).to.have.length(2);
+    // The resync at 30 s is within the full sync period: nothing to send.
+    await clock.advance(30000);
+    expect(nft.transactions).to.have.length(2);
+    // The one at 60 s reconciles in full (the table replaced: drift repaired).
     await clock.advance(30000);
     expect(nft.transactions).to.have.length(3);
     expect(nft.transactions[2]).to.contain('delete table ip nodelet');
