@@ -72,7 +72,7 @@ describe('proxy NftablesProxier', () => {
     expect(nft.chains.get('nat_prerouting')?.hook).to.match(/hook prerouting/);
     expect(nft.checkInvariants()).to.deep.equal([]);
     expect(sysctls).to.deep.equal([]);
-    expect(await metric('nodelet_proxy_nftables_elements')).to.equal(5); // 1 verdict, 2 dnat, 2 hairpin
+    expect(await metric('nodelet_proxy_nftables_elements')).to.equal(3); // 1 verdict, 2 dnat; no hairpin pairs for endpoints on other nodes
   });
 
   it('a change is an incremental transaction with only the changed elements', async () => {
@@ -86,9 +86,7 @@ describe('proxy NftablesProxier', () => {
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: true });
     expect(nft.transactions[1]?.trim().split('\n')).to.deep.equal([
       'delete element ip nodelet dnat_tcp_2 { 10.96.0.20 . tcp . 5432 . 1 }',
-      'delete element ip nodelet hairpin { 10.244.3.8 . 10.244.3.8 }',
       'add element ip nodelet dnat_tcp_2 { 10.96.0.20 . tcp . 5432 . 1 : 10.244.3.9 . 8080 }',
-      'add element ip nodelet hairpin { 10.244.3.9 . 10.244.3.9 }',
     ]);
     expect(nft.checkInvariants()).to.deep.equal([]);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
