@@ -10,6 +10,7 @@ import { readFileSync, statfsSync } from 'node:fs';
 import http from 'node:http';
 import { Registry } from 'prom-client';
 import { watchContainerEvents } from '../cri/docker/events.ts';
+import { enableHairpin } from '../cri/docker/hairpin.ts';
 import { DEFAULT_PAUSE_IMAGE, DockerRuntime } from '../cri/docker/runtime.ts';
 import { realClock, type Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
@@ -58,7 +59,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   // A busy dockerd can take long to start many containers; a short client
   // timeout would fail calls that then succeed anyway, and the retries pile up.
   const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: cfg.runtimeRequestTimeoutMs });
-  const runtime = new DockerRuntime(docker);
+  const runtime = new DockerRuntime(docker, { hairpin: (pid) => enableHairpin(exec, pid) });
   const machine = readMachineInfo(cfg.rootDir);
   const controller = new NodeController({
     api: new KubeNodeApi(kc),

@@ -113,6 +113,12 @@ export interface DockerRuntimeOptions {
   sandboxOomScoreAdj?: number;
   /** Rotation of the CRI log files (default 10 MiB x 5 files). */
   logRotation?: RotationOptions;
+  /**
+   * Called with the pid of each started sandbox that has its own network:
+   * turns on hairpin mode of its bridge port (see ./hairpin.ts). Only where
+   * this process shares the bridge's network namespace (the agent).
+   */
+  hairpin?: (sandboxPid: number) => Promise<unknown>;
 }
 
 /** Whether this process may set a negative oom_score_adj (probed on itself, then restored). */
@@ -166,6 +172,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
   private readonly logs: LogCopiers;
   private readonly sandboxOomScoreAdj: number;
   private readonly relayCommand: string;
+  private readonly hairpin: DockerRuntimeOptions['hairpin'];
 
   constructor(docker: DockerClient, opts: DockerRuntimeOptions = {}) {
     this.docker = docker;
@@ -175,6 +182,7 @@ export class DockerRuntime implements RuntimeService, ImageService {
     this.dockerLogMaxSize = opts.dockerLogMaxSize;
     this.logs = new LogCopiers(docker, this.log, opts.logRotation);
     this.relayCommand = opts.relayCommand ?? 'busybox';
+    this.hairpin = opts.hairpin;
     this.sandboxOomScoreAdj = opts.sandboxOomScoreAdj ?? (canLowerOomScoreAdj() ? SANDBOX_OOM_SCORE_ADJ : 0);
   }
 
@@ -256,6 +264,15 @@ export class DockerRuntime implements RuntimeService, ImageService {
       throw fail('CRI_RUNTIME_FAILED', `start pod sandbox ${opts.name}`, err);
     }
     if (config.logDirectory) mkdirSync(config.logDirectory, { recursive: true });
+    if (this.hairpin && opts.HostConfig?.NetworkMode !== 'host') {
+      // Not fatal: the pod runs; only reaching itself through a Service would not work.
+      try {
+        const pid = (await c.inspect()).State.Pid;
+        await this.hairpin(pid);
+      } catch (err) {
+        this.log.warn('hairpin mode not set on the sandbox\'s bridge port', { sandbox: c.id, error: describeError(err) });
+      }
+    }
     this.log.info('pod sandbox started', { sandbox: c.id, pod: `${config.metadata.namespace}/${config.metadata.name}` });
     return c.id;
   }

@@ -161,6 +161,10 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     expect(env).to.equal(`${ip} 80`);
     const viaEnv = (await k.run(['exec', 'envcheck', '--', 'sh', '-c', 'timeout 5 wget -qO- http://$TEST1_SERVICE_HOST:$TEST1_SERVICE_PORT/'], { allowFail: true })).stdout.trim();
     expect(answerVersion(viaEnv), `answer through the env vars: ${viaEnv}`).to.equal('1.0');
+    // The only replica reaches itself through its own Service (hairpin: its bridge port has hairpin mode on).
+    const [only] = await livePods('test1');
+    const self = (await k.run(['exec', only.metadata.name, '--', 'sh', '-c', `timeout 5 wget -qO- http://${ip}/`], { allowFail: true })).stdout.trim();
+    expect(self, 'a pod reaching itself through its Service').to.equal(`webapp 1.0 on ${only.metadata.name}`);
   });
 
   flow('3: scale to 3: 3/3 READY and 60 requests over the NodePort reach all three pods; then 1, 0 and back to 2', ['deployment test1', 'pods -l app=test1'], async () => {

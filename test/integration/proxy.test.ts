@@ -14,9 +14,10 @@ import Dockerode from 'dockerode';
 import { waitFor } from '../../cluster/daemon.ts';
 import { kubeconfigPath } from '../../cluster/controlplane.ts';
 import { inNode, type NodeSandbox } from '../../cluster/sandbox.ts';
+import { enableHairpin } from '../../cri/docker/hairpin.ts';
 import { BUSYBOX_IMAGE, ensureBusyboxImage } from '../../cri/images/build.ts';
 import { realClock } from '../../lib/clock.ts';
-import { exec } from '../../lib/exec.ts';
+import { exec, type Exec } from '../../lib/exec.ts';
 import { Informer, kubeListWatch } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
@@ -161,6 +162,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       slice('web', 'TCP', 'http', 8080, all),
       service('sticky', '  sessionAffinity: ClientIP\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
       slice('sticky', 'TCP', 'http', 8080, all),
+      service('self', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('self', 'TCP', 'http', 8080, ['a']),
       service('shortsticky', '  sessionAffinity: ClientIP\n  sessionAffinityConfig: {clientIP: {timeoutSeconds: 2}}\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
       slice('shortsticky', 'TCP', 'http', 8080, all),
       service('empty', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
@@ -268,6 +271,18 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     expect(await remembered()).to.have.length(1);
     await sleep(3500);
     expect(await remembered()).to.deep.equal([]);
+  });
+
+  it('lets an endpoint reach itself through its service (hairpin traffic is masqueraded)', async () => {
+    const ip = await clusterIP('self');
+    // As the agent does for a pod's sandbox (the containers here are started by the test).
+    const inNodeExec: Exec = (cmd, args, opts) => exec('nsenter', [`--net=/run/netns/${n.netns}`, '--', cmd, ...args], opts);
+    expect(await enableHairpin(inNodeExec, backends.get('a')!.pid)).to.match(/^veth/);
+    // Without the masquerade, a reads a packet from its own address and drops it as a martian.
+    await eventually('a to reach itself through the cluster IP', async () => {
+      const r = await docker(['exec', 'proxytest-a', 'timeout', '5', 'wget', '-q', '-O', '-', `http://${ip}/`]).catch((e: Error) => ({ stdout: `ERR ${e.message}` }));
+      return r.stdout.trim();
+    }, (b) => b === 'a');
   });
 
   it('fails connections at once to a service with no endpoints (not a timeout)', async () => {
