@@ -27,7 +27,8 @@
 // Run: node bench/nftables.ts. Writes bench/results/nftables-<ISO>.json,
 // nftables-latest.json and the plot nftables-<ISO>.png, nftables-latest.png.
 // NODELET_BENCH_NFT_SIZES=1000,5000 narrows the sizes; NODELET_BENCH_NFT_TIMEOUT_S
-// bounds each first sync (default 600); SIGINT stops it and reports what was measured.
+// bounds each first sync (default 600); NODELET_BENCH_NFT_PROXIES=nodelet-nftables,kube-proxy-nftables
+// narrows the proxies; SIGINT stops it and reports what was measured.
 import * as k8s from '@kubernetes/client-node';
 import { cpSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -57,7 +58,11 @@ const SIZES = (process.env.NODELET_BENCH_NFT_SIZES ?? '1000,5000,10000,20000').s
 const SMALL = 10;
 /** Where change and latency are measured: 10k, or the largest size run below it. */
 const AT = SIZES.includes(10_000) ? 10_000 : Math.max(...SIZES.filter((n) => n <= 10_000));
-const PROXIES: readonly ProxyName[] = ['nodelet-nftables', 'nodelet-iptables', 'kube-proxy-iptables', 'kube-proxy-nftables'];
+const ALL_PROXIES: readonly ProxyName[] = ['nodelet-nftables', 'nodelet-iptables', 'kube-proxy-iptables', 'kube-proxy-nftables'];
+/** NODELET_BENCH_NFT_PROXIES narrows the proxies (the iptables modes take 10+ minutes each at 10k). */
+const PROXIES: readonly ProxyName[] = process.env.NODELET_BENCH_NFT_PROXIES
+  ? ALL_PROXIES.filter((x) => process.env.NODELET_BENCH_NFT_PROXIES!.split(',').includes(x))
+  : ALL_PROXIES;
 const FIRST_SYNC_TIMEOUT_MS = Number(process.env.NODELET_BENCH_NFT_TIMEOUT_S ?? 600) * 1000;
 const CHANGE_SAMPLES = 5;
 const CHANGE_TIMEOUT_MS = 120_000;
