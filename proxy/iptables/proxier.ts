@@ -6,23 +6,14 @@
 // `iptables-restore --noflush` each. A full sync happens first, on every
 // periodic run (nothing queued), and after any failure; otherwise only the
 // changed services' chains are rewritten.
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import {
-  EndpointsChangeTracker,
-  flattenEndpoints,
-  flattenServices,
-  ServiceChangeTracker,
-  type EndpointsMap,
-  type ServiceMap,
-} from '../changetracker.ts';
-import type { Proxier } from '../proxier.ts';
+import { flattenEndpoints, flattenServices } from '../changetracker.ts';
+import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
-import { RoutedSnapshot } from '../routed.ts';
 import { beforeCommit, generateRules, isServiceChain, jumpInsertLine, missingJumps } from './rules.ts';
 
 /** Upstream's fullSyncPeriod. */
@@ -125,7 +116,7 @@ export interface SyncResult {
   ok: boolean;
 }
 
-export class IptablesProxier implements Proxier {
+export class IptablesProxier extends ProxierBase {
   private readonly iptables: Iptables;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -134,19 +125,15 @@ export class IptablesProxier implements Proxier {
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
-  private readonly serviceChanges = new ServiceChangeTracker();
-  private readonly endpointChanges: EndpointsChangeTracker;
-  private readonly services: ServiceMap = new Map();
-  private readonly endpoints: EndpointsMap = new Map();
 
   private needFullSync = true;
   private lastFullSyncMs = 0;
   private routeLocalnetSet = false;
-  private readonly routed = new RoutedSnapshot();
   /** nat chains known to exist after the last successful nat restore. */
   private natChains: Set<string> | undefined;
 
   constructor(deps: IptablesProxierDeps, options: IptablesProxierOptions) {
+    super(options.nodeName);
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.log = deps.log;
@@ -160,7 +147,6 @@ export class IptablesProxier implements Proxier {
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
       ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     };
-    this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
     this.metrics = new ProxierMetrics(deps.registry);
     if (options.backend) this.metrics.backendInfo.set({ backend: options.backend }, 1);
     this.runner = new BoundedFrequencyRunner(
@@ -170,10 +156,6 @@ export class IptablesProxier implements Proxier {
       this.clock,
       (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
     );
-  }
-
-  routedEndpoints(): ReadonlySet<string> | undefined {
-    return this.routed.routedEndpoints();
   }
 
   /** Starts the sync loop and asks for the first (full) sync. */
@@ -186,27 +168,7 @@ export class IptablesProxier implements Proxier {
     await this.runner.stop();
   }
 
-  onServiceAdd(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(undefined, svc));
-  }
-  onServiceUpdate(prev: V1Service, svc: V1Service): void {
-    this.queue(this.serviceChanges.update(prev, svc));
-  }
-  onServiceDelete(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(svc, undefined));
-  }
-  onSliceAdd(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(undefined, slice));
-  }
-  onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(prev, slice));
-  }
-  onSliceDelete(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(slice, undefined));
-  }
-
-  private queue(pending: boolean): void {
-    if (!pending) return;
+  protected changed(): void {
     this.metrics.lastQueued.set(this.clock.now() / 1000);
     this.runner.run();
   }
@@ -217,13 +179,13 @@ export class IptablesProxier implements Proxier {
    */
   async syncProxyRules(): Promise<SyncResult> {
     const started = this.clock.now();
-    const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
+    const pending = this.pending();
     // A full sync first, after a failure, and once per fullSyncPeriod (upstream's
     // 1 h); the 30 s resync in between rewrites only what changed. Rebuilding
     // every 30 s kept a big cluster forever mid-sync (a full restore at 5k
     // services takes longer than the period on nf_tables).
     const full = this.needFullSync || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
-    const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    const changed = this.drain();
     try {
       if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
         await this.sysctl(ROUTE_LOCALNET, '1');
@@ -266,7 +228,7 @@ export class IptablesProxier implements Proxier {
       return { full, ok: false };
     }
     this.needFullSync = false;
-    this.routed.synced(this.services, this.endpoints);
+    this.synced();
     if (full) this.lastFullSyncMs = started;
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);

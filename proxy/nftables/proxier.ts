@@ -7,22 +7,13 @@
 // (transaction.ts), so its cost follows the change, not the cluster. After a
 // failed transaction nothing is assumed about the kernel's table: the next
 // sync replaces it whole, which also repairs drift.
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import {
-  EndpointsChangeTracker,
-  flattenEndpoints,
-  flattenServices,
-  ServiceChangeTracker,
-  type EndpointsMap,
-  type ServiceMap,
-} from '../changetracker.ts';
+import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { FULL_SYNC_PERIOD_MS, ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
-import type { Proxier } from '../proxier.ts';
-import { RoutedSnapshot } from '../routed.ts';
+import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { portKey } from '../types.ts';
 import type { Nft } from './nft.ts';
@@ -88,7 +79,7 @@ export interface NftSyncResult {
   applied: boolean;
 }
 
-export class NftablesProxier implements Proxier {
+export class NftablesProxier extends ProxierBase {
   private readonly nft: Nft;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -98,17 +89,12 @@ export class NftablesProxier implements Proxier {
   private readonly metrics: NftMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
-  private readonly serviceChanges = new ServiceChangeTracker();
-  private readonly endpointChanges: EndpointsChangeTracker;
-  private readonly services: ServiceMap = new Map();
-  private readonly endpoints: EndpointsMap = new Map();
-  private readonly routed = new RoutedSnapshot();
-
   /** The model of what the kernel holds after the last successful transaction; undefined = unknown (next sync is full). */
   private state: NftState | undefined;
   private routeLocalnetSet = false;
 
   constructor(deps: NftablesProxierDeps, options: NftablesProxierOptions) {
+    super(options.nodeName);
     this.nft = deps.nft;
     this.clock = deps.clock;
     this.log = deps.log;
@@ -119,7 +105,6 @@ export class NftablesProxier implements Proxier {
       syncPeriodMs: options.syncPeriodMs ?? 30000,
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
     };
-    this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
     this.metrics = new NftMetrics(deps.registry);
     this.runner = new BoundedFrequencyRunner(
       () => this.syncProxyRules().then(() => undefined),
@@ -139,27 +124,7 @@ export class NftablesProxier implements Proxier {
     await this.runner.stop();
   }
 
-  onServiceAdd(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(undefined, svc));
-  }
-  onServiceUpdate(prev: V1Service, svc: V1Service): void {
-    this.queue(this.serviceChanges.update(prev, svc));
-  }
-  onServiceDelete(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(svc, undefined));
-  }
-  onSliceAdd(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(undefined, slice));
-  }
-  onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(prev, slice));
-  }
-  onSliceDelete(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(slice, undefined));
-  }
-
-  private queue(pending: boolean): void {
-    if (!pending) return;
+  protected changed(): void {
     this.metrics.lastQueued.set(this.clock.now() / 1000);
     this.runner.run();
   }
@@ -167,8 +132,8 @@ export class NftablesProxier implements Proxier {
   /** One sync. Never throws: a failure is logged and counted, the next sync is full, a retry comes after minSyncPeriod. */
   async syncProxyRules(): Promise<NftSyncResult> {
     const started = this.clock.now();
-    const pending = this.serviceChanges.pending() || this.endpointChanges.pending();
-    const changed = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    const pending = this.pending();
+    const changed = this.drain();
     // Full: the first sync, after a failure, and a resync once per fullSyncPeriod; else only what changed.
     let full = this.state === undefined || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
     let applied = false;
@@ -210,12 +175,8 @@ export class NftablesProxier implements Proxier {
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);
     this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size, applied });
-    this.routed.synced(this.services, this.endpoints);
+    this.synced();
     return { full, ok: true, applied };
-  }
-
-  routedEndpoints(): ReadonlySet<string> | undefined {
-    return this.routed.routedEndpoints();
   }
 
   private options() {

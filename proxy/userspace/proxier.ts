@@ -39,22 +39,13 @@
 // either), conntrack cleanup of stale UDP entries, a --proxy-port-range
 // (ports are ephemeral), claiming external IPs that are local addresses.
 import os from 'node:os';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
-import {
-  EndpointsChangeTracker,
-  flattenEndpoints,
-  flattenServices,
-  ServiceChangeTracker,
-  type EndpointsMap,
-  type ServiceMap,
-} from '../changetracker.ts';
+import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import type { Iptables } from '../iptables/iptables.ts';
-import type { Proxier } from '../proxier.ts';
-import { RoutedSnapshot } from '../routed.ts';
+import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { endpointString, portKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { LoadBalancerRR } from './roundrobin.ts';
@@ -140,7 +131,7 @@ class Metrics {
   }
 }
 
-export class UserspaceProxier implements Proxier {
+export class UserspaceProxier extends ProxierBase {
   private readonly iptables: Iptables | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
@@ -152,17 +143,13 @@ export class UserspaceProxier implements Proxier {
   private readonly dialTimeoutsMs: readonly number[] | undefined;
   private readonly runner: BoundedFrequencyRunner;
   private readonly lb: LoadBalancerRR;
-  private readonly routed = new RoutedSnapshot();
 
-  private readonly serviceChanges = new ServiceChangeTracker();
-  private readonly endpointChanges: EndpointsChangeTracker;
-  private readonly services: ServiceMap = new Map();
-  private readonly endpoints: EndpointsMap = new Map();
   /** By service port key. */
   private readonly ports = new Map<string, PortEntry>();
   private stopped = false;
 
   constructor(options: UserspaceProxierOptions, deps: UserspaceProxierDeps) {
+    super(options.nodeName);
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.log = deps.log;
@@ -181,7 +168,6 @@ export class UserspaceProxier implements Proxier {
     this.minSyncPeriodMs = options.minSyncPeriodMs ?? 1000;
     this.dialTimeoutsMs = options.dialTimeoutsMs;
     this.lb = new LoadBalancerRR(deps.clock, deps.random);
-    this.endpointChanges = new EndpointsChangeTracker(options.nodeName);
     this.runner = new BoundedFrequencyRunner(
       () => this.syncProxyRules().then(() => undefined),
       this.minSyncPeriodMs,
@@ -203,27 +189,8 @@ export class UserspaceProxier implements Proxier {
     for (const [key, e] of this.ports) await this.closePort(key, e, true);
   }
 
-  onServiceAdd(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(undefined, svc));
-  }
-  onServiceUpdate(prev: V1Service, svc: V1Service): void {
-    this.queue(this.serviceChanges.update(prev, svc));
-  }
-  onServiceDelete(svc: V1Service): void {
-    this.queue(this.serviceChanges.update(svc, undefined));
-  }
-  onSliceAdd(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(undefined, slice));
-  }
-  onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(prev, slice));
-  }
-  onSliceDelete(slice: V1EndpointSlice): void {
-    this.queue(this.endpointChanges.update(slice, undefined));
-  }
-
-  private queue(pending: boolean): void {
-    if (pending) this.runner.run();
+  protected changed(): void {
+    this.runner.run();
   }
 
   /** The proxy port of a service port key ("ns/name:port"), if it is being proxied. */
@@ -242,16 +209,11 @@ export class UserspaceProxier implements Proxier {
     return e ? e.socket.active + (e.nodePortSocket?.active ?? 0) : 0;
   }
 
-  routedEndpoints(): ReadonlySet<string> | undefined {
-    return this.routed.routedEndpoints();
-  }
-
   /** One sync; never throws. Returns whether everything was applied (else a retry is queued). */
   async syncProxyRules(): Promise<boolean> {
     if (this.stopped) return false;
     const started = this.clock.now();
-    this.serviceChanges.drain(this.services);
-    this.endpointChanges.drain(this.endpoints);
+    this.drain();
     const want = new Map<string, ServicePortInfo>();
     for (const sp of flattenServices(this.services)) want.set(portKey(sp), sp);
 
@@ -270,7 +232,7 @@ export class UserspaceProxier implements Proxier {
     for (const key of this.ports.keys()) this.lb.setEndpoints(key, usableEndpoints(endpoints.get(key) ?? []));
     this.lb.cleanupStaleStickySessions();
     // The balancer takes new connections to these from now on, whatever the iptables part does.
-    this.routed.synced(this.services, this.endpoints);
+    this.synced();
 
     if (this.iptables && !(await this.writeRules(this.iptables))) ok = false;
 
