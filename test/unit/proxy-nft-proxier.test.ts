@@ -16,6 +16,7 @@ import { NftablesProxier, type NftablesProxierOptions } from '../../proxy/nftabl
 import { newNftablesProxier } from '../../proxy/nftables/setup.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeNft } from '../fakes/nft.ts';
+import { metricValue } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -43,12 +44,7 @@ describe('proxy NftablesProxier', () => {
     );
   }
 
-  async function metric(name: string): Promise<number> {
-    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
-    const values = (m?.values ?? []) as { value: number; metricName?: string }[];
-    const v = values.find((x) => x.metricName === undefined || x.metricName === `${name}_count`);
-    return v?.value ?? NaN;
-  }
+  const metric = (name: string) => metricValue(registry, name);
 
   beforeEach(() => {
     nft = new FakeNft();

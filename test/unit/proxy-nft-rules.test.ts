@@ -10,34 +10,7 @@ import { buildRuleset } from '../../proxy/nftables/state.ts';
 import { fullTransaction } from '../../proxy/nftables/transaction.ts';
 import type { Endpoint, ServicePortInfo } from '../../proxy/types.ts';
 import { FakeNft } from '../fakes/nft.ts';
-
-const svc = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
-  namespace: 'ns1',
-  name: 'svc1',
-  portName: 'http',
-  protocol: 'TCP',
-  clusterIPs: ['10.96.0.10'],
-  port: 80,
-  nodePort: 0,
-  externalIPs: [],
-  loadBalancerIPs: [],
-  sessionAffinity: 'None',
-  stickySeconds: 0,
-  externalTrafficPolicy: 'Cluster',
-  internalTrafficPolicy: 'Cluster',
-  healthCheckNodePort: 0,
-  ...over,
-});
-
-const ep = (ip: string, over: Partial<Endpoint> = {}): Endpoint => ({
-  ip,
-  port: 8080,
-  ready: true,
-  serving: true,
-  terminating: false,
-  isLocal: false,
-  ...over,
-});
+import { endpoint as ep, servicePort as svc } from '../fakes/proxyobjects.ts';
 
 const input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<NftRulesInput> = {}): NftRulesInput => ({
   services,

@@ -9,26 +9,12 @@ import { buildRuleset, NftState } from '../../proxy/nftables/state.ts';
 import { diffTransaction, fullTransaction, journalTransaction } from '../../proxy/nftables/transaction.ts';
 import type { Endpoint, ServicePortInfo } from '../../proxy/types.ts';
 import { FakeNft } from '../fakes/nft.ts';
+import { endpoint, servicePort } from '../fakes/proxyobjects.ts';
 
-const svc = (i: number, over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
-  namespace: 'ns1',
-  name: `s${String(i).padStart(3, '0')}`,
-  portName: 'http',
-  protocol: 'TCP',
-  clusterIPs: [`10.96.0.${i}`],
-  port: 80,
-  nodePort: 0,
-  externalIPs: [],
-  loadBalancerIPs: [],
-  sessionAffinity: 'None',
-  stickySeconds: 0,
-  externalTrafficPolicy: 'Cluster',
-  internalTrafficPolicy: 'Cluster',
-  healthCheckNodePort: 0,
-  ...over,
-});
+const svc = (i: number, over: Partial<ServicePortInfo> = {}): ServicePortInfo =>
+  servicePort({ name: `s${String(i).padStart(3, '0')}`, clusterIPs: [`10.96.0.${i}`], ...over });
 
-const ep = (ip: string, isLocal = false): Endpoint => ({ ip, port: 8080, ready: true, serving: true, terminating: false, isLocal });
+const ep = (ip: string, isLocal = false): Endpoint => endpoint(ip, { isLocal });
 
 function input(services: ServicePortInfo[], endpoints: Map<string, Endpoint[]>): NftRulesInput {
   return { services, endpoints, nodeIPs: [], localhostNodePorts: true, clusterCIDR: '10.244.0.0/16' };

@@ -9,6 +9,7 @@ import { IptablesProxier, ROUTE_LOCALNET, type IptablesProxierOptions } from '..
 import { endpointChainName, serviceChainName } from '../../proxy/iptables/rules.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
+import { metricValue } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -51,12 +52,7 @@ describe('proxy IptablesProxier', () => {
     );
   }
 
-  async function metric(name: string): Promise<number> {
-    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
-    const values = (m?.values ?? []) as { value: number; metricName?: string }[];
-    const v = values.find((x) => x.metricName === undefined || x.metricName === `${name}_count`);
-    return v?.value ?? NaN;
-  }
+  const metric = (name: string) => metricValue(registry, name);
 
   beforeEach(() => {
     ipt = new FakeIptables();

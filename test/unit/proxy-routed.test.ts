@@ -11,6 +11,7 @@ import { IptablesProxier } from '../../proxy/iptables/proxier.ts';
 import { RoutedSnapshot } from '../../proxy/routed.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
+import { endpoint, servicePort } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, over: Record<string, unknown> = {}): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -83,7 +84,7 @@ describe('proxy: routed endpoints for the agent', () => {
         return { status: r.status, body: await r.json() };
       };
       expect((await get('ip=10.244.1.5')).status).to.equal(503);
-      snap.synced(new Map([['ns1/web', [{ ...portInfo(), namespace: 'ns1', name: 'web' }]]]), new Map([['ns1/web', new Map([['ns1/web:http', [ep('10.244.1.5')]]])]]));
+      snap.synced(new Map([['ns1/web', [servicePort({ name: 'web' })]]]), new Map([['ns1/web', new Map([['ns1/web:http', [endpoint('10.244.1.5')]]])]]));
       expect(await get('ip=10.244.1.5')).to.deep.equal({ status: 200, body: { ip: '10.244.1.5', synced: true, routed: true } });
       expect(await get('ip=10.244.1.6')).to.deep.equal({ status: 200, body: { ip: '10.244.1.6', synced: true, routed: false } });
       expect((await get('ip=nope')).status).to.equal(400);
@@ -93,14 +94,3 @@ describe('proxy: routed endpoints for the agent', () => {
   });
 });
 
-function portInfo() {
-  return {
-    namespace: 'ns1', name: 'web', portName: 'http', protocol: 'TCP' as const, clusterIPs: ['10.96.0.10'], port: 80, nodePort: 0,
-    externalIPs: [], loadBalancerIPs: [], sessionAffinity: 'None' as const, stickySeconds: 0,
-    externalTrafficPolicy: 'Cluster' as const, internalTrafficPolicy: 'Cluster' as const, healthCheckNodePort: 0,
-  };
-}
-
-function ep(ip: string) {
-  return { ip, port: 8080, ready: true, serving: true, terminating: false, isLocal: false };
-}

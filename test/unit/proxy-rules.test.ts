@@ -21,34 +21,7 @@ import {
 } from '../../proxy/iptables/rules.ts';
 import { servicePortsFromService, type Endpoint, type ServicePortInfo } from '../../proxy/types.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
-
-const svc = (over: Partial<ServicePortInfo> = {}): ServicePortInfo => ({
-  namespace: 'ns1',
-  name: 'svc1',
-  portName: 'http',
-  protocol: 'TCP',
-  clusterIPs: ['10.96.0.10'],
-  port: 80,
-  nodePort: 0,
-  externalIPs: [],
-  loadBalancerIPs: [],
-  sessionAffinity: 'None',
-  stickySeconds: 0,
-  externalTrafficPolicy: 'Cluster',
-  internalTrafficPolicy: 'Cluster',
-  healthCheckNodePort: 0,
-  ...over,
-});
-
-const ep = (ip: string, over: Partial<Endpoint> = {}): Endpoint => ({
-  ip,
-  port: 8080,
-  ready: true,
-  serving: true,
-  terminating: false,
-  isLocal: false,
-  ...over,
-});
+import { endpoint as ep, servicePort as svc } from '../fakes/proxyobjects.ts';
 
 const input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<RulesInput> = {}): RulesInput => ({
   services,
