@@ -45,7 +45,8 @@ import { COLORS } from './lib/plot.ts';
 import type { RGB } from './lib/png.ts';
 import { formatTable, writeJsonResult, writeResult } from './lib/results.ts';
 import { round, summarize, type Summary } from './lib/stats.ts';
-import { type Api, changeIP, createServiceWithSlice, endpointsOf, ensureNamespace, ensureServices, histogramV4 } from './nftables/objects.ts';
+import { changeIP, endpointsOf, ensureNamespace, histogramV4 } from './nftables/objects.ts';
+import { type Api, createServiceWithSlice, ensureServices } from './proxy/api.ts';
 import { monitorNeedles, programmedCheck, type ProxyName, startMonitor } from './nftables/programmed.ts';
 import { BENCH_NAMESPACE, benchService, benchSlice, gauge, serviceName } from './proxy/objects.ts';
 import { linePlot } from './proxy/plot.ts';
@@ -521,7 +522,7 @@ async function main(): Promise<number> {
       c.check();
       log(`N=${n}: creating services (load ${load().join(' ')})`);
       const l = load();
-      const made = await ensureServices(c.api, p.clusterCIDR, n, { concurrency: CREATE_CONCURRENCY, check: c.check, log });
+      const made = await ensureServices(c.api, n, (i) => endpointsOf(p.clusterCIDR, i), { concurrency: CREATE_CONCURRENCY, check: c.check, log });
       m.creation.push({ services: n, ...made, load: l });
       log(`  ${made.created} services + slices created in ${made.seconds} s`);
     };

@@ -58,6 +58,7 @@ import {
   serviceEndpoints,
   serviceName,
 } from './proxy/objects.ts';
+import { createServiceWithSlice, ensureServices, isConflict } from './proxy/api.ts';
 import { linePlot } from './proxy/plot.ts';
 import { COLORS } from './lib/plot.ts';
 import type { RGB } from './lib/png.ts';
@@ -141,29 +142,7 @@ interface Ctx {
   log: (m: string) => void;
 }
 
-const isConflict = (err: unknown) => err instanceof k8s.ApiException && err.code === 409;
 const isNotFound = (err: unknown) => err instanceof k8s.ApiException && err.code === 404;
-
-async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
-}
-
-async function createServiceWithSlice(c: Ctx, name: string, addresses: readonly string[]): Promise<void> {
-  try {
-    await c.core.createNamespacedService({ namespace: BENCH_NAMESPACE, body: benchService(name) }, c.opts);
-  } catch (err) {
-    if (!isConflict(err)) throw err;
-  }
-  try {
-    await c.disc.createNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE, body: benchSlice(name, addresses) }, c.opts);
-  } catch (err) {
-    if (!isConflict(err)) throw err;
-  }
-}
 
 async function deleteServiceWithSlice(c: Ctx, name: string): Promise<void> {
   for (const del of [
@@ -176,22 +155,6 @@ async function deleteServiceWithSlice(c: Ctx, name: string): Promise<void> {
       if (!isNotFound(err)) throw err;
     }
   }
-}
-
-/** Makes bench services 0..n-1 exist (with their slices); returns how long the missing ones took. */
-async function ensureServices(c: Ctx, n: number): Promise<{ created: number; seconds: number }> {
-  const have = new Set<string>();
-  const list = await c.disc.listNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE }, c.opts);
-  for (const s of list.items) if (s.metadata?.name) have.add(s.metadata.name.replace(/-bench$/, ''));
-  const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !have.has(serviceName(i)));
-  const t = performance.now();
-  let done = 0;
-  await pool(missing, CREATE_CONCURRENCY, async (i) => {
-    c.check();
-    await createServiceWithSlice(c, serviceName(i), serviceEndpoints(c.p.clusterCIDR, i));
-    if (++done % 2000 === 0) c.log(`  created ${done}/${missing.length}`);
-  });
-  return { created: missing.length, seconds: round((performance.now() - t) / 1000) };
 }
 
 /** What the proxies see: every service and slice their label selector admits. */
@@ -333,7 +296,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
         const name = `chg-${++changeSeq}`;
         const chain = benchServiceChain(name);
         const start = performance.now();
-        await createServiceWithSlice(c, name, serviceEndpoints(c.p.clusterCIDR, 12_000 + s));
+        await createServiceWithSlice(c, benchService(name), benchSlice(name, serviceEndpoints(c.p.clusterCIDR, 12_000 + s)));
         await pollChain(c, netns, backend, chain, waitMs);
         changeToProgrammedMs.push(performance.now() - start);
         // Stale chains may stay (kube-proxy deletes them only every sync period in
@@ -699,7 +662,7 @@ async function main(): Promise<number> {
     for (const n of SIZES) {
       c.check();
       log(`N=${n}: creating services`);
-      const made = await ensureServices(c, n);
+      const made = await ensureServices(c, n, (i) => serviceEndpoints(c.p.clusterCIDR, i), { concurrency: CREATE_CONCURRENCY, check: c.check, log: c.log });
       creation.push({ services: n, ...made });
       log(`  ${made.created} services + slices created in ${made.seconds} s`);
       for (const backend of BACKENDS) {
