@@ -165,9 +165,9 @@ function rawGet(url: URL, headers: http.OutgoingHttpHeaders, signal: AbortSignal
             return;
           }
         }
+        // At the end of the stream whatever came is the body (complete() says done).
         const res = complete(ended);
         if (res) finish(undefined, res);
-        else if (ended) finish(new Error('unexpected EOF'));
       } catch (err) {
         finish(err as Error);
       }
