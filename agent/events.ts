@@ -7,12 +7,12 @@
 // creating another. The queue is bounded: with a slow or unreachable API
 // server events are dropped (and repeats of a queued one are merged into it),
 // never piled up in memory or waited for.
-import * as k8s from '@kubernetes/client-node';
 import type { CoreV1Event, V1ObjectReference, V1Pod } from '@kubernetes/client-node';
 import type { Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { apiStatus, mapClientError, timeoutMiddleware } from './nodeapi.ts';
+import { enc, type KubeClient, MERGE_PATCH } from '../lib/kube/client.ts';
+import { apiStatus } from '../lib/kube/errors.ts';
 
 export type EventType = 'Normal' | 'Warning';
 
@@ -66,32 +66,19 @@ export interface EventsApi {
 }
 
 export class KubeEventsApi implements EventsApi {
-  private readonly core: k8s.CoreV1Api;
-  private readonly opts: k8s.ConfigurationOptions;
-  private readonly mergePatchOpts: k8s.ConfigurationOptions;
+  private readonly c: KubeClient;
 
-  /** `kc` is loaded by the caller (from the file given with --kubeconfig). */
-  constructor(kc: k8s.KubeConfig, options: { timeoutMs?: number } = {}) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.opts = { middleware: [timeoutMiddleware(options.timeoutMs ?? 10_000)], middlewareMergeStrategy: 'append' };
-    // client-node sends patches as JSON Patch unless told otherwise.
-    this.mergePatchOpts = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch, this.opts);
+  constructor(client: KubeClient) {
+    this.c = client;
   }
 
   async create(namespace: string, event: CoreV1Event): Promise<void> {
-    try {
-      await this.core.createNamespacedEvent({ namespace, body: event }, this.opts);
-    } catch (err) {
-      throw mapClientError(`create event ${namespace}/${event.metadata.name ?? ''}`, err);
-    }
+    await this.c.request(`create event ${namespace}/${event.metadata.name ?? ''}`, 'POST', `/api/v1/namespaces/${enc(namespace)}/events`, { body: event });
   }
 
   async patch(namespace: string, name: string, patch: object): Promise<void> {
-    try {
-      await this.core.patchNamespacedEvent({ namespace, name, body: patch }, this.mergePatchOpts);
-    } catch (err) {
-      throw mapClientError(`patch event ${namespace}/${name}`, err);
-    }
+    const path = `/api/v1/namespaces/${enc(namespace)}/events/${enc(name)}`;
+    await this.c.request(`patch event ${namespace}/${name}`, 'PATCH', path, { body: patch, contentType: MERGE_PATCH });
   }
 }
 

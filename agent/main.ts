@@ -3,7 +3,6 @@
 // the node controller, the pod machinery (informer -> workers -> syncer, PLEG,
 // status manager, volumes, events), and a healthz endpoint. Runs until
 // SIGTERM/SIGINT.
-import * as k8s from '@kubernetes/client-node';
 import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import Docker from 'dockerode';
 import { readFileSync, statfsSync } from 'node:fs';
@@ -44,7 +43,8 @@ import { ensureServingCert } from './server/cert.ts';
 import { KubeCsrApi, ServingCertManager, servingIdentity, servingTLS } from './server/servingcert.ts';
 import type { NodePods } from './server/routes.ts';
 import { KubeletServer } from './server/server.ts';
-import { loadKubeconfig } from '../lib/kubeconfig.ts';
+import { KubeClient } from '../lib/kube/client.ts';
+import { readMaterial } from '../lib/kube/kubeconfig.ts';
 import { logConfigWarnings } from './configfile/document.ts';
 
 /** The Kubernetes release whose API nodelet speaks (cluster/versions.env). */
@@ -53,7 +53,7 @@ export const KUBELET_VERSION = 'v1.37.2';
 
 export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseAgentFlags(argv);
-  const kc = loadKubeconfig(cfg.kubeconfig);
+  const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: `nodelet/${KUBELET_VERSION}` });
   const log = createLogger(cfg.logLevel).child({ node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
   // A busy dockerd can take long to start many containers; a short client
@@ -80,7 +80,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
     healthz.on('error', (err) => log.warn('healthz server failed', { err: describeError(err), port: cfg.healthzPort }));
     healthz.listen(cfg.healthzPort, '127.0.0.1');
   }
-  log.info('starting', { version: KUBELET_VERSION, apiServer: kc.getCurrentCluster()?.server, runtime: cfg.containerRuntimeEndpoint });
+  log.info('starting', { version: KUBELET_VERSION, apiServer: kc.server, runtime: cfg.containerRuntimeEndpoint });
   controller.start(abort.signal);
   const registry = new Registry();
   const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry, signal: abort.signal });
@@ -103,7 +103,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
 }
 
 interface PodDeps {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   cfg: AgentConfig;
   docker: Docker;
   runtime: DockerRuntime;
@@ -130,11 +130,10 @@ function hostDNS(file: string): HostDNS {
  * client certificates must chain to the cluster CA of our kubeconfig. A
  * failure to start is logged, not fatal: pods keep running without it.
  */
-async function startKubeletServer(kc: k8s.KubeConfig, cfg: AgentConfig, runtime: DockerRuntime, nodePods: NodePods, registry: Registry, log: Logger, signal: AbortSignal): Promise<KubeletServer | undefined> {
+async function startKubeletServer(kc: KubeClient, cfg: AgentConfig, runtime: DockerRuntime, nodePods: NodePods, registry: Registry, log: Logger, signal: AbortSignal): Promise<KubeletServer | undefined> {
   const slog = log.child({ component: 'kubelet-server' });
   try {
-    const cluster = kc.getCurrentCluster();
-    const clientCA = cluster?.caData ? Buffer.from(cluster.caData, 'base64') : cluster?.caFile ? readFileSync(cluster.caFile) : undefined;
+    const clientCA = readMaterial(kc.credentials.ca);
     if (!clientCA) throw new Error('the kubeconfig names no cluster CA to verify client certificates with');
     // The serving certificate through a kubelet-serving CSR; the self-signed one until it is issued.
     const node = { nodeName: cfg.nodeName, hostname: cfg.hostname, nodeIP: cfg.nodeIP };

@@ -9,7 +9,6 @@
 //     renewed every leaseDuration/4; on conflict re-read and retry.
 // Loops are level-triggered, log errors as one line, never throw out, and end
 // promptly when the signal aborts.
-import { V1MicroTime } from '@kubernetes/client-node';
 import type { V1Lease, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import type { RuntimeService, VersionResponse } from '../cri/runtime.ts';
 import { Backoff } from '../lib/backoff.ts';
@@ -19,7 +18,8 @@ import type { Logger } from '../lib/log.ts';
 import type { AgentConfig } from './config.ts';
 import type { MachineInfo } from './machine.ts';
 import type { NodeApi } from './nodeapi.ts';
-import { apiStatus } from './nodeapi.ts';
+import { apiStatus } from '../lib/kube/errors.ts';
+import { MicroTime } from '../lib/kube/time.ts';
 import type { NodeHealth, NodeInput } from './nodestatus.ts';
 import {
   buildNode,
@@ -88,9 +88,8 @@ export function newLease(
         metadata: { name: p.nodeName, namespace: LEASE_NAMESPACE },
         spec: { holderIdentity: p.nodeName, leaseDurationSeconds: p.leaseDurationSeconds },
       };
-  // MicroTime: client-node's V1MicroTime serializes with microseconds, which
-  // the API server requires (a plain Date's millisecond form is rejected).
-  lease.spec = { ...lease.spec, renewTime: new V1MicroTime(nowMs) };
+  // A plain Date's millisecond form is rejected for a MicroTime.
+  lease.spec = { ...lease.spec, renewTime: new MicroTime(nowMs) };
   const meta = lease.metadata ?? {};
   if (p.nodeUID) {
     const owner = { apiVersion: 'v1', kind: 'Node', name: p.nodeName, uid: p.nodeUID };

@@ -10,7 +10,6 @@
 // Every pod: busybox `sleep 3600`, pinned with spec.nodeName. Everything is torn
 // down at the end (clusterDown), also on failure or Ctrl-C.
 // Run: node bench/pods.ts   Writes bench/results/pods-<ISO>.{json,png} and pods-latest.{json,png}.
-import * as k8s from '@kubernetes/client-node';
 import Dockerode from 'dockerode';
 import { cpSync, existsSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -91,7 +90,6 @@ async function podsOnNode(c: Cluster, node: string): Promise<number> {
 /** The same measurements for whichever agent runs `node` (its pid found by agentPid). */
 async function measureNode(
   c: Cluster,
-  kc: k8s.KubeConfig,
   node: string,
   agent: string,
   agentPid: () => number,
@@ -105,14 +103,14 @@ async function measureNode(
   const common = { namespace: NAMESPACE, node, image: BUSYBOX_IMAGE, command: COMMAND, deleteTimeoutMs: DELETE_TIMEOUT_MS, signal };
   log(`${agent}: ${CONCURRENT} pods at once`);
   const load0 = os.loadavg()[0]!;
-  const concurrent = batchSummary(await runBatch(kc, { ...common, count: CONCURRENT, prefix: 'c', startTimeoutMs: START_TIMEOUT_MS }), load0);
+  const concurrent = batchSummary(await runBatch(c.paths.adminKubeconfig, { ...common, count: CONCURRENT, prefix: 'c', startTimeoutMs: START_TIMEOUT_MS }), load0);
   log(`${agent}: ${concurrent.running}/${CONCURRENT} running, p50 ${concurrent.p50AllPods ?? 'timeout'} ms, p99 ${concurrent.p99AllPods ?? 'timeout'} ms (host load ${concurrent.loadAvg1}); deleted`);
   const existing = await podsOnNode(c, node);
   const count = MAX_PODS - existing;
   log(`${agent}: ${count} pods at once (${existing} already on the node; max-pods ${MAX_PODS})`);
   let fp: Footprint | undefined;
   const load1 = os.loadavg()[0]!;
-  const max = await runBatch(kc, {
+  const max = await runBatch(c.paths.adminKubeconfig, {
     ...common,
     count,
     prefix: 'm',
@@ -207,15 +205,13 @@ async function main(): Promise<number> {
     console.log(`pods bench: profile ${p.name}, ${CONCURRENT} concurrent pods, ${MAX_PODS} max pods, idle windows ${IDLE_WINDOW_MS / 1000} s`);
     const c = await clusterUp(p, { nodes: 1, log });
     const node1 = c.nodes[0]!;
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(c.paths.adminKubeconfig);
     await kubectl(c.paths, ['create', 'namespace', NAMESPACE], { allowFail: true });
     // Pods are refused until the namespace's default ServiceAccount exists.
     await waitFor(`serviceaccount ${NAMESPACE}/default`, async () => (await kubectl(c.paths, ['-n', NAMESPACE, 'get', 'sa', 'default'], { allowFail: true })).code === 0, 60_000, 300);
     const ticks = await clockTicksPerSecond();
     const nodeletPid = pidOf(nodeletPidFile(p, node1.sandbox), 'nodelet');
 
-    const nodelet = await measureNode(c, kc, node1.name, 'nodelet', nodeletPid, ticks, log, ac.signal);
+    const nodelet = await measureNode(c, node1.name, 'nodelet', nodeletPid, ticks, log, ac.signal);
 
     let upstream: NodeResult | undefined;
     let upstreamError: string | undefined;
@@ -248,7 +244,7 @@ async function main(): Promise<number> {
       const nodeInfo = JSON.parse((await kubectl(c.paths, ['get', 'node', name, '-o', 'jsonpath={.status.nodeInfo}'])).stdout) as Record<string, string>;
       upstreamInfo = { kubelet: nodeInfo.kubeletVersion ?? '', runtime: nodeInfo.containerRuntimeVersion ?? '' };
       log(`upstream node ${name}: Ready (kubelet ${upstreamInfo.kubelet}, ${upstreamInfo.runtime})`);
-      upstream = await measureNode(c, kc, name, 'upstream kubelet', pidOf(u.kubeletPidFile, 'kubelet'), ticks, log, ac.signal);
+      upstream = await measureNode(c, name, 'upstream kubelet', pidOf(u.kubeletPidFile, 'kubelet'), ticks, log, ac.signal);
     } catch (err) {
       if (ac.signal.aborted) throw err;
       upstreamError = describeError(err);

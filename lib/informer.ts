@@ -5,12 +5,12 @@
 // handlers see the adds, updates and deletes they missed. A watchdog restarts
 // a watch that has been silent too long (client-node 1.x watches could stall
 // without an error; we do not trust any stream to end itself).
-import * as k8s from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { fetch } from 'undici';
 import { Backoff } from './backoff.ts';
 import type { Clock } from './clock.ts';
 import { describeError, errorCode, NodeletError } from './errors.ts';
+import type { KubeClient } from './kube/client.ts';
+import { apiStatus } from './kube/errors.ts';
 import type { Logger } from './log.ts';
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK';
@@ -253,73 +253,37 @@ export interface KubeListWatchOptions {
   requestTimeoutMs?: number;
 }
 
-/** The Kubernetes Status message of an error body, else the text itself. */
-function statusMessage(text: string): string {
-  try {
-    const s = JSON.parse(text) as { reason?: string; message?: string };
-    const parts = [s.reason, s.message].filter((x): x is string => typeof x === 'string' && x !== '');
-    if (parts.length) return parts.join(': ');
-  } catch {
-    /* not JSON */
-  }
-  return text.trim().slice(0, 300) || 'no details';
-}
-
 /**
- * List and watch `path` (e.g. '/api/v1/services') with the kubeconfig's
- * server and credentials. Watches ask for bookmarks and a server-side timeout
- * of 5..10 min (as client-go's reflector), so they end normally and resume.
+ * List and watch `path` (e.g. '/api/v1/services') through `client`. Watches
+ * ask for bookmarks and a server-side timeout of 5..10 min (as client-go's
+ * reflector), so they end normally and resume.
  */
-export function kubeListWatch<T>(kc: k8s.KubeConfig, path: string, opts: KubeListWatchOptions = {}): ListWatch<T> {
-  const server = kc.getCurrentCluster()?.server;
-  if (!server) throw new NodeletError('CONFIG_INVALID', 'kubeconfig: no server in the current context');
+export function kubeListWatch<T>(client: KubeClient, path: string, opts: KubeListWatchOptions = {}): ListWatch<T> {
   const requestTimeoutMs = opts.requestTimeoutMs ?? 60_000;
-
-  const request = async (params: Record<string, string>, signal: AbortSignal) => {
-    const url = new URL(server.replace(/\/$/, '') + path);
-    if (opts.fieldSelector) url.searchParams.set('fieldSelector', opts.fieldSelector);
-    if (opts.labelSelector) url.searchParams.set('labelSelector', opts.labelSelector);
-    for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
-    const ctx = new k8s.RequestContext(url.toString(), k8s.HttpMethod.GET);
-    await kc.applySecurityAuthentication(ctx);
-    const dispatcher = ctx.getDispatcher();
-    return fetch(url, {
-      method: 'GET',
-      headers: { ...ctx.getHeaders(), accept: 'application/json' },
-      signal,
-      ...(dispatcher ? { dispatcher } : {}),
-    });
-  };
+  const selectors = { fieldSelector: opts.fieldSelector || undefined, labelSelector: opts.labelSelector || undefined };
 
   return {
     async list(signal) {
-      let res;
-      try {
-        res = await request({}, AbortSignal.any([signal, AbortSignal.timeout(requestTimeoutMs)]));
-      } catch (err) {
-        throw new NodeletError('API_ERROR', `list ${path}: ${describeError(err)}`, { cause: err });
-      }
-      const text = await res.text();
-      if (res.status !== 200) throw new NodeletError('API_ERROR', `list ${path}: HTTP ${res.status}: ${statusMessage(text)}`);
-      const body = JSON.parse(text) as { items?: T[]; metadata?: { resourceVersion?: string } };
-      return { items: body.items ?? [], resourceVersion: body.metadata?.resourceVersion ?? '' };
+      const body = await client.request<{ items?: T[] | null; metadata?: { resourceVersion?: string } }>(`list ${path}`, 'GET', path, {
+        query: selectors,
+        timeoutMs: requestTimeoutMs,
+        signal,
+      });
+      return { items: body?.items ?? [], resourceVersion: body?.metadata?.resourceVersion ?? '' };
     },
 
     async watch(resourceVersion, onEvent, signal) {
-      const timeoutSeconds = String(300 + Math.floor(Math.random() * 300));
+      const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
       let res;
       try {
-        res = await request({ watch: 'true', resourceVersion, allowWatchBookmarks: 'true', timeoutSeconds }, signal);
+        res = await client.stream(`watch ${path}`, path, {
+          query: { ...selectors, watch: true, resourceVersion, allowWatchBookmarks: true, timeoutSeconds },
+          signal,
+        });
       } catch (err) {
         if (signal.aborted) return;
-        throw new NodeletError('API_ERROR', `watch ${path}: ${describeError(err)}`, { cause: err });
-      }
-      if (res.status === 410) {
-        await res.body?.cancel();
-        throw new NodeletError('WATCH_EXPIRED', `watch ${path}: resourceVersion ${resourceVersion} is too old`);
-      }
-      if (res.status !== 200 || !res.body) {
-        throw new NodeletError('API_ERROR', `watch ${path}: HTTP ${res.status}: ${statusMessage(await res.text())}`);
+        if (apiStatus(err) === 410) throw new NodeletError('WATCH_EXPIRED', `watch ${path}: resourceVersion ${resourceVersion} is too old`);
+        throw err;
       }
       const decoder = new TextDecoder();
       let buf = '';
@@ -336,7 +300,7 @@ export function kubeListWatch<T>(kc: k8s.KubeConfig, path: string, opts: KubeLis
         }
       };
       try {
-        for await (const chunk of res.body) {
+        for await (const chunk of res) {
           buf += decoder.decode(chunk as Uint8Array, { stream: true });
           let i;
           while ((i = buf.indexOf('\n')) >= 0) {
@@ -350,6 +314,8 @@ export function kubeListWatch<T>(kc: k8s.KubeConfig, path: string, opts: KubeLis
         if (signal.aborted) return;
         if (err instanceof NodeletError) throw err;
         throw new NodeletError('API_ERROR', `watch ${path}: ${describeError(err)}`, { cause: err });
+      } finally {
+        res.destroy();
       }
     },
   };

@@ -3,7 +3,6 @@
 // conntrack cleaner; or userspace mode), which starts once both informers have synced; beside it the
 // healthz server (10256), the metrics server (10249) and the service
 // health-check node ports. runProxy is the `nodelet proxy` command.
-import * as k8s from '@kubernetes/client-node';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -30,14 +29,14 @@ import { newNftablesProxier } from './nftables/setup.ts';
 import { detectBackend, ExecIptables } from './iptables/restore.ts';
 import type { Proxier } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
-import { loadKubeconfig } from '../lib/kubeconfig.ts';
+import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
 
 /** As kube-proxy: objects labelled for another proxy, and headless services' objects, are not ours. */
 export const PROXY_LABEL_SELECTOR = '!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless';
 
 export interface ProxyDeps {
-  kc: k8s.KubeConfig;
+  kc: KubeClient;
   log: Logger;
   registry: Registry;
   clock: Clock;
@@ -206,7 +205,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
 /** `nodelet proxy [flags]`: runs until SIGTERM/SIGINT. */
 export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseProxyFlags(argv);
-  const kc = loadKubeconfig(cfg.kubeconfig);
+  const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: 'nodelet-proxy' });
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
   const abort = new AbortController();
@@ -214,7 +213,7 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
     process.once('SIGTERM', () => resolve('SIGTERM'));
     process.once('SIGINT', () => resolve('SIGINT'));
   });
-  log.info('starting', { mode: cfg.mode, apiServer: kc.getCurrentCluster()?.server });
+  log.info('starting', { mode: cfg.mode, apiServer: kc.server });
   const starting = startProxy({ kc, log, registry: new Registry(), clock: realClock, signal: abort.signal }, cfg);
   const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((sig) => ({ sig }))]);
   if ('sig' in first) {

@@ -1,10 +1,10 @@
 // The pod calls the kubelet makes on the API server, behind an interface we
 // own: patch a pod's status (JSON merge patch with a UID precondition) and
 // delete a pod once it is fully terminated (grace 0, UID precondition, as
-// upstream's status manager). Errors are mapped as in ../nodeapi.ts.
-import * as k8s from '@kubernetes/client-node';
+// upstream's status manager). Errors are ApiErrors (../../lib/kube/errors.ts).
 import type { V1Pod } from '@kubernetes/client-node';
-import { mapClientError, timeoutMiddleware } from '../nodeapi.ts';
+import { enc, type KubeClient, MERGE_PATCH } from '../../lib/kube/client.ts';
+import { apiStatus } from '../../lib/kube/errors.ts';
 
 export interface PodApi {
   /** `patch` is a JSON merge patch of the whole pod (metadata.uid + status). 404 → false. */
@@ -15,47 +15,44 @@ export interface PodApi {
   createPod(pod: V1Pod): Promise<V1Pod>;
 }
 
-export class KubePodApi implements PodApi {
-  private readonly core: k8s.CoreV1Api;
-  private readonly opts: k8s.ConfigurationOptions;
-  private readonly mergePatchOpts: k8s.ConfigurationOptions;
+function podPath(namespace: string, name?: string): string {
+  const base = `/api/v1/namespaces/${enc(namespace)}/pods`;
+  return name === undefined ? base : `${base}/${enc(name)}`;
+}
 
-  constructor(kc: k8s.KubeConfig, options: { timeoutMs?: number } = {}) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.opts = { middleware: [timeoutMiddleware(options.timeoutMs ?? 10_000)], middlewareMergeStrategy: 'append' };
-    this.mergePatchOpts = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch, this.opts);
+export class KubePodApi implements PodApi {
+  private readonly c: KubeClient;
+
+  constructor(client: KubeClient) {
+    this.c = client;
   }
 
   async patchPodStatus(namespace: string, name: string, patch: object): Promise<boolean> {
     try {
-      await this.core.patchNamespacedPodStatus({ name, namespace, body: patch }, this.mergePatchOpts);
+      await this.c.request(`patch pod ${namespace}/${name} status`, 'PATCH', `${podPath(namespace, name)}/status`, { body: patch, contentType: MERGE_PATCH });
       return true;
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) return false;
-      throw mapClientError(`patch pod ${namespace}/${name} status`, err);
+      if (apiStatus(err) === 404) return false;
+      throw err;
     }
   }
 
   async deletePod(namespace: string, name: string, uid: string): Promise<void> {
     try {
-      await this.core.deleteNamespacedPod(
-        { name, namespace, gracePeriodSeconds: 0, body: { gracePeriodSeconds: 0, preconditions: { uid } } },
-        this.opts,
-      );
+      await this.c.request(`delete pod ${namespace}/${name}`, 'DELETE', podPath(namespace, name), {
+        query: { gracePeriodSeconds: 0 },
+        body: { apiVersion: 'v1', kind: 'DeleteOptions', gracePeriodSeconds: 0, preconditions: { uid } },
+      });
     } catch (err) {
-      if (err instanceof k8s.ApiException && err.code === 404) return;
-      // 409: the UID no longer matches (a new pod of the same name): not ours to delete.
-      if (err instanceof k8s.ApiException && err.code === 409) return;
-      throw mapClientError(`delete pod ${namespace}/${name}`, err);
+      // 404: gone already. 409: the UID no longer matches (a new pod of the same name): not ours to delete.
+      const status = apiStatus(err);
+      if (status === 404 || status === 409) return;
+      throw err;
     }
   }
 
-  async createPod(pod: V1Pod): Promise<V1Pod> {
+  createPod(pod: V1Pod): Promise<V1Pod> {
     const namespace = pod.metadata?.namespace ?? 'default';
-    try {
-      return await this.core.createNamespacedPod({ namespace, body: pod }, this.opts);
-    } catch (err) {
-      throw mapClientError(`create pod ${namespace}/${pod.metadata?.name ?? ''}`, err);
-    }
+    return this.c.request(`create pod ${namespace}/${pod.metadata?.name ?? ''}`, 'POST', podPath(namespace), { body: pod });
   }
 }

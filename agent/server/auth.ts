@@ -6,9 +6,9 @@
 // mapping; decisions are cached as the kubelet's webhook caches them
 // (token 2 min; allowed 5 min, denied 30 s).
 import { createHash } from 'node:crypto';
-import * as k8s from '@kubernetes/client-node';
+import type { V1SubjectAccessReview, V1TokenReview } from '@kubernetes/client-node';
 import type { Clock } from '../../lib/clock.ts';
-import { timeoutMiddleware } from '../nodeapi.ts';
+import type { KubeClient } from '../../lib/kube/client.ts';
 
 export interface UserInfo {
   name: string;
@@ -164,18 +164,15 @@ export function forbiddenMessage(user: UserInfo, attrs: RequestAttributes[]): st
 
 /** TokenReview and SubjectAccessReview through the node's own credentials. */
 export class KubeAuthApi implements AuthApi {
-  private readonly authn: k8s.AuthenticationV1Api;
-  private readonly authz: k8s.AuthorizationV1Api;
-  private readonly opts: k8s.ConfigurationOptions;
+  private readonly c: KubeClient;
 
-  constructor(kc: k8s.KubeConfig, timeoutMs = 10_000) {
-    this.authn = kc.makeApiClient(k8s.AuthenticationV1Api);
-    this.authz = kc.makeApiClient(k8s.AuthorizationV1Api);
-    this.opts = { middleware: [timeoutMiddleware(timeoutMs)], middlewareMergeStrategy: 'append' };
+  constructor(client: KubeClient) {
+    this.c = client;
   }
 
   async tokenReview(token: string): Promise<TokenReviewResult> {
-    const r = await this.authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } } }, this.opts);
+    const body: V1TokenReview = { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token } };
+    const r = await this.c.request<V1TokenReview>('create tokenreview', 'POST', '/apis/authentication.k8s.io/v1/tokenreviews', { body });
     const st = r.status;
     if (!st?.authenticated || !st.user?.username) return { authenticated: false };
     return {
@@ -185,22 +182,18 @@ export class KubeAuthApi implements AuthApi {
   }
 
   async subjectAccessReview(user: UserInfo, a: RequestAttributes): Promise<{ allowed: boolean; reason?: string }> {
-    const r = await this.authz.createSubjectAccessReview(
-      {
-        body: {
-          apiVersion: 'authorization.k8s.io/v1',
-          kind: 'SubjectAccessReview',
-          spec: {
-            user: user.name,
-            uid: user.uid,
-            groups: user.groups,
-            extra: user.extra,
-            resourceAttributes: { verb: a.verb, resource: a.resource, subresource: a.subresource, name: a.name, group: '', version: 'v1' },
-          },
-        },
+    const body: V1SubjectAccessReview = {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: {
+        user: user.name,
+        uid: user.uid,
+        groups: user.groups,
+        extra: user.extra,
+        resourceAttributes: { verb: a.verb, resource: a.resource, subresource: a.subresource, name: a.name, group: '', version: 'v1' },
       },
-      this.opts,
-    );
+    };
+    const r = await this.c.request<V1SubjectAccessReview>('create subjectaccessreview', 'POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', { body });
     return { allowed: r.status?.allowed === true, reason: r.status?.reason };
   }
 }

@@ -6,7 +6,6 @@
 // server runs with the self-signed certificate and switches when the issued
 // one arrives. The issued pair is kept in <rootDir>/pki/kubelet-server-current.pem
 // and reused across restarts while it is valid.
-import * as k8s from '@kubernetes/client-node';
 import type { V1CertificateSigningRequest } from '@kubernetes/client-node';
 import { createPrivateKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -14,6 +13,7 @@ import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import type { Clock } from '../../lib/clock.ts';
+import { enc, type KubeClient } from '../../lib/kube/client.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { buildCsrPem, generateNodeKey, nodeClientSubject } from '../join/csr.ts';
@@ -87,17 +87,19 @@ export interface CsrApi {
   get(name: string): Promise<V1CertificateSigningRequest>;
 }
 
+const CSR_PATH = '/apis/certificates.k8s.io/v1/certificatesigningrequests';
+
 export class KubeCsrApi implements CsrApi {
-  private readonly api: k8s.CertificatesV1Api;
-  constructor(kc: k8s.KubeConfig) {
-    this.api = kc.makeApiClient(k8s.CertificatesV1Api);
+  private readonly c: KubeClient;
+  constructor(client: KubeClient) {
+    this.c = client;
   }
   async create(csr: V1CertificateSigningRequest): Promise<string> {
-    const created = await this.api.createCertificateSigningRequest({ body: csr });
+    const created = await this.c.request<V1CertificateSigningRequest>('create certificatesigningrequest', 'POST', CSR_PATH, { body: csr });
     return created.metadata?.name ?? '';
   }
   get(name: string): Promise<V1CertificateSigningRequest> {
-    return this.api.readCertificateSigningRequest({ name });
+    return this.c.request(`get certificatesigningrequest ${name}`, 'GET', `${CSR_PATH}/${enc(name)}`);
   }
 }
 

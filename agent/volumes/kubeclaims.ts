@@ -1,41 +1,24 @@
-// ClaimObjects over the API server (@kubernetes/client-node 2.x), for
-// persistentVolumeClaim volumes: a 404 is `undefined`, any other failure an
-// ApiError from mapClientError. The node authorizer lets a kubelet read the
-// claims and volumes of pods bound to it.
-import * as k8s from '@kubernetes/client-node';
+// ClaimObjects over the API server, for persistentVolumeClaim volumes: a 404
+// is `undefined`, any other failure an ApiError. The node authorizer lets a
+// kubelet read the claims and volumes of pods bound to it.
 import type { V1PersistentVolume, V1PersistentVolumeClaim } from '@kubernetes/client-node';
-import { mapClientError, timeoutMiddleware } from '../nodeapi.ts';
+import { enc, type KubeClient } from '../../lib/kube/client.ts';
+import { getOrUndefined } from '../../lib/kube/errors.ts';
 import type { ClaimObjects } from './types.ts';
 
-function isNotFound(err: unknown): boolean {
-  return err instanceof k8s.ApiException && err.code === 404;
-}
-
 export class KubeClaimObjects implements ClaimObjects {
-  private readonly core: k8s.CoreV1Api;
-  private readonly opts: k8s.ConfigurationOptions;
+  private readonly c: KubeClient;
 
-  /** `kc` is loaded by the caller (from the file given with --kubeconfig). */
-  constructor(kc: k8s.KubeConfig, timeoutMs = 10_000) {
-    this.core = kc.makeApiClient(k8s.CoreV1Api);
-    this.opts = { middleware: [timeoutMiddleware(timeoutMs)], middlewareMergeStrategy: 'append' };
+  constructor(client: KubeClient) {
+    this.c = client;
   }
 
-  async getPersistentVolumeClaim(namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined> {
-    try {
-      return await this.core.readNamespacedPersistentVolumeClaim({ name, namespace }, this.opts);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw mapClientError(`get persistentvolumeclaim ${namespace}/${name}`, err);
-    }
+  getPersistentVolumeClaim(namespace: string, name: string): Promise<V1PersistentVolumeClaim | undefined> {
+    const path = `/api/v1/namespaces/${enc(namespace)}/persistentvolumeclaims/${enc(name)}`;
+    return getOrUndefined(this.c.request(`get persistentvolumeclaim ${namespace}/${name}`, 'GET', path));
   }
 
-  async getPersistentVolume(name: string): Promise<V1PersistentVolume | undefined> {
-    try {
-      return await this.core.readPersistentVolume({ name }, this.opts);
-    } catch (err) {
-      if (isNotFound(err)) return undefined;
-      throw mapClientError(`get persistentvolume ${name}`, err);
-    }
+  getPersistentVolume(name: string): Promise<V1PersistentVolume | undefined> {
+    return getOrUndefined(this.c.request(`get persistentvolume ${name}`, 'GET', `/api/v1/persistentvolumes/${enc(name)}`));
   }
 }

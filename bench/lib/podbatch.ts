@@ -7,6 +7,7 @@
 import * as k8s from '@kubernetes/client-node';
 import type { V1Pod } from '@kubernetes/client-node';
 import { Informer, kubeListWatch } from '../../lib/informer.ts';
+import { KubeClient } from '../../lib/kube/client.ts';
 import { realClock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import { nullLogger } from '../../lib/log.ts';
@@ -68,7 +69,10 @@ export interface BatchOptions extends Omit<PodSpecOptions, 'batch'> {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-export async function runBatch(kc: k8s.KubeConfig, o: BatchOptions): Promise<BatchResult> {
+/** `kubeconfig`: the admin kubeconfig's path. */
+export async function runBatch(kubeconfig: string, o: BatchOptions): Promise<BatchResult> {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfig);
   const core = kc.makeApiClient(k8s.CoreV1Api);
   const batch = `${o.prefix}-${Date.now()}`;
   const created = new Map<string, number>();
@@ -79,7 +83,7 @@ export async function runBatch(kc: k8s.KubeConfig, o: BatchOptions): Promise<Bat
   o.signal?.addEventListener('abort', stop, { once: true });
   const informer = new Informer<V1Pod>({
     name: `bench-${batch}`,
-    listWatch: kubeListWatch<V1Pod>(kc, `/api/v1/namespaces/${o.namespace}/pods`, { labelSelector: `${BATCH_LABEL}=${batch}` }),
+    listWatch: kubeListWatch<V1Pod>(KubeClient.fromFile(kubeconfig), `/api/v1/namespaces/${o.namespace}/pods`, { labelSelector: `${BATCH_LABEL}=${batch}` }),
     clock: realClock,
     log: nullLogger(),
   });

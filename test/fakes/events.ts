@@ -3,7 +3,7 @@
 // own tests) whose calls can be made to fail.
 import type { CoreV1Event, V1ObjectReference } from '@kubernetes/client-node';
 import type { EventRecorder, EventsApi, EventType } from '../../agent/events.ts';
-import { ApiError, apiError } from '../../agent/nodeapi.ts';
+import { ApiError, apiError } from '../../lib/kube/errors.ts';
 import { mergePatch } from './nodeapi.ts';
 
 export interface RecordedEvent {

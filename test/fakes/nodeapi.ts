@@ -3,7 +3,7 @@
 // are recorded. `unreachable` and failNext() make calls fail.
 import type { V1Lease, V1Node } from '@kubernetes/client-node';
 import type { NodeApi } from '../../agent/nodeapi.ts';
-import { ApiError, apiError } from '../../agent/nodeapi.ts';
+import { ApiError, apiError } from '../../lib/kube/errors.ts';
 
 type Method = 'createNode' | 'getNode' | 'patchNodeStatus' | 'getLease' | 'createLease' | 'replaceLease';
 

@@ -3,6 +3,8 @@
 // namespace of this test's own; the pod is pinned to a node that does not
 // exist, so it stays Pending and only serves as the token's bound object.
 import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
+import { apiStatus } from '../../lib/kube/errors.ts';
 import { expect } from 'chai';
 import { waitFor } from '../../cluster/daemon.ts';
 import { makeEnvironment } from '../../agent/pod/env.ts';
@@ -11,34 +13,24 @@ import { cluster, kubectlJson, kubectlRun } from './cluster.ts';
 
 const NS = 'podobjects-it';
 
-function adminConfig(): k8s.KubeConfig {
-  const kc = new k8s.KubeConfig();
-  kc.loadFromFile(cluster().paths.adminKubeconfig);
-  return kc;
+function adminConfig(): KubeClient {
+  return KubeClient.fromFile(cluster().paths.adminKubeconfig);
 }
 
-/** A KubeConfig for the same server and CA that authenticates with `token` only. */
-function tokenConfig(admin: k8s.KubeConfig, token: string): k8s.KubeConfig {
-  const c = admin.getCurrentCluster();
-  if (!c) throw new Error('admin kubeconfig has no current cluster');
-  const kc = new k8s.KubeConfig();
-  kc.loadFromOptions({
-    clusters: [{ ...c, name: 'c' }],
-    users: [{ name: 'sa', token }],
-    contexts: [{ name: 'sa', cluster: 'c', user: 'sa' }],
-    currentContext: 'sa',
-  });
-  return kc;
+/** A client for the same server and CA that authenticates with `token` only. */
+function tokenConfig(admin: KubeClient, token: string): KubeClient {
+  const { server, ca } = admin.credentials;
+  return new KubeClient({ server, ...(ca ? { ca } : {}), token: { data: token } });
 }
 
 describe('pod objects and environment (real apiserver)', function () {
   let objects: KubePodObjects;
-  let admin: k8s.KubeConfig;
+  let admin: KubeClient;
 
   before(async function () {
     this.timeout(120_000);
     admin = adminConfig();
-    objects = new KubePodObjects(admin, { timeoutMs: 10_000 });
+    objects = new KubePodObjects(admin);
     await kubectlRun(['delete', 'namespace', NS, '--ignore-not-found', '--wait=true'], { allowFail: true });
     await kubectlRun(['create', 'namespace', NS]);
     await kubectlRun(['-n', NS, 'create', 'configmap', 'cfg', '--from-literal=MODE=fast', '--from-literal=1badkey=kept']);
@@ -124,8 +116,12 @@ describe('pod objects and environment (real apiserver)', function () {
     expect(lifetime).to.be.greaterThan(3000_000).and.lessThan(3700_000);
 
     // The token alone (no client certificate) authenticates as the service account, bound to the pod.
-    const auth = tokenConfig(admin, issued.token).makeApiClient(k8s.AuthenticationV1Api);
-    const review = await auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+    const client = tokenConfig(admin, issued.token);
+    const selfReview = () =>
+      client.request<k8s.V1SelfSubjectReview>('self subject review', 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', {
+        body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' },
+      });
+    const review = await selfReview();
     expect(review.status?.userInfo?.username).to.equal(`system:serviceaccount:${NS}:default`);
     expect(review.status?.userInfo?.extra?.['authentication.kubernetes.io/pod-name']).to.deep.equal(['tokenpod']);
     expect(review.status?.userInfo?.extra?.['authentication.kubernetes.io/pod-uid']).to.deep.equal([pod.metadata.uid]);
@@ -134,10 +130,10 @@ describe('pod objects and environment (real apiserver)', function () {
     await kubectlRun(['-n', NS, 'delete', 'pod', 'tokenpod', '--grace-period=0', '--force', '--wait=true'], { allowFail: true });
     await waitFor('the bound token to be rejected', async () => {
       try {
-        await auth.createSelfSubjectReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' } });
+        await selfReview();
         return false;
       } catch (err) {
-        return err instanceof k8s.ApiException && err.code === 401;
+        return apiStatus(err) === 401;
       }
     }, 30_000, 500);
   });

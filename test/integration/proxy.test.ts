@@ -9,6 +9,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import Dockerode from 'dockerode';
 import { waitFor } from '../../cluster/daemon.ts';
@@ -370,8 +371,7 @@ describe('lib/informer kubeListWatch against the real API server', function () {
       `apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ${name}\n  namespace: ${INS}\n  labels: {pick: "${pick}"}\ndata: {k: ${data}}\n`;
     await kubectlRun(['apply', '-f', '-'], { input: [cm('a', 'yes'), cm('b', 'no')].join('---\n') });
 
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(cluster().paths.adminKubeconfig);
+    const kc = KubeClient.fromFile(cluster().paths.adminKubeconfig);
     const inf = new Informer<V1ConfigMap>({
       name: 'configmaps',
       listWatch: kubeListWatch<V1ConfigMap>(kc, `/api/v1/namespaces/${INS}/configmaps`, { labelSelector: 'pick=yes' }),

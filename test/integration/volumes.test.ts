@@ -6,7 +6,7 @@
 // in-memory fake. Last, against the suite's real API server: the
 // kube-api-access volume admission adds to a real pod (real TokenRequest,
 // kube-root-ca.crt) and a PVC bound to a hostPath PV.
-import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import Dockerode from 'dockerode';
@@ -188,8 +188,7 @@ describe('volumes: against the real API server', function () {
 
   before(async function () {
     this.timeout(120_000);
-    const kc = new k8s.KubeConfig();
-    kc.loadFromFile(cluster().paths.adminKubeconfig);
+    const kc = KubeClient.fromFile(cluster().paths.adminKubeconfig);
     root = await mkdtemp(path.join(os.tmpdir(), 'nodelet-volumes-api-'));
     hostDir = path.join(root, 'pv-data');
     vm = new VolumeManager({

@@ -2,13 +2,13 @@
 // the Event it writes, counting repeats on the Event already written, the
 // bounded queue, retries; the object references; and KubeEventsApi's
 // requests against an API server stub on loopback.
-import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1Pod } from '@kubernetes/client-node';
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { containerRef, eventKey, KubeEventRecorder, KubeEventsApi, nodeRef, podRef } from '../../agent/events.ts';
-import { apiError, apiStatus } from '../../agent/nodeapi.ts';
+import { apiError, apiStatus } from '../../lib/kube/errors.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeEventRecorder, FakeEventsApi } from '../fakes/events.ts';
@@ -250,14 +250,7 @@ describe('KubeEventsApi', () => {
   beforeEach(() => {
     seen = [];
     status = 200;
-    const kc = new k8s.KubeConfig();
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'test-token' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    api = new KubeEventsApi(kc, { timeoutMs: 5_000 });
+    api = new KubeEventsApi(new KubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 }));
   });
 
   it('creates with POST and counts with a JSON merge patch', async () => {

@@ -14,7 +14,7 @@ import { parseJoinFlags } from '../../agent/join/flags.ts';
 import { parseBootstrapToken } from '../../agent/join/discovery.ts';
 import { errorCode } from '../../lib/errors.ts';
 import { exec } from '../../lib/exec.ts';
-import { loadKubeconfig } from '../../lib/kubeconfig.ts';
+import { loadKubeconfig } from '../../lib/kube/kubeconfig.ts';
 
 const host = { hostname: () => 'Host-A', networkInterfaces: () => ({ eth0: [{ address: '192.0.2.10', family: 'IPv4', internal: false } as any] }) };
 const HASH = `sha256:${'ab'.repeat(32)}`;
@@ -38,7 +38,7 @@ describe('join: credentials, flags and cluster preparation', function () {
   after(() => fs.rmSync(dir, { recursive: true, force: true }));
 
   describe('credentials on disk', () => {
-    it('writes the PEM (0600), the CA and a kubeconfig that client-node loads', async () => {
+    it('writes the PEM (0600), the CA and a kubeconfig that our client loads', async () => {
       const p = credentialPaths(path.join(dir, 'etc-a'));
       await writeCredentials(p, { server: 'https://192.0.2.1:6443', caPem, certPem, key });
       expect(fs.statSync(p.clientPem).mode & 0o777).to.equal(0o600);
@@ -46,8 +46,7 @@ describe('join: credentials, flags and cluster preparation', function () {
       expect(fs.readFileSync(p.caCert, 'utf8')).to.equal(caPem);
       expect(fs.readdirSync(path.dirname(p.clientPem)).sort()).to.deep.equal(['ca.crt', 'nodelet-client-current.pem']);
       const kc = loadKubeconfig(p.kubeconfig);
-      expect(kc.getCurrentCluster()).to.include({ server: 'https://192.0.2.1:6443', caFile: p.caCert });
-      expect(kc.getCurrentUser()).to.include({ certFile: p.clientPem, keyFile: p.clientPem });
+      expect(kc).to.deep.equal({ server: 'https://192.0.2.1:6443', ca: { file: p.caCert }, clientCert: { file: p.clientPem }, clientKey: { file: p.clientPem } });
       const cur = readCredentials(p)!;
       expect(cur.server).to.equal('https://192.0.2.1:6443');
       expect(credentialsUsable(cur, 'node-a', Date.now())).to.equal(true);

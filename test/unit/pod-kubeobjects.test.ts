@@ -2,9 +2,9 @@
 // bodies, 404 as undefined, error mapping, and the Service list cache.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
 import { expect } from 'chai';
-import { apiStatus, ApiError } from '../../agent/nodeapi.ts';
+import { apiStatus, ApiError } from '../../lib/kube/errors.ts';
 import { KubePodObjects } from '../../agent/pod/kubeobjects.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
@@ -46,15 +46,9 @@ describe('pod/kubeobjects: KubePodObjects', () => {
     seen = [];
     handler = () => undefined;
     clock = new FakeClock();
-    const kc = new k8s.KubeConfig();
     const port = (server.address() as AddressInfo).port;
-    kc.loadFromOptions({
-      clusters: [{ name: 'c', server: `http://127.0.0.1:${port}`, skipTLSVerify: true }],
-      users: [{ name: 'u', token: 'test-token' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    objects = new KubePodObjects(kc, { clock, timeoutMs: 5_000, serviceCacheMs: 1_000 });
+    const kc = new KubeClient({ server: `http://127.0.0.1:${port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
+    objects = new KubePodObjects(kc, { clock, serviceCacheMs: 1_000 });
   });
 
   it('gets a configmap, and a missing one is undefined', async () => {

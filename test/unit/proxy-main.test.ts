@@ -2,7 +2,7 @@
 // like iptables: informers feed the proxier, which syncs only after both have
 // synced. Cluster IPs in 10.96.0.0/12, endpoints in 192.0.2.0/24 (RFC 5737).
 import { expect } from 'chai';
-import * as k8s from '@kubernetes/client-node';
+import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { errorCode } from '../../lib/errors.ts';
@@ -72,16 +72,7 @@ describe('proxy startProxy wiring', () => {
     running = undefined;
   });
 
-  const kc = () => {
-    const c = new k8s.KubeConfig();
-    c.loadFromOptions({
-      clusters: [{ name: 'c', server: 'https://192.0.2.1:6443' }],
-      users: [{ name: 'u' }],
-      contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
-      currentContext: 'x',
-    });
-    return c;
-  };
+  const kc = () => new KubeClient({ server: 'https://192.0.2.1:6443' });
   const cfg = (...extra: string[]) =>
     parseProxyFlags(['--kubeconfig', '/k', '--hostname-override', 'n1', '--healthz-bind-address=', '--metrics-bind-address=', '--iptables-localhost-nodeports=false', ...extra]);
 
