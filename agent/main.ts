@@ -7,10 +7,11 @@ import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import Docker from 'dockerode';
 import { readFileSync, statfsSync } from 'node:fs';
 import http from 'node:http';
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { watchContainerEvents } from '../cri/docker/events.ts';
 import { enableHairpin } from '../cri/docker/hairpin.ts';
 import { DEFAULT_PAUSE_IMAGE, DockerRuntime } from '../cri/docker/runtime.ts';
+import { instrumentRuntime, RuntimeMetrics } from './runtimemetrics.ts';
 import { realClock, type Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
@@ -59,7 +60,9 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   // A busy dockerd can take long to start many containers; a short client
   // timeout would fail calls that then succeed anyway, and the retries pile up.
   const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: cfg.runtimeRequestTimeoutMs });
-  const runtime = new DockerRuntime(docker, { hairpin: (pid) => enableHairpin(exec, pid) });
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const runtime = instrumentRuntime(new DockerRuntime(docker, { hairpin: (pid) => enableHairpin(exec, pid) }), new RuntimeMetrics(registry));
   const machine = readMachineInfo(cfg.rootDir);
   const controller = new NodeController({
     api: new KubeNodeApi(kc),
@@ -82,7 +85,6 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   }
   log.info('starting', { version: KUBELET_VERSION, apiServer: kc.server, runtime: cfg.containerRuntimeEndpoint });
   controller.start(abort.signal);
-  const registry = new Registry();
   const pods = startPods({ kc, cfg, docker, runtime, machine, clock: realClock, log, registry, signal: abort.signal });
   const kubeletApi = cfg.port > 0 ? await startKubeletServer(kc, cfg, runtime, pods.nodePods, registry, log, abort.signal) : undefined;
   await new Promise<void>((resolve) => {
