@@ -29,6 +29,7 @@
 // NODELET_BENCH_NFT_SIZES=1000,5000 narrows the sizes; NODELET_BENCH_NFT_TIMEOUT_S
 // bounds each first sync (default 600); NODELET_BENCH_NFT_PROXIES=nodelet-nftables,kube-proxy-nftables
 // narrows the proxies; SIGINT stops it and reports what was measured.
+import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import * as k8s from '@kubernetes/client-node';
 import { cpSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
@@ -164,7 +165,7 @@ function startProxy(c: Ctx, proxy: ProxyName, netns: string, services: number): 
   const mode = proxy.endsWith('nftables') ? 'nftables' : 'iptables';
   let proc: Proc;
   if (proxy.startsWith('nodelet')) {
-    const args = [path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', 'nft', '--log-level', 'warn'];
+    const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', 'nft', '--log-level', 'warn'];
     proc = startInNetns(proxy, netns, process.execPath, args, logFile);
   } else {
     const args = [...common, '--proxy-mode', mode, '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',

@@ -28,6 +28,7 @@
 // NODELET_BENCH_PROXY_SIZES=1000,5000 narrows the sizes, NODELET_BENCH_PROXY_SAMPLES=2
 // takes fewer samples per run, NODELET_BENCH_PROXY_BACKENDS=legacy one backend only;
 // SIGINT stops it and reports what was measured.
+import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import * as k8s from '@kubernetes/client-node';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -198,7 +199,7 @@ function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mo
     '--metrics-bind-address', `127.0.0.1:${METRICS_PORT}`, '--healthz-bind-address', '127.0.0.1:10256'];
   let proc: Proc;
   if (kind === 'nodelet') {
-    const args = [path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'warn'];
+    const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'warn'];
     proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile);
   } else {
     const args = [...common, '--proxy-mode', 'iptables', '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',

@@ -1,6 +1,7 @@
 // `nodelet up` / `nodelet down`: a local cluster of N sandboxed nodes on the
 // upstream control plane. Up is idempotent (running it while up is harmless);
 // down leaves nothing behind (processes, namespaces, mounts, links, files).
+import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import Dockerode from 'dockerode';
 import { ensureBusyboxImage, ensurePauseImage } from '../cri/images/build.ts';
 import { rmSync } from 'node:fs';
@@ -47,6 +48,7 @@ export function nodeletArgs(p: ClusterProfile, name: string, n: NodeSandbox, ext
     ? ['join', '--server', join.server, '--token', join.token, '--discovery-token-ca-cert-hash', join.caCertHash, '--dir', joinDir(n)]
     : ['agent', '--kubeconfig', kubeconfigPath(p, `node-${name}`)];
   return [
+    ...DAEMON_NODE_FLAGS,
     path.join(repoRoot, 'cmd', 'nodelet.ts'), ...how,
     '--node-name', name,
     '--node-ip', n.nodeIP,
@@ -81,6 +83,7 @@ export function startNodeProxy(p: ClusterProfile, name: string, n: NodeSandbox):
     name: `proxy-${name}`,
     cmd: process.execPath,
     args: [
+      ...DAEMON_NODE_FLAGS,
       path.join(repoRoot, 'cmd', 'nodelet.ts'), 'proxy',
       '--kubeconfig', kubeconfigPath(p, 'kube-proxy'),
       '--hostname-override', name,
