@@ -7,6 +7,8 @@
 //   (b) 30 pods created at once through the API: create -> Running and ready, p50/p99
 //   (c) pods up to max-pods (110) at once: the same latencies, then the footprint
 //       over an idle window with them all running
+//   (d) on node 1's dockerd with no pods: the plain-Docker floor of (b), the
+//       same 30 pause + app pairs made directly through the Engine API
 // Every pod: busybox `sleep 3600`, pinned with spec.nodeName. Everything is torn
 // down at the end (clusterDown), also on failure or Ctrl-C.
 // Run: node bench/pods.ts   Writes bench/results/pods-<ISO>.{json,png} and pods-latest.{json,png}.
@@ -24,6 +26,7 @@ import { upstreamBinDir } from '../cluster/upstream.ts';
 import { readPid } from '../cluster/daemon.ts';
 import { BUSYBOX_IMAGE, PAUSE_IMAGE } from '../cri/images/build.ts';
 import { describeError } from '../lib/errors.ts';
+import { dockerFloor } from './lib/dockerfloor.ts';
 import { type BatchResult, runBatch } from './lib/podbatch.ts';
 import { cdfPlot, COLORS, type CdfSeries } from './lib/plot.ts';
 import { clockTicksPerSecond, type Footprint, measureWindow } from './lib/proc.ts';
@@ -136,7 +139,7 @@ function pidOf(pidFile: string, what: string): () => number {
 
 const fmt = (x: number | null | undefined, digits = 0): string => (x === null || x === undefined || !Number.isFinite(x) ? 'n/a' : x.toFixed(digits));
 
-function tableRows(n: NodeResult, u: NodeResult | undefined): string[][] {
+function tableRows(n: NodeResult, u: NodeResult | undefined, floor: Summary): string[][] {
   const row = (metric: string, a: number | null | undefined, b: number | null | undefined, target: string, digits = 0) => [
     metric,
     fmt(a, digits),
@@ -161,6 +164,7 @@ function tableRows(n: NodeResult, u: NodeResult | undefined): string[][] {
     [`host load avg (1 min), ${CONCURRENT}-pod start`, fmt(n.concurrent.loadAvg1, 1), fmt(u?.concurrent.loadAvg1, 1), '', `< ${os.cpus().length} (CPUs)`],
     startRow(`${CONCURRENT} pods: create->Running p50 ms`, 'concurrent', 'p50AllPods', ''),
     startRow(`${CONCURRENT} pods: create->Running p99 ms`, 'concurrent', 'p99AllPods', `<= ${TARGET_P99_MS}`),
+    [`${CONCURRENT} pods: plain-Docker floor p50 / p99 ms`, `${fmt(floor.p50)} / ${fmt(floor.p99)}`, '', '', ''],
     row(`${CONCURRENT} pods: delete->gone p99 ms`, n.concurrent.delete.p99, u?.concurrent.delete.p99, ''),
     [`${MAX_PODS} pods: running`, ok(n, 'maxPods'), ok(u, 'maxPods'), '', ''],
     startRow(`${MAX_PODS} pods: create->Running p50 ms`, 'maxPods', 'p50AllPods', ''),
@@ -212,6 +216,15 @@ async function main(): Promise<number> {
     const nodeletPid = pidOf(nodeletPidFile(p, node1.sandbox), 'nodelet');
 
     const nodelet = await measureNode(c, node1.name, 'nodelet', nodeletPid, ticks, log, ac.signal);
+    log(`plain-Docker floor: ${CONCURRENT} pause + app pairs at once on ${node1.name}'s dockerd`);
+    const floorRun = await dockerFloor(new Dockerode({ socketPath: node1.sandbox.dockerSocket, timeout: 120_000 }), {
+      count: CONCURRENT,
+      pauseImage: PAUSE_IMAGE,
+      image: BUSYBOX_IMAGE,
+      command: COMMAND,
+    });
+    const floor = summarize(floorRun.startMs);
+    log(`plain-Docker floor: p50 ${fmt(floor.p50)} ms, p99 ${fmt(floor.p99)} ms${floorRun.errors.length ? `, errors: ${floorRun.errors.join('; ')}` : ''}`);
 
     let upstream: NodeResult | undefined;
     let upstreamError: string | undefined;
@@ -254,7 +267,7 @@ async function main(): Promise<number> {
 
     const n1info = JSON.parse((await kubectl(c.paths, ['get', 'node', node1.name, '-o', 'jsonpath={.status.nodeInfo}'])).stdout) as Record<string, string>;
     const timestamp = new Date().toISOString();
-    const rows = tableRows(nodelet, upstream);
+    const rows = tableRows(nodelet, upstream, floor);
     console.log('');
     console.log(formatTable(rows));
     const p99 = nodelet.concurrent.p99AllPods;
@@ -308,11 +321,13 @@ async function main(): Promise<number> {
         upstream: upstream ? { name: upstream.node, kubeletVersion: upstreamInfo.kubelet, runtime: upstreamInfo.runtime } : null,
       },
       nodelet,
+      dockerFloor: { what: `${CONCURRENT} pause + app container pairs at once, straight through the Engine API on node 1's dockerd; ms from the batch start to the app started`, start: floor, errors: floorRun.errors, wallMs: round(floorRun.wallMs) },
       upstream: upstream ?? null,
       upstreamError: upstreamError ?? null,
       ratio: {
         concurrentP50: ratio(nodelet.concurrent.p50AllPods, upstream?.concurrent.p50AllPods),
         concurrentP99: ratio(nodelet.concurrent.p99AllPods, upstream?.concurrent.p99AllPods),
+        concurrentP99OverDockerFloor: ratio(nodelet.concurrent.p99AllPods, floor.p99),
         maxPodsP50: ratio(nodelet.maxPods.p50AllPods, upstream?.maxPods.p50AllPods),
         maxPodsP99: ratio(nodelet.maxPods.p99AllPods, upstream?.maxPods.p99AllPods),
         rssIdle: ratio(nodelet.idle0.rssMb, upstream?.idle0.rssMb),
