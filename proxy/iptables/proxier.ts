@@ -128,6 +128,9 @@ export class IptablesProxier extends ProxierBase {
 
   private needFullSync = true;
   private lastFullSyncMs = 0;
+  /** Upstream's largeClusterMode as of the last sync, and when stale chains were last looked for. */
+  private largeCluster = false;
+  private lastCleanupMs = 0;
   private routeLocalnetSet = false;
   /** nat chains known to exist after the last successful nat restore. */
   private natChains: Set<string> | undefined;
@@ -195,6 +198,8 @@ export class IptablesProxier extends ProxierBase {
       // between, the chains the last restore left are known.
       const natSave = full || !this.natChains ? await this.iptables.save('nat') : undefined;
       const existing = natSave !== undefined ? chainsFromSave(natSave) : (this.natChains ?? new Set<string>());
+      // As upstream: with over 1000 endpoints, stale chains are looked for once per sync period only.
+      const cleanup = full || !this.largeCluster || started - this.lastCleanupMs >= this.opts.syncPeriodMs;
       const out = generateRules(
         {
           services: flattenServices(this.services),
@@ -203,7 +208,7 @@ export class IptablesProxier extends ProxierBase {
           localhostNodePorts: this.opts.localhostNodePorts,
           ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
         },
-        { full, changedServices: changed, existingChains: existing },
+        { full, changedServices: changed, existingChains: existing, skipStaleCleanup: !cleanup },
       );
       let { nat, filter } = out;
       // The jumps from the built-in chains: checked on full syncs only, as
@@ -214,7 +219,17 @@ export class IptablesProxier extends ProxierBase {
         filter = beforeCommit(filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
       }
       await this.restoreTable('nat', nat);
-      this.natChains = new Set([...out.natChains, ...existing].filter((c) => !isServiceChain(c) || out.chainsInUse.has(c)));
+      const inUse = out.chainsInUse;
+      if (inUse) {
+        this.natChains = new Set([...out.natChains, ...existing].filter((c) => !isServiceChain(c) || inUse.has(c)));
+        this.lastCleanupMs = started;
+      } else {
+        // Nothing deleted: what existed plus what was declared (existing is natChains itself on a partial sync).
+        const next = this.natChains ?? new Set(existing);
+        for (const c of out.natChains) next.add(c);
+        this.natChains = next;
+      }
+      this.largeCluster = out.largeCluster;
       await this.restoreTable('filter', filter);
       if (full) {
         this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);

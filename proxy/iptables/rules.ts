@@ -62,6 +62,13 @@ export interface RulesOptions {
   changedServices?: ReadonlySet<string>;
   /** nat chains that exist now (from iptables-save); the stale service chains among them are deleted. */
   existingChains?: ReadonlySet<string>;
+  /**
+   * Partial syncs only: leave stale chains for a later sync and do not work
+   * out chainsInUse (upstream's large-cluster mode looks for stale chains
+   * once per sync period: they are unreferenced, so harmless). An unchanged
+   * service is then rewritten only when its first chain is missing.
+   */
+  skipStaleCleanup?: boolean;
 }
 
 /** A rule in a builtin chain that sends traffic into ours; the adapter ensures these (prepended). */
@@ -75,8 +82,10 @@ export interface JumpRule {
 export interface RulesOutput {
   filter: string;
   nat: string;
-  /** Every per-service nat chain that the rules use, written this time or not. */
-  chainsInUse: Set<string>;
+  /** Every per-service nat chain that the rules use, written this time or not; undefined with skipStaleCleanup. */
+  chainsInUse: Set<string> | undefined;
+  /** Upstream's largeClusterMode (over 1000 endpoints): no per-endpoint comments, lazy stale cleanup. */
+  largeCluster: boolean;
   /** The chains the nat text declares (those it deletes too). */
   natChains: string[];
   /** `-A` rules in each text (kubeproxy_sync_proxy_rules_iptables_total). */
@@ -432,6 +441,13 @@ export function beforeCommit(text: string, extra: readonly string[]): string {
   return `${text.slice(0, at)}${extra.join('\n')}\n${text.slice(at)}`;
 }
 
+/** Whether a service's chains need writing again: any of them missing, or (`all` false) the first. */
+function missingChain(chains: readonly string[], existing: ReadonlySet<string>, all: boolean): boolean {
+  if (!all) return chains.length > 0 && !existing.has(chains[0] as string);
+  for (const c of chains) if (!existing.has(c)) return true;
+  return false;
+}
+
 function render(table: Table, chains: readonly string[], rules: readonly string[]): string {
   return [`*${table}`, ...chains.map(chainLine), ...rules, 'COMMIT', ''].join('\n');
 }
@@ -476,6 +492,7 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   };
   const existing = options.existingChains;
   const changed = options.changedServices ?? new Set<string>();
+  const cleanup = options.full || !options.skipStaleCleanup;
 
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS];
   const filterRules: string[] = [];
@@ -502,12 +519,12 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
     const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
     if (!clusterIP) continue;
     const out = cachedServiceRules(sp, clusterIP, input.endpoints.get(portKey(sp)) ?? [], ctx);
-    for (const c of out.chains) chainsInUse.add(c);
+    if (cleanup) for (const c of out.chains) chainsInUse.add(c);
     filterRules.push(...out.filter);
     for (const r of out.top) natRules.push(r);
     // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
     const write =
-      options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && out.chains.some((c) => !existing.has(c)));
+      options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(out.chains, existing, cleanup));
     if (write) {
       natChains.push(...out.chains);
       natRules.push(...out.rules);
@@ -517,7 +534,7 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   // Delete our chains that nothing uses any more: declaring flushes them, then -X.
   // Only the stale ones are sorted (thousands of existing chains, a handful stale).
   const stale: string[] = [];
-  for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
+  if (cleanup) for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
   for (const chain of stale.sort()) {
     natChains.push(chain);
     natRules.push(`-X ${chain}`);
@@ -543,7 +560,8 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   return {
     filter: render('filter', filterChains, filterRules),
     nat: render('nat', natChains, natRules),
-    chainsInUse,
+    chainsInUse: cleanup ? chainsInUse : undefined,
+    largeCluster: ctx.large,
     natChains,
     ruleCounts: { nat: countAppends(natRules), filter: countAppends(filterRules) },
     jumps: jumpRules(input.localhostNodePorts),

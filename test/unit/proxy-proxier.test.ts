@@ -117,6 +117,33 @@ describe('proxy IptablesProxier', () => {
     expect(ipt.checkInvariants()).to.deep.equal([]);
   });
 
+  it('over 1000 endpoints, partial syncs leave stale chains for the next cleanup, once per sync period (as upstream)', async () => {
+    registry = new Registry();
+    proxier = make({ syncPeriodMs: 30_000 });
+    const many = Array.from({ length: 1001 }, (_, i) => `10.244.${i >> 7}.${(i & 127) + 1}`);
+    proxier.onServiceAdd(service('big', '10.96.0.11'));
+    proxier.onSliceAdd(slice('big', many));
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.9.5', '10.244.9.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    const gone = sepChain('web', '10.244.9.6');
+
+    await clock.advance(1000);
+    proxier.onSliceUpdate(slice('web', ['10.244.9.5', '10.244.9.6']), slice('web', ['10.244.9.5']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(ipt.rules('nat', svcChain('web')).some((r) => r.includes(gone)), 'no longer used').to.equal(false);
+    expect(ipt.table('nat').has(gone), 'left for the cleanup').to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([`nat ${gone}: not used by any rule`]);
+
+    // A sync period after the last cleanup, a partial sync deletes it.
+    await clock.advance(30_000);
+    proxier.onSliceUpdate(slice('web', ['10.244.9.5']), slice('web', ['10.244.9.5', '10.244.9.7']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(ipt.table('nat').has(gone)).to.equal(false);
+    expect(ipt.table('nat').has(sepChain('web', '10.244.9.7'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
   it('deleting a service removes all its chains', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));

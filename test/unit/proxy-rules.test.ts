@@ -351,7 +351,7 @@ describe('proxy iptables rules', () => {
           ],
         ),
       );
-      expect([...out.chainsInUse].sort()).to.deep.equal([SVC, SEP1, SVC2, NEW].sort());
+      expect([...(out.chainsInUse ?? [])].sort()).to.deep.equal([SVC, SEP1, SVC2, NEW].sort());
 
       expect(apply(fake, out)).to.deep.equal([]);
       expect(fake.rules('nat', SVC)).to.deep.equal(svc1Rules);
@@ -373,6 +373,23 @@ describe('proxy iptables rules', () => {
       expect(out.nat.split('\n').filter((l) => l.startsWith('-X')).sort()).to.deep.equal([`-X ${SVC2}`, `-X ${OLD}`].sort());
       expect(apply(fake, out)).to.deep.equal([]);
       expect([...fake.chains('nat')].filter((c) => c.startsWith('KUBE-S') && c !== 'KUBE-SERVICES').sort()).to.deep.equal([SVC, SEP1].sort());
+    });
+
+    it('with skipStaleCleanup: leaves the stale chain, works out no chainsInUse, rewrites an unchanged service only if its first chain is gone', () => {
+      const fake = new FakeIptables();
+      apply(fake, generateRules(before, { full: true }));
+      const out = generateRules(after, { full: false, changedServices: new Set(['ns1/svc2']), existingChains: chainsFromSave(fake.saveText('nat')), skipStaleCleanup: true });
+      expect(out.nat).not.to.include(`-X ${OLD}`);
+      expect(out.chainsInUse).to.equal(undefined);
+      // The one invariant it gives up until the cleanup: the stale chain is unreferenced.
+      expect(apply(fake, out)).to.deep.equal([`nat ${OLD}: not used by any rule`]);
+      expect(fake.chains('nat').has(OLD)).to.equal(true);
+      expect(fake.rules('nat', SVC2).some((r) => r.includes(OLD))).to.equal(false);
+      // First chain gone: written; only a later chain gone: left for the next full sync.
+      const noSvc = generateRules(before, { full: false, changedServices: new Set(), existingChains: new Set([SEP1, SVC2, OLD]), skipStaleCleanup: true });
+      expect(noSvc.nat).to.include(`:${SVC} - [0:0]`);
+      const noSep = generateRules(before, { full: false, changedServices: new Set(), existingChains: new Set([SVC, SVC2, OLD]), skipStaleCleanup: true });
+      expect(noSep.nat).not.to.include(`:${SEP1} - [0:0]`);
     });
 
     it('writes an unchanged service whose chain has gone missing', () => {
