@@ -9,7 +9,7 @@
 import { statSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { ApiError, apiError, networkText, statusText } from './errors.ts';
+import { apiError, networkText, statusText } from './errors.ts';
 import { type KubeCredentials, loadKubeconfig, readMaterial } from './kubeconfig.ts';
 
 export type Query = Record<string, string | number | boolean | undefined>;
@@ -178,18 +178,14 @@ export class KubeClient {
         else o.signal.addEventListener('abort', onAbort, { once: true });
       }
       req.on('response', (res) => {
-        if (stream) {
-          // The stream's owner ends it (signal); the timer only covered the headers.
-          if (timer) clearTimeout(timer);
-          res.once('close', cleanup);
-        } else {
-          res.once('close', cleanup);
-        }
+        // A stream's owner ends it (signal): its timer only covered the headers.
+        if (stream && timer) clearTimeout(timer);
+        res.once('close', cleanup);
         resolve(res);
       });
       req.on('error', (err) => {
         cleanup();
-        reject(err instanceof ApiError ? err : apiError(op, undefined, networkText(err), err));
+        reject(apiError(op, undefined, networkText(err), err));
       });
       req.end(payload);
     });

@@ -125,7 +125,6 @@ export class IptablesProxier extends ProxierBase {
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
-
   private needFullSync = true;
   private lastFullSyncMs = 0;
   /** Upstream's largeClusterMode as of the last sync, and when stale chains were last looked for. */

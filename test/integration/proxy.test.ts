@@ -8,7 +8,6 @@ import { expect } from 'chai';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import * as k8s from '@kubernetes/client-node';
 import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import Dockerode from 'dockerode';
