@@ -15,6 +15,7 @@ import type { PodEventSink } from '../pod/syncer.ts';
 import type { ProbeState, RuntimePodStatus } from '../pod/types.ts';
 import { ProberMetrics } from './metrics.ts';
 import { RuntimeProber, type ProbeRunner, type ProbeType } from './prober.ts';
+import { SlotTimer } from './slots.ts';
 import { ProbeWorker, type WorkerHost } from './worker.ts';
 
 export interface ProbeManagerDeps {
@@ -68,6 +69,7 @@ export class ProbeManager {
     const random = deps.random ?? Math.random;
     this.host = {
       clock: deps.clock,
+      slots: new SlotTimer(deps.clock),
       log: deps.log,
       runner: deps.runner ?? new RuntimeProber({ runtime: deps.runtime }),
       metrics: new ProberMetrics(deps.registry),

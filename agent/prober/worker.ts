@@ -15,8 +15,9 @@ import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { PodEventSink } from '../pod/syncer.ts';
 import type { RuntimeContainer } from '../pod/types.ts';
-import type { ProberMetrics, ProbeLabels } from './metrics.ts';
+import type { ProberMetrics, ProbeLabels, ProbeRecorder } from './metrics.ts';
 import type { ProbeOutcome } from './outcome.ts';
+import type { SlotTimer } from './slots.ts';
 import {
   DEFAULT_FAILURE_THRESHOLD,
   DEFAULT_PERIOD_SECONDS,
@@ -35,6 +36,8 @@ const MAX_PROBE_RETRIES = 3;
 /** What a worker needs of its manager. */
 export interface WorkerHost {
   clock: Clock;
+  /** Ticks wait on this shared grid (few wakeups for many workers). */
+  slots: SlotTimer;
   log: Logger;
   runner: ProbeRunner;
   metrics: ProberMetrics;
@@ -81,9 +84,10 @@ export class ProbeWorker {
   private running = false;
   private stopped = false;
   private triggered = false;
-  private wake: AbortController | undefined;
-  private readonly stopAc = new AbortController();
+  /** The wait in progress; `triggerable` unless it is the first (spread) one. */
+  private waiting: { cancel: () => void; triggerable: boolean } | undefined;
   private readonly labels: ProbeLabels;
+  private readonly recorder: ProbeRecorder;
 
   constructor(host: WorkerHost, uid: string, type: ProbeType, view: WorkerView) {
     this.host = host;
@@ -99,6 +103,7 @@ export class ProbeWorker {
       namespace: view.pod.metadata?.namespace ?? 'default',
       podUid: uid,
     };
+    this.recorder = host.metrics.bind(this.labels);
     this.update(view);
   }
 
@@ -142,13 +147,12 @@ export class ProbeWorker {
   /** Probe now instead of at the next period (upstream's manualTriggerCh). */
   trigger(): void {
     this.triggered = true;
-    this.wake?.abort();
+    if (this.waiting?.triggerable) this.waiting.cancel();
   }
 
   stop(): void {
     this.stopped = true;
-    this.stopAc.abort();
-    this.wake?.abort();
+    this.waiting?.cancel();
     this.host.metrics.forget(this.labels);
   }
 
@@ -170,21 +174,26 @@ export class ProbeWorker {
 
   private async loop(): Promise<void> {
     const period = positive(this.probe.periodSeconds, DEFAULT_PERIOD_SECONDS) * 1000;
+    const { clock, slots } = this.host;
     try {
       const first = this.host.firstDelayMs(period);
+      // A fresh worker probes at once; one spread over the period (nodelet just started) waits for its slot.
+      let next = first > 0 ? slots.align(clock.now() + first) : clock.now();
       // Triggers during the spread wait are served by the first probe (upstream queues them).
-      const begin = this.host.clock.now();
-      if (first > 0) await this.host.clock.sleep(first, this.stopAc.signal);
-      let next = begin + first;
+      if (first > 0) await this.waitFor(next, false);
       let scheduled: number | undefined = next;
       while (!this.stopped) {
-        if (scheduled !== undefined) this.host.late?.(this.host.clock.now() - scheduled);
+        if (scheduled !== undefined) this.host.late?.(clock.now() - scheduled);
         if (!(await this.doProbe())) break;
-        const now = this.host.clock.now();
+        const now = clock.now();
         // A ticker: the schedule does not drift with probe time; missed ticks are dropped.
+        // A tick is used up by its probe even when the timer woke a little before it
+        // (Node's timers count from the loop's cached time): else it probed twice.
+        if (scheduled !== undefined) next = scheduled + period;
         while (next <= now) next += period;
+        next = slots.align(next);
         // Woken early by a trigger: that probe is extra, not a tick.
-        scheduled = (await this.waitTick(next - now)) ? next : undefined;
+        scheduled = (await this.waitFor(next, true)) ? next : undefined;
       }
     } catch (err) {
       this.host.log.warn('probe worker failed', { pod: this.labels.pod, container: this.name, probe: this.type, err: describeError(err) });
@@ -193,16 +202,16 @@ export class ProbeWorker {
     }
   }
 
-  /** Waits for the next tick; a trigger or stop() ends the wait early. False when it ended early. */
-  private async waitTick(ms: number): Promise<boolean> {
-    if (this.stopped || this.triggered) return false;
-    const ac = new AbortController();
-    this.wake = ac;
+  /** Waits for the slot at `at`; stop() (and trigger() when triggerable) ends it early. False when it ended early. */
+  private async waitFor(at: number, triggerable: boolean): Promise<boolean> {
+    if (this.stopped || (triggerable && this.triggered)) return false;
+    const w = this.host.slots.wait(at);
+    const mine = { cancel: w.cancel, triggerable };
+    this.waiting = mine;
     try {
-      await this.host.clock.sleep(ms, ac.signal);
-      return !ac.signal.aborted;
+      return await w.done;
     } finally {
-      if (this.wake === ac) this.wake = undefined;
+      if (this.waiting === mine) this.waiting = undefined;
     }
   }
 
@@ -275,7 +284,7 @@ export class ProbeWorker {
       this.host.probing(-1);
     }
     if (this.stopped) return outcome; // the pod went away meanwhile: nothing to report
-    this.host.metrics.observe(this.labels, outcome.result, (performance.now() - start) / 1000);
+    this.recorder.record(outcome.result, (performance.now() - start) / 1000);
     const ref = { name: this.name, init };
     if (outcome.result === 'failure') {
       this.host.events.podEvent(pod, ref, 'Warning', 'Unhealthy', `${typeName} probe failed: ${outcome.output}`);

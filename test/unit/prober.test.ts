@@ -10,6 +10,7 @@ import type net from 'node:net';
 import { Registry } from 'prom-client';
 import { CONTAINER_EXITED, CONTAINER_RUNNING, SANDBOX_READY } from '../../cri/api.ts';
 import type { ContainerState } from '../../cri/api.ts';
+import type { Clock } from '../../lib/clock.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { ProbeManager, wantedProbes } from '../../agent/prober/manager.ts';
 import { RuntimePodCache } from '../../agent/pod/runtimepods.ts';
@@ -149,6 +150,29 @@ describe('prober: manager and workers', () => {
     expect(t.execs('alive')).to.equal(2);
     await t.clock.advance(6_000);
     expect(t.execs('alive')).to.equal(5);
+  });
+
+  it('probes once per tick when the timer wakes a little early', async () => {
+    // Node's timers count from the loop's cached time, so they can fire a few ms before Date.now() reaches the tick.
+    const inner = new FakeClock();
+    const early: Clock = { now: () => inner.now(), sleep: (ms, signal) => inner.sleep(Math.max(0, ms - 3), signal) };
+    const rt = new FakeRuntime();
+    rt.addImage(IMAGE);
+    const prober = new ProbeManager({ runtime: rt, clock: early, log: nullLogger(), registry: new Registry(), events: { podEvent: () => {} }, onChange: () => {}, random: () => 0 });
+    const sb = await rt.runPodSandbox({ metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
+    const id = await rt.createContainer(sb, { metadata: { name: 'app', attempt: 0 }, image: { image: IMAGE } }, { metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
+    await rt.startContainer(id);
+    const view: RuntimePodStatus = {
+      uid: UID, name: 'web', namespace: 'probes',
+      sandboxes: [{ id: sb, state: SANDBOX_READY, attempt: 0, createdAt: 0, ip: '192.0.2.7' }],
+      containers: [{ id, sandboxId: sb, name: 'app', hash: '1', restartCount: 0, state: CONTAINER_RUNNING as ContainerState, createdAt: 0, startedAt: inner.now() * 1e6, finishedAt: 0, exitCode: 0, reason: '', message: '', image: IMAGE, imageRef: '' }],
+    };
+    prober.syncPod(makePod({ livenessProbe: exec('alive', { periodSeconds: 1 }) }), view);
+    await settle();
+    for (let i = 0; i < 100; i++) await inner.advance(100);
+    // The first probe at once, then one per second for 10 s.
+    expect(rt.calls.filter((c) => c.startsWith('execSync')).length).to.equal(11);
+    prober.stop();
   });
 
   it('tells how late each scheduled probe starts (not counting triggered ones)', async () => {
