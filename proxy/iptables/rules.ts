@@ -13,7 +13,7 @@
 // Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
 // KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6, the
 // large-cluster mode that drops comments.
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
@@ -121,7 +121,7 @@ const hashCache = new Map<string, string>();
 function hash16(text: string): string {
   let h = hashCache.get(text);
   if (h === undefined) {
-    h = base32(createHash('sha256').update(text).digest()).slice(0, 16);
+    h = base32(hash('sha256', text, 'buffer')).slice(0, 16);
     if (hashCache.size >= HASH_CACHE_LIMIT) hashCache.clear();
     hashCache.set(text, h);
   }
