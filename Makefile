@@ -36,6 +36,8 @@ test: deps
 bench: deps
 	@$(NODE) bench/cri.ts
 	@$(NODE) bench/pods.ts
+	@# The prober in-process, with the agent's V8 young-generation limit (lib/nodeflags.ts).
+	@$(NODE) --max-semi-space-size=1 bench/probes.ts
 	@$(NODE) bench/proxy.ts
 	@$(NODE) bench/nftables.ts
 	@$(NODE) bench/kubelet-api.ts
