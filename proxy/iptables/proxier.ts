@@ -129,6 +129,8 @@ export class IptablesProxier extends ProxierBase {
   private lastFullSyncMs = 0;
   /** Upstream's largeClusterMode as of the last sync, and when stale chains were last looked for. */
   private largeCluster = false;
+  /** The filter text (before jump inserts) of the last filter restore that went through. */
+  private appliedFilter: string | undefined;
   private lastCleanupMs = 0;
   private routeLocalnetSet = false;
   /** nat chains known to exist after the last successful nat restore. */
@@ -233,7 +235,14 @@ export class IptablesProxier extends ProxierBase {
         this.natChains = next;
       }
       this.largeCluster = out.largeCluster;
-      await this.restoreTable('filter', filter);
+      // A partial sync leaves the filter table alone when its text is what the last
+      // restore applied (most changes touch nat only; at 10k services a restore
+      // costs ~35 ms). Full syncs always write it, which repairs outside edits.
+      if (full || out.filter !== this.appliedFilter) {
+        this.appliedFilter = undefined;
+        await this.restoreTable('filter', filter);
+        this.appliedFilter = out.filter;
+      }
       // Where a sync's time goes (the full ones are rare and the ones worth reading).
       parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
       if (full) {

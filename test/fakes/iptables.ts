@@ -55,6 +55,8 @@ export class FakeIptables implements Iptables {
   readonly restores: string[] = [];
   /** The next this-many restore() calls fail (recorded, nothing applied), as a rejected iptables-restore. */
   failRestores = 0;
+  /** Only restores of this table count against failRestores (undefined: any). */
+  failTable: Table | undefined;
 
   table(table: Table): ChainMap {
     const t = this.tables.get(table);
@@ -135,7 +137,7 @@ export class FakeIptables implements Iptables {
   }
 
   async restore(text: string, opts: { noflush: boolean }): Promise<void> {
-    if (this.failRestores > 0) {
+    if (this.failRestores > 0 && (this.failTable === undefined || text.startsWith(`*${this.failTable}\n`))) {
       this.failRestores--;
       this.restores.push(text);
       throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore: injected failure');

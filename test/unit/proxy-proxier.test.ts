@@ -103,6 +103,33 @@ describe('proxy IptablesProxier', () => {
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
   });
 
+  it('a partial sync restores the filter table only when its rules changed; a full one always does', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    ipt.restores.length = 0;
+    // Another endpoint: nat only.
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat']);
+    // No endpoints left: the service's REJECT goes into filter.
+    ipt.restores.length = 0;
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5', '10.244.1.6']), slice('web', []));
+    await proxier.syncProxyRules();
+    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(ipt.rules('filter', 'KUBE-SERVICES').some((r) => r.includes('-d 10.96.0.10/32') && r.includes('REJECT'))).to.equal(true);
+    // A filter restore that fails is tried again by the next (full) sync, even with the same text.
+    ipt.restores.length = 0;
+    proxier.onSliceUpdate(slice('web', []), slice('web', ['10.244.1.5']));
+    ipt.failRestores = 1;
+    ipt.failTable = 'filter';
+    expect((await proxier.syncProxyRules()).ok).to.equal(false);
+    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(ipt.rules('filter', 'KUBE-SERVICES').some((r) => r.includes('REJECT'))).to.equal(false);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
   it('removing an endpoint deletes its SEP chain', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));
@@ -213,12 +240,12 @@ describe('proxy IptablesProxier', () => {
     await clock.advance(500);
     expect(ipt.restores.length).to.equal(2); // held back by minSyncPeriod
     await clock.advance(600);
-    expect(ipt.restores.length).to.equal(4);
+    expect(ipt.restores.length).to.equal(3); // nat; filter is as it was
     expect(ipt.table('nat').has(svcChain('web'))).to.equal(true);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
 
     await clock.advance(30000);
-    expect(ipt.restores.length).to.equal(6);
+    expect(ipt.restores.length).to.equal(4);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(2);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
     await clock.advance(31000);
