@@ -97,35 +97,23 @@ export interface RulesOutput {
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-function base32(bytes: Uint8Array): string {
-  let out = '';
-  let bits = 0;
-  let value = 0;
-  for (const b of bytes) {
-    value = (value << 8) | b;
-    bits += 8;
-    while (bits >= 5) {
-      out += BASE32[(value >>> (bits - 5)) & 31];
-      bits -= 5;
-    }
-    value &= (1 << bits) - 1;
-  }
-  if (bits > 0) out += BASE32[(value << (5 - bits)) & 31];
-  return out;
-}
-
-/** Chain-name hashes repeat every sync: remembered, bounded (cleared when full). */
-const HASH_CACHE_LIMIT = 200_000;
-const hashCache = new Map<string, string>();
-
+/**
+ * The first 16 base32 characters of sha256(text): upstream's chain-name hash.
+ * 16 characters are 80 bits, the first 10 bytes of the digest. Not cached: a
+ * one-shot hash is ~2 us, and unchanged services' rules are cached whole
+ * (ruleCache below), so only changed services and the first sync hash at all.
+ */
 function hash16(text: string): string {
-  let h = hashCache.get(text);
-  if (h === undefined) {
-    h = base32(hash('sha256', text, 'buffer')).slice(0, 16);
-    if (hashCache.size >= HASH_CACHE_LIMIT) hashCache.clear();
-    hashCache.set(text, h);
+  const d = hash('sha256', text, 'buffer');
+  let out = '';
+  for (let i = 0; i < 10; i += 5) {
+    // 5 bytes = 40 bits = 8 characters; split in two 20-bit halves to stay within 32-bit integer math.
+    const hi = (d[i]! << 12) | (d[i + 1]! << 4) | (d[i + 2]! >> 4);
+    const lo = ((d[i + 2]! & 15) << 16) | (d[i + 3]! << 8) | d[i + 4]!;
+    out += BASE32[(hi >> 15) & 31]! + BASE32[(hi >> 10) & 31]! + BASE32[(hi >> 5) & 31]! + BASE32[hi & 31]!;
+    out += BASE32[(lo >> 15) & 31]! + BASE32[(lo >> 10) & 31]! + BASE32[(lo >> 5) & 31]! + BASE32[lo & 31]!;
   }
-  return h;
+  return out;
 }
 
 /** Upstream's portProtoHash: base32(sha256(servicePortName + lowercase protocol))[:16]. */
@@ -263,9 +251,10 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
   const out: ServiceOutput = { top: [], chains: [], rules: [], filter: [] };
   const name = portKey(sp);
   const proto = sp.protocol.toLowerCase();
-  const svcChain = serviceChainName(name, proto);
-  const svlChain = localChainName(name, proto);
-  const extChain = externalChainName(name, proto);
+  const h = portProtoHash(name, proto);
+  const svcChain = `KUBE-SVC-${h}`;
+  const svlChain = `KUBE-SVL-${h}`;
+  const extChain = `KUBE-EXT-${h}`;
   const { cluster, local, reachable, hasAny } = categorizeEndpoints(eps, sp);
 
   const usesClusterChain = cluster.length > 0 && usesClusterEndpoints(sp);
@@ -350,7 +339,13 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
     if (hasExternal) out.rules.push(`-A ${extChain} -j ${externalPolicyChain}`);
   }
 
-  const sep = (ep: Endpoint) => endpointChainName(name, proto, endpointString(ep));
+  // Each endpoint's chain name once (a sha256 each), however many rules name it.
+  const seps = new Map<Endpoint, string>();
+  const sep = (ep: Endpoint) => {
+    let c = seps.get(ep);
+    if (c === undefined) seps.set(ep, (c = endpointChainName(name, proto, endpointString(ep))));
+    return c;
+  };
   const epComment = (text: string) => (ctx.large ? '' : ` ${comment(text)}`);
   const dispatch = (chain: string, targets: readonly Endpoint[]) => {
     out.chains.push(chain);
@@ -469,12 +464,6 @@ function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonl
   return out;
 }
 
-function countAppends(rules: readonly string[]): number {
-  let n = 0;
-  for (const r of rules) if (r.startsWith('-A ')) n++;
-  return n;
-}
-
 /** Endpoints of all service ports, as upstream counts them for largeClusterMode. */
 function countEndpoints(input: RulesInput): number {
   let n = 0;
@@ -563,7 +552,8 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
     chainsInUse: cleanup ? chainsInUse : undefined,
     largeCluster: ctx.large,
     natChains,
-    ruleCounts: { nat: countAppends(natRules), filter: countAppends(filterRules) },
+    // Every line is an -A, but the stale chains' -X lines.
+    ruleCounts: { nat: natRules.length - stale.length, filter: filterRules.length },
     jumps: jumpRules(input.localhostNodePorts),
   };
 }

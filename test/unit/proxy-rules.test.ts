@@ -81,6 +81,9 @@ function apply(fake: FakeIptables, out: RulesOutput): string[] {
 
 const CLUSTER_IP_RULE = `-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j ${SVC}`;
 const MASQ_RULE = `-A ${SVC} ! -s 10.244.0.0/16 -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`;
+/** The -A lines of a restore text. */
+const appends = (text: string) => text.split('\n').filter((l) => l.startsWith('-A ')).length;
+
 const sepRules = (chain: string, ip: string, affinity = '') => [
   `-A ${chain} -s ${ip}/32 -m comment --comment "ns1/svc1:http" -j KUBE-MARK-MASQ`,
   `-A ${chain} -p tcp -m comment --comment "ns1/svc1:http"${affinity} -m tcp -j DNAT --to-destination ${ip}:8080`,
@@ -280,6 +283,7 @@ describe('proxy iptables rules', () => {
         const out = generateRules(c.input, { full: true });
         expect(out.nat).to.equal(c.nat);
         expect(out.filter).to.equal(c.filter);
+        expect(out.ruleCounts).to.deep.equal({ nat: appends(out.nat), filter: appends(out.filter) });
         expect(apply(new FakeIptables(), out)).to.deep.equal([]);
       });
     }
@@ -397,6 +401,15 @@ describe('proxy iptables rules', () => {
       expect(out.nat).to.include(`:${SVC2} - [0:0]`);
       expect(out.nat).not.to.include(`:${SVC} - [0:0]`);
     });
+  });
+});
+
+describe('generateRules: rule counts', () => {
+  it('counts the -A lines, not the -X of stale chains', () => {
+    const stale = 'KUBE-SVC-AAAAAAAAAAAAAAAA';
+    const out = generateRules(input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }), { full: true, existingChains: new Set([stale]) });
+    expect(out.nat).to.include(`-X ${stale}`);
+    expect(out.ruleCounts).to.deep.equal({ nat: appends(out.nat), filter: appends(out.filter) });
   });
 });
 
