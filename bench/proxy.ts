@@ -31,7 +31,7 @@
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import * as k8s from '@kubernetes/client-node';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { cpSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -105,6 +105,8 @@ interface ProxyRun {
   /** From process start to the first sync done (startup, list, sync; 200 ms polling). */
   startToSyncedMs: number;
   natRules?: number;
+  /** nodelet only: where its first full sync went, as its own log says (save, generate, restore nat, restore filter). */
+  firstSyncParts?: Record<string, number>;
   partialSyncMs: number[];
   changeToProgrammedMs: number[];
   partial: Summary;
@@ -199,7 +201,7 @@ function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mo
     '--metrics-bind-address', `127.0.0.1:${METRICS_PORT}`, '--healthz-bind-address', '127.0.0.1:10256'];
   let proc: Proc;
   if (kind === 'nodelet') {
-    const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'warn'];
+    const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'info'];
     proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile);
   } else {
     const args = [...common, '--proxy-mode', 'iptables', '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',
@@ -313,6 +315,8 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       error = describeError(err);
       c.log(`  ${kind} ${backend} N=${services}: ${error}`);
     }
+    // Read now, not at the first sync: the log line may still be on its way to the file then.
+    const firstSyncParts = kind === 'nodelet' ? syncParts(proc.logFile) : undefined;
     const run: ProxyRun = {
       proxy: kind,
       backend,
@@ -320,6 +324,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       firstFullSyncMs: ms(firstFullSyncMs),
       startToSyncedMs: ms(startToSyncedMs),
       ...(natRules !== undefined ? { natRules } : {}),
+      ...(firstSyncParts ? { firstSyncParts } : {}),
       partialSyncMs: partialSyncMs.map(ms),
       changeToProgrammedMs: changeToProgrammedMs.map(ms),
       partial: summarize(partialSyncMs),
@@ -329,13 +334,31 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     c.log(
       `  ${kind.padEnd(10)} ${backend.padEnd(6)} N=${services}: first full sync ${run.firstFullSyncMs} ms, ` +
         `partial p50 ${run.partial.p50} ms, change->programmed p50 ${run.change.p50} ms` +
-        (natRules !== undefined ? `, ${natRules} nat rules` : ''),
+        (natRules !== undefined ? `, ${natRules} nat rules` : '') +
+        (firstSyncParts ? ` (first sync: ${Object.entries(firstSyncParts).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
     return run;
   } finally {
     await stop(c, proc);
     await destroyNode(c.p, index);
   }
+}
+
+/** The timings of the first full sync in a nodelet proxy's JSON log (its info line 'proxy rules synced'). */
+function syncParts(logFile: string): Record<string, number> | undefined {
+  for (const line of readFileSync(logFile, 'utf8').split('\n')) {
+    if (!line.includes('proxy rules synced')) continue;
+    try {
+      const rec = JSON.parse(line) as Record<string, unknown>;
+      if (rec['full'] !== true) continue;
+      const parts: Record<string, number> = {};
+      for (const k of ['saveMs', 'generateMs', 'restoreNatMs', 'restoreFilterMs']) if (typeof rec[k] === 'number') parts[k] = rec[k];
+      return parts;
+    } catch {
+      // not a JSON line
+    }
+  }
+  return undefined;
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
