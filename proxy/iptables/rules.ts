@@ -69,6 +69,8 @@ export interface RulesOptions {
    * service is then rewritten only when its first chain is missing.
    */
   skipStaleCleanup?: boolean;
+  /** Lines for the end of the nat text, before COMMIT (the missing jumps from built-in chains). */
+  natExtra?: readonly string[];
 }
 
 /** A rule in a builtin chain that sends traffic into ours; the adapter ensures these (prepended). */
@@ -471,7 +473,32 @@ function countEndpoints(input: RulesInput): number {
   return n;
 }
 
+/** Services per nat chunk: about 64 KiB of restore text, what one pipe write takes. */
+const CHUNK_SERVICES = 40;
+
+/** What generateRules gives besides the nat text. */
+export type RulesRest = Omit<RulesOutput, 'nat'>;
+
+/** All of the rules at once (tests, benchmarks; the proxier streams them). */
 export function generateRules(input: RulesInput, options: RulesOptions): RulesOutput {
+  const parts: string[] = [];
+  const gen = generateRulesChunked(input, options);
+  for (let r = gen.next(); ; r = gen.next()) {
+    if (r.done) return { ...r.value, nat: parts.join('') };
+    parts.push(r.value);
+  }
+}
+
+/**
+ * The nat restore text in pieces, a few dozen services each, as they are
+ * made; the rest (filter text, chains, counts) is the generator's return
+ * value. Each written service's chains are declared right before its rules
+ * (iptables-restore takes declarations anywhere before their use; the table
+ * it leaves is the same), so the text can be fed to iptables-restore while the
+ * rest is still being made: its parsing, most of a legacy restore, overlaps
+ * the generation instead of following it.
+ */
+export function* generateRulesChunked(input: RulesInput, options: RulesOptions): Generator<string, RulesRest, void> {
   const ctx: Context = {
     input,
     localDetect: input.clusterCIDR
@@ -486,12 +513,15 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS];
   const filterRules: string[] = [];
   const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
-  const natRules = [
+  const headRules = [
     `-A ${KUBE_POSTROUTING} -m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`,
     `-A ${KUBE_POSTROUTING} -j MARK --xor-mark ${MASQ_MARK}`,
     `-A ${KUBE_POSTROUTING} ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE${input.randomFully ? ' --random-fully' : ''}`,
     `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${MASQ_MARK}`,
   ];
+  // The nat text so far (since the last chunk) and its -A count.
+  let lines: string[] = ['*nat', ...natChains.map(chainLine), ...headRules];
+  let natAppends = headRules.length;
   if (input.localhostNodePorts) {
     // route_localnet lets outside packets to 127.0.0.0/8 in; drop those that are not ours (kubelet has the same rule).
     filterChains.push(KUBE_FIREWALL);
@@ -504,19 +534,32 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   // Keys computed once, not in every comparison.
   const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  for (const { sp } of keyed) {
+  let inChunk = 0;
+  for (const { sp, key } of keyed) {
     const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
     if (!clusterIP) continue;
-    const out = cachedServiceRules(sp, clusterIP, input.endpoints.get(portKey(sp)) ?? [], ctx);
+    const out = cachedServiceRules(sp, clusterIP, input.endpoints.get(key) ?? [], ctx);
     if (cleanup) for (const c of out.chains) chainsInUse.add(c);
-    filterRules.push(...out.filter);
-    for (const r of out.top) natRules.push(r);
+    for (const r of out.filter) filterRules.push(r);
     // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
     const write =
       options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(out.chains, existing, cleanup));
     if (write) {
-      natChains.push(...out.chains);
-      natRules.push(...out.rules);
+      for (const c of out.chains) {
+        natChains.push(c);
+        lines.push(chainLine(c));
+      }
+    }
+    for (const r of out.top) lines.push(r);
+    natAppends += out.top.length;
+    if (write) {
+      for (const r of out.rules) lines.push(r);
+      natAppends += out.rules.length;
+    }
+    if (++inChunk >= CHUNK_SERVICES) {
+      yield `${lines.join('\n')}\n`;
+      lines = [];
+      inChunk = 0;
     }
   }
 
@@ -524,21 +567,27 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
   // Only the stale ones are sorted (thousands of existing chains, a handful stale).
   const stale: string[] = [];
   if (cleanup) for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
-  for (const chain of stale.sort()) {
+  // All flushed before any is deleted: a stale chain may still jump to another.
+  stale.sort();
+  for (const chain of stale) {
     natChains.push(chain);
-    natRules.push(`-X ${chain}`);
+    lines.push(chainLine(chain));
   }
+  for (const chain of stale) lines.push(`-X ${chain}`);
 
   // Last in KUBE-SERVICES: traffic to this node's addresses may be for a node port.
+  const tailRules: string[] = [];
   if (input.nodeIPs.length === 0) {
     const notLocalhost = input.localhostNodePorts ? undefined : '! -d 127.0.0.0/8';
-    natRules.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
+    tailRules.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
   } else {
     for (const ip of input.nodeIPs) {
       if (ip.startsWith('127.') && !input.localhostNodePorts) continue;
-      natRules.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
+      tailRules.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
     }
   }
+  natAppends += tailRules.length;
+  yield `${[...lines, ...tailRules, ...(options.natExtra ?? []), 'COMMIT', ''].join('\n')}`;
 
   filterRules.push(
     `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
@@ -548,12 +597,10 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
 
   return {
     filter: render('filter', filterChains, filterRules),
-    nat: render('nat', natChains, natRules),
     chainsInUse: cleanup ? chainsInUse : undefined,
     largeCluster: ctx.large,
     natChains,
-    // Every line is an -A, but the stale chains' -X lines.
-    ruleCounts: { nat: natRules.length - stale.length, filter: filterRules.length },
+    ruleCounts: { nat: natAppends, filter: filterRules.length },
     jumps: jumpRules(input.localhostNodePorts),
   };
 }

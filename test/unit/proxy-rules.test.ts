@@ -4,6 +4,7 @@ import { expect } from 'chai';
 import type { V1Service } from '@kubernetes/client-node';
 import { chainsFromSave } from '../../proxy/iptables/iptables.ts';
 import {
+  generateRulesChunked,
   beforeCommit,
   endpointChainName,
   externalChainName,
@@ -50,9 +51,12 @@ const NAT_HEAD_RULES = [
 const NAT_TAIL =
   '-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS';
 
-/** The whole nat table text, given the service chains and the service rules between the fixed head and tail. */
+/**
+ * The whole nat table text of one service: the fixed head, the service's
+ * chains declared right before its rules (top-level ones first), the fixed tail.
+ */
 function nat(chains: string[], rules: string[]): string {
-  return ['*nat', ...NAT_HEAD_CHAINS, ...chains.map((c) => `:${c} - [0:0]`), ...NAT_HEAD_RULES, ...rules, NAT_TAIL, 'COMMIT', ''].join('\n');
+  return ['*nat', ...NAT_HEAD_CHAINS, ...NAT_HEAD_RULES, ...chains.map((c) => `:${c} - [0:0]`), ...rules, NAT_TAIL, 'COMMIT', ''].join('\n');
 }
 
 function filter(rules: string[]): string {
@@ -341,20 +345,25 @@ describe('proxy iptables rules', () => {
       const existingChains = chainsFromSave(fake.saveText('nat'));
       const opts: RulesOptions = { full: false, changedServices: new Set(['ns1/svc2']), existingChains };
       const out = generateRules(after, opts);
-      expect(out.nat).to.equal(
-        nat(
-          [SVC2, NEW, OLD],
-          [
-            CLUSTER_IP_RULE,
-            `-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j ${SVC2}`,
-            `-A ${SVC2} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
-            `-A ${SVC2} -m comment --comment "ns1/svc2:http -> 10.244.2.2:8080" -j ${NEW}`,
-            `-A ${NEW} -s 10.244.2.2/32 -m comment --comment "ns1/svc2:http" -j KUBE-MARK-MASQ`,
-            `-A ${NEW} -p tcp -m comment --comment "ns1/svc2:http" -m tcp -j DNAT --to-destination 10.244.2.2:8080`,
-            `-X ${OLD}`,
-          ],
-        ),
-      );
+      // svc1 keeps its chains (only its jump in KUBE-SERVICES is written); svc2's are declared right before its rules.
+      expect(out.nat).to.equal([
+        '*nat',
+        ...NAT_HEAD_CHAINS,
+        ...NAT_HEAD_RULES,
+        CLUSTER_IP_RULE,
+        `:${SVC2} - [0:0]`,
+        `:${NEW} - [0:0]`,
+        `-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j ${SVC2}`,
+        `-A ${SVC2} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+        `-A ${SVC2} -m comment --comment "ns1/svc2:http -> 10.244.2.2:8080" -j ${NEW}`,
+        `-A ${NEW} -s 10.244.2.2/32 -m comment --comment "ns1/svc2:http" -j KUBE-MARK-MASQ`,
+        `-A ${NEW} -p tcp -m comment --comment "ns1/svc2:http" -m tcp -j DNAT --to-destination 10.244.2.2:8080`,
+        `:${OLD} - [0:0]`,
+        `-X ${OLD}`,
+        NAT_TAIL,
+        'COMMIT',
+        '',
+      ].join('\n'));
       expect([...(out.chainsInUse ?? [])].sort()).to.deep.equal([SVC, SEP1, SVC2, NEW].sort());
 
       expect(apply(fake, out)).to.deep.equal([]);
@@ -401,6 +410,34 @@ describe('proxy iptables rules', () => {
       expect(out.nat).to.include(`:${SVC2} - [0:0]`);
       expect(out.nat).not.to.include(`:${SVC} - [0:0]`);
     });
+  });
+});
+
+describe('generateRulesChunked', () => {
+  it('gives the nat text in pieces, each service whole, that restore to the same table; extra lines go before COMMIT', () => {
+    const services = Array.from({ length: 100 }, (_, i) => svc({ name: `s${i}`, clusterIPs: [`10.96.1.${i + 1}`] }));
+    const endpoints = Object.fromEntries(services.map((sp, i) => [`ns1/${sp.name}:http`, [ep(`10.244.5.${i + 1}`), ep(`10.244.6.${i + 1}`)]]));
+    const inp = input(services, endpoints);
+    const gen = generateRulesChunked(inp, { full: true });
+    const chunks: string[] = [];
+    let r = gen.next();
+    for (; !r.done; r = gen.next()) chunks.push(r.value);
+    expect(chunks.length).to.be.greaterThan(2);
+    // Every piece but the last ends a line.
+    for (const c of chunks.slice(0, -1)) expect(c.endsWith('\n')).to.equal(true);
+    const text = chunks.join('');
+    const extra = generateRules(inp, { full: true, natExtra: ['-I OUTPUT -j KUBE-SERVICES'] });
+    expect(extra.nat.split('\n').slice(-3)).to.deep.equal(['-I OUTPUT -j KUBE-SERVICES', 'COMMIT', '']);
+    const whole = generateRules(inp, { full: true });
+    expect(r.value.natChains).to.deep.equal(whole.natChains);
+    expect(r.value.ruleCounts).to.deep.equal(whole.ruleCounts);
+    // The same table either way.
+    const a = new FakeIptables();
+    a.applyRestore(text, { noflush: true });
+    const b = new FakeIptables();
+    b.applyRestore(whole.nat, { noflush: true });
+    expect(a.saveText('nat')).to.equal(b.saveText('nat'));
+    expect(apply(new FakeIptables(), whole)).to.deep.equal([]);
   });
 });
 
