@@ -1,6 +1,8 @@
 // Runs external commands (ip, iptables-restore, openssl, ...). One place, so
 // errors carry the command, exit code and stderr, and tests can fake it.
 import { spawn } from 'node:child_process';
+import type { Writable } from 'node:stream';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { NodeletError } from './errors.ts';
 
 export interface ExecResult {
@@ -10,7 +12,12 @@ export interface ExecResult {
 }
 
 export interface ExecOptions {
-  input?: string | Buffer;
+  /**
+   * stdin. Pieces (an iterable of strings) are written as they are made,
+   * with the event loop let run between them, so the command reads the first
+   * while the next are still being made.
+   */
+  input?: string | Buffer | Iterable<string>;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
   timeoutMs?: number;
@@ -47,5 +54,37 @@ export const exec: Exec = (cmd, args, opts = {}) =>
       } else resolve(res);
     });
     child.stdin.on('error', () => {}); // EPIPE when the command exits early
-    child.stdin.end(opts.input ?? '');
+    const input = opts.input ?? '';
+    if (typeof input === 'string' || Buffer.isBuffer(input)) child.stdin.end(input);
+    else feed(child.stdin, input).catch((e: unknown) => child.stdin.destroy(e as Error));
   });
+
+/** Bytes queued in our stdin buffer before a piece waits for the command to read. */
+const FEED_AHEAD = 4 * 1024 * 1024;
+
+async function feed(stdin: Writable, pieces: Iterable<string>): Promise<void> {
+  for (const piece of pieces) {
+    if (stdin.destroyed) return; // the command went away: the rest would go nowhere
+    stdin.write(piece);
+    // Let libuv hand what is queued to the pipe; wait only when far ahead of the reader.
+    if (stdin.writableLength > FEED_AHEAD) {
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          stdin.off('drain', done);
+          stdin.off('close', done);
+          resolve();
+        };
+        stdin.on('drain', done);
+        stdin.on('close', done);
+      });
+    } else await yieldToLoop();
+  }
+  stdin.end();
+}
+
+/** The whole of an ExecOptions.input as text (for fakes that record what a command was fed). */
+export function inputText(input: ExecOptions['input']): string {
+  if (input === undefined) return '';
+  if (typeof input === 'string' || Buffer.isBuffer(input)) return input.toString();
+  return [...input].join('');
+}

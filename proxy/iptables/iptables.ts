@@ -6,8 +6,8 @@
 export type Table = 'filter' | 'nat' | 'mangle' | 'raw';
 
 export interface Iptables {
-  /** Feeds restore-format text (one or more `*table ... COMMIT` blocks) to iptables-restore. */
-  restore(text: string, opts: { noflush: boolean }): Promise<void>;
+  /** Feeds restore-format text (one or more `*table ... COMMIT` blocks) to iptables-restore, whole or in pieces as they are made. */
+  restore(text: string | Iterable<string>, opts: { noflush: boolean }): Promise<void>;
   /** The table in iptables-save format. */
   save(table: Table): Promise<string>;
   /** Creates the chain if missing; returns whether it existed. */

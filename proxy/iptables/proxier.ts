@@ -8,13 +8,13 @@
 // changed services' chains are rewritten.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
-import { describeError } from '../../lib/errors.ts';
+import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
-import { beforeCommit, generateRules, isServiceChain, jumpInsertLine, missingJumps } from './rules.ts';
+import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -199,11 +199,14 @@ export class IptablesProxier extends ProxierBase {
       // The nat table is read on full syncs (stale chains are found there); in
       // between, the chains the last restore left are known.
       const natSave = full || !this.natChains ? await this.iptables.save('nat') : undefined;
-      const saved = this.clock.now();
       const existing = natSave !== undefined ? chainsFromSave(natSave) : (this.natChains ?? new Set<string>());
       // As upstream: with over 1000 endpoints, stale chains are looked for once per sync period only.
       const cleanup = full || !this.largeCluster || started - this.lastCleanupMs >= this.opts.syncPeriodMs;
-      const out = generateRules(
+      // The jumps from the built-in chains: checked on full syncs only, as
+      // upstream does since 1.26; the missing ones go into the same restores.
+      const missing = full ? missingJumps(jumpRules(this.opts.localhostNodePorts), { nat: natSave, filter: await this.iptables.save('filter') }) : [];
+      const saved = this.clock.now();
+      const gen = generateRulesChunked(
         {
           services: flattenServices(this.services),
           endpoints: flattenEndpoints(this.endpoints),
@@ -211,18 +214,29 @@ export class IptablesProxier extends ProxierBase {
           localhostNodePorts: this.opts.localhostNodePorts,
           ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
         },
-        { full, changedServices: changed, existingChains: existing, skipStaleCleanup: !cleanup },
+        {
+          full,
+          changedServices: changed,
+          existingChains: existing,
+          skipStaleCleanup: !cleanup,
+          natExtra: missing.filter((j) => j.table === 'nat').map(jumpInsertLine),
+        },
       );
-      let { nat, filter } = out;
-      // The jumps from the built-in chains: checked on full syncs only, as
-      // upstream does since 1.26; the missing ones go into the same restores.
-      if (full) {
-        const missing = missingJumps(out.jumps, { nat: natSave, filter: await this.iptables.save('filter') });
-        nat = beforeCommit(nat, missing.filter((j) => j.table === 'nat').map(jumpInsertLine));
-        filter = beforeCommit(filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
-      }
-      const generated = this.clock.now();
-      await this.restoreTable('nat', nat);
+      // The nat text goes to iptables-restore piece by piece as it is made: its
+      // parsing overlaps the generation (one restore still, one COMMIT).
+      let rest: RulesRest | undefined;
+      let generated = saved;
+      const clock = this.clock;
+      const pieces = {
+        *[Symbol.iterator]() {
+          rest = yield* gen;
+          generated = clock.now();
+        },
+      };
+      await this.restoreTable('nat', pieces);
+      if (!rest) throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore (nat) ended before it read the rules');
+      const out = rest;
+      const filter = beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
       const natRestored = this.clock.now();
       const inUse = out.chainsInUse;
       if (inUse) {
@@ -244,6 +258,7 @@ export class IptablesProxier extends ProxierBase {
         this.appliedFilter = out.filter;
       }
       // Where a sync's time goes (the full ones are rare and the ones worth reading).
+      // Generation overlaps the nat restore: generateMs ends when the last piece is made, restoreNatMs is the rest.
       parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
       if (full) {
         this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);
@@ -267,7 +282,7 @@ export class IptablesProxier extends ProxierBase {
     return { full, ok: true };
   }
 
-  private async restoreTable(table: Table, text: string): Promise<void> {
+  private async restoreTable(table: Table, text: string | Iterable<string>): Promise<void> {
     try {
       await this.iptables.restore(text, { noflush: true });
     } catch (err) {

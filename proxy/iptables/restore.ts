@@ -48,7 +48,7 @@ export class ExecIptables implements Iptables {
     this.bin = binariesFor(backend);
   }
 
-  private async run(cmd: string, args: readonly string[], input?: string): Promise<ExecResult> {
+  private async run(cmd: string, args: readonly string[], input?: string | Iterable<string>): Promise<ExecResult> {
     let res: ExecResult;
     try {
       res = await this.exec(cmd, args, { allowFail: true, ...(input !== undefined ? { input } : {}) });
@@ -62,7 +62,7 @@ export class ExecIptables implements Iptables {
     throw new NodeletError('PROXY_RESTORE_FAILED', `${cmd} ${args.join(' ')}: ${why(res)}`.slice(0, 2000));
   }
 
-  async restore(text: string, opts: { noflush: boolean }): Promise<void> {
+  async restore(text: string | Iterable<string>, opts: { noflush: boolean }): Promise<void> {
     const args = [...WAIT_FLAGS, ...(opts.noflush ? ['--noflush'] : [])];
     const res = await this.run(this.bin.restore, args, text);
     if (res.code !== 0) this.fail(this.bin.restore, args, res);

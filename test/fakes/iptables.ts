@@ -136,7 +136,8 @@ export class FakeIptables implements Iptables {
     if (work) fail(lines.length, '', 'COMMIT expected');
   }
 
-  async restore(text: string, opts: { noflush: boolean }): Promise<void> {
+  async restore(input: string | Iterable<string>, opts: { noflush: boolean }): Promise<void> {
+    const text = typeof input === 'string' ? input : [...input].join('');
     if (this.failRestores > 0 && (this.failTable === undefined || text.startsWith(`*${this.failTable}\n`))) {
       this.failRestores--;
       this.restores.push(text);

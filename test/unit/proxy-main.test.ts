@@ -6,7 +6,7 @@ import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { errorCode } from '../../lib/errors.ts';
-import type { Exec, ExecResult } from '../../lib/exec.ts';
+import { inputText, type Exec, type ExecResult } from '../../lib/exec.ts';
 import type { ListWatch, WatchEvent } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
@@ -58,7 +58,7 @@ describe('proxy startProxy wiring', () => {
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     exec = async (cmd, args, opts) => {
       if (cmd.endsWith('-restore')) {
-        restores.push(String(opts?.input ?? ''));
+        restores.push(inputText(opts?.input));
         return ok();
       }
       if (cmd.endsWith('-save')) return ok('');

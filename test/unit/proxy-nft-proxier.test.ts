@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Registry, register as globalRegistry } from 'prom-client';
 import { NodeletError } from '../../lib/errors.ts';
-import type { Exec, ExecOptions } from '../../lib/exec.ts';
+import { inputText, type Exec, type ExecOptions } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { FULL_SYNC_PERIOD_MS } from '../../proxy/iptables/proxier.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
@@ -228,7 +228,7 @@ describe('proxy nftables: nft adapter, detection, --proxy-mode=nftables', () => 
   const recorder = (answer: (c: Call) => { code: number; stdout?: string; stderr?: string } | Error) => {
     const calls: Call[] = [];
     const exec: Exec = async (cmd, args, opts: ExecOptions = {}) => {
-      const c: Call = { cmd, args, ...(opts.input !== undefined ? { input: opts.input } : {}) };
+      const c: Call = { cmd, args, ...(opts.input !== undefined ? { input: inputText(opts.input) } : {}) };
       calls.push(c);
       const a = answer(c);
       if (a instanceof Error) throw a;

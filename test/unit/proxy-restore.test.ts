@@ -1,7 +1,7 @@
 // ExecIptables and backend detection against a fake Exec that records argv and stdin.
 import { expect } from 'chai';
 import { errorCode, NodeletError } from '../../lib/errors.ts';
-import type { Exec, ExecOptions, ExecResult } from '../../lib/exec.ts';
+import { inputText, type Exec, type ExecOptions, type ExecResult } from '../../lib/exec.ts';
 import { countKubeRules, detectBackend, ExecIptables } from '../../proxy/iptables/restore.ts';
 
 interface Call {
@@ -17,7 +17,7 @@ function fakeExec(answer: (cmd: string, args: readonly string[]) => Partial<Exec
 } {
   const calls: Call[] = [];
   const exec: Exec = async (cmd: string, args: readonly string[], opts: ExecOptions = {}) => {
-    calls.push({ cmd, args: [...args], input: opts.input === undefined ? undefined : String(opts.input) });
+    calls.push({ cmd, args: [...args], input: opts.input === undefined ? undefined : inputText(opts.input) });
     const a = answer(cmd, args);
     if (a === 'ENOENT') throw new NodeletError('EXEC_FAILED', `${cmd}: spawn ${cmd} ENOENT`);
     const res = { code: 0, stdout: '', stderr: '', ...a };
