@@ -455,13 +455,40 @@ function render(table: Table, chains: readonly string[], rules: readonly string[
  * their rules are remembered by identity and a partial sync renders only what
  * changed (upstream regenerates every service each time, in Go).
  */
-const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; out: ServiceOutput }>();
+const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; out: ServiceText }>();
 
-function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
+/**
+ * A service's rules as the generator writes them: each part one block of
+ * lines (no final newline; '' when none), joined once when made. Keeping
+ * tens of thousands of rule strings (each a tree of concatenated pieces)
+ * alive until the end of a sync made the garbage collector most of a large
+ * first sync; a block per part is one flat string.
+ */
+interface ServiceText {
+  chains: string[];
+  /** The chains' declarations. */
+  decls: string;
+  top: string;
+  topCount: number;
+  rules: string;
+  rulesCount: number;
+  filter: string[];
+}
+
+function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceText {
   const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}`;
   const hit = ruleCache.get(sp);
   if (hit && hit.eps === eps && hit.settings === settings) return hit.out;
-  const out = serviceRules(sp, clusterIP, eps, ctx);
+  const o = serviceRules(sp, clusterIP, eps, ctx);
+  const out: ServiceText = {
+    chains: o.chains,
+    decls: o.chains.map(chainLine).join('\n'),
+    top: o.top.join('\n'),
+    topCount: o.top.length,
+    rules: o.rules.join('\n'),
+    rulesCount: o.rules.length,
+    filter: o.filter,
+  };
   ruleCache.set(sp, { eps, settings, out });
   return out;
 }
@@ -519,7 +546,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     `-A ${KUBE_POSTROUTING} ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE${input.randomFully ? ' --random-fully' : ''}`,
     `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${MASQ_MARK}`,
   ];
-  // The nat text so far (since the last chunk) and its -A count.
+  // The nat text so far (since the last chunk; an element may hold several lines) and its -A count.
   let lines: string[] = ['*nat', ...natChains.map(chainLine), ...headRules];
   let natAppends = headRules.length;
   if (input.localhostNodePorts) {
@@ -545,16 +572,14 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     const write =
       options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(out.chains, existing, cleanup));
     if (write) {
-      for (const c of out.chains) {
-        natChains.push(c);
-        lines.push(chainLine(c));
-      }
+      for (const c of out.chains) natChains.push(c);
+      if (out.decls) lines.push(out.decls);
     }
-    for (const r of out.top) lines.push(r);
-    natAppends += out.top.length;
+    if (out.top) lines.push(out.top);
+    natAppends += out.topCount;
     if (write) {
-      for (const r of out.rules) lines.push(r);
-      natAppends += out.rules.length;
+      if (out.rules) lines.push(out.rules);
+      natAppends += out.rulesCount;
     }
     if (++inChunk >= CHUNK_SERVICES) {
       yield `${lines.join('\n')}\n`;
