@@ -198,13 +198,17 @@ export class IptablesProxier extends ProxierBase {
       }
       // The nat table is read on full syncs (stale chains are found there); in
       // between, the chains the last restore left are known.
-      const natSave = full || !this.natChains ? await this.iptables.save('nat') : undefined;
+      // A full sync reads both tables (at once: saves take no lock).
+      const [natSave, filterSave] = await Promise.all([
+        full || !this.natChains ? this.iptables.save('nat') : undefined,
+        full ? this.iptables.save('filter') : undefined,
+      ]);
       const existing = natSave !== undefined ? chainsFromSave(natSave) : (this.natChains ?? new Set<string>());
       // As upstream: with over 1000 endpoints, stale chains are looked for once per sync period only.
       const cleanup = full || !this.largeCluster || started - this.lastCleanupMs >= this.opts.syncPeriodMs;
       // The jumps from the built-in chains: checked on full syncs only, as
       // upstream does since 1.26; the missing ones go into the same restores.
-      const missing = full ? missingJumps(jumpRules(this.opts.localhostNodePorts), { nat: natSave, filter: await this.iptables.save('filter') }) : [];
+      const missing = full ? missingJumps(jumpRules(this.opts.localhostNodePorts), { nat: natSave, filter: filterSave }) : [];
       const saved = this.clock.now();
       const gen = generateRulesChunked(
         {
