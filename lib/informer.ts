@@ -38,6 +38,17 @@ export interface InformerOptions<T> {
   log: Logger;
   /** restart a watch that delivered nothing (not even a bookmark) for this long; default 5 min */
   watchdogMs?: number;
+  /** Applied to every object before it is stored or handed on (client-go's SetTransform), e.g. stripManagedFields. */
+  transform?: (obj: T) => T;
+}
+
+/**
+ * Drops metadata.managedFields, which no node component reads and which is
+ * often a third of an object (upstream kube-proxy strips them too).
+ */
+export function stripManagedFields<T extends KubernetesObject>(obj: T): T {
+  if (obj.metadata?.managedFields !== undefined) delete obj.metadata.managedFields;
+  return obj;
 }
 
 const DEFAULT_WATCHDOG_MS = 5 * 60_000;
@@ -55,6 +66,7 @@ export class Informer<T extends KubernetesObject> {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly watchdogMs: number;
+  private readonly transform: ((obj: T) => T) | undefined;
   private readonly handlers: InformerHandler<T>[] = [];
   private readonly store = new Map<string, T>();
   private synced = false;
@@ -67,6 +79,7 @@ export class Informer<T extends KubernetesObject> {
     this.clock = opts.clock;
     this.log = opts.log;
     this.watchdogMs = opts.watchdogMs ?? DEFAULT_WATCHDOG_MS;
+    this.transform = opts.transform;
   }
 
   /** Handlers added before start(); later ones miss the initial adds. */
@@ -119,7 +132,7 @@ export class Informer<T extends KubernetesObject> {
         if (rv === undefined) {
           const res = await this.lw.list(signal);
           if (signal.aborted) break;
-          this.replace(res.items);
+          this.replace(this.transform ? res.items.map(this.transform) : res.items);
           rv = res.resourceVersion;
           this.log.debug('informer listed', { informer: this.name, items: res.items.length, resourceVersion: rv });
           if (!this.synced) this.markSynced();
@@ -177,7 +190,7 @@ export class Informer<T extends KubernetesObject> {
           lastActivity = this.clock.now();
           events++;
           const next = e.object?.metadata?.resourceVersion;
-          this.apply(e);
+          this.apply(this.transform && e.type !== 'BOOKMARK' && e.object ? { type: e.type, object: this.transform(e.object) } : e);
           if (next) rv = next;
         },
         ctl.signal,

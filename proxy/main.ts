@@ -7,11 +7,11 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
-import { Registry } from 'prom-client';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type Clock, realClock } from '../lib/clock.ts';
 import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
-import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
+import { Informer, kubeListWatch, stripManagedFields, type InformerHandler, type ListWatch } from '../lib/informer.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
 import { ConntrackCleaner } from './conntrack.ts';
@@ -139,8 +139,9 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
     services: kubeListWatch<V1Service>(deps.kc, '/api/v1/services', { labelSelector: PROXY_LABEL_SELECTOR }),
     slices: kubeListWatch<V1EndpointSlice>(deps.kc, '/apis/discovery.k8s.io/v1/endpointslices', { labelSelector: PROXY_LABEL_SELECTOR }),
   };
-  const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: log.child({ component: 'informer' }) });
-  const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: log.child({ component: 'informer' }) });
+  const informerLog = log.child({ component: 'informer' });
+  const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: informerLog, transform: stripManagedFields });
+  const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: informerLog, transform: stripManagedFields });
 
   // Health-check node ports follow the informers' stores, recomputed after any change (coalesced, serialized).
   const hcServer = new ServiceHealthServer({ log: log.child({ component: 'healthcheck' }), proxyHealthy: () => health.healthy() });
@@ -214,7 +215,10 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info('starting', { mode: cfg.mode, apiServer: kc.server });
-  const starting = startProxy({ kc, log, registry: new Registry(), clock: realClock, signal: abort.signal }, cfg);
+  const registry = new Registry();
+  // process_resident_memory_bytes and friends, as kube-proxy's /metrics has them.
+  collectDefaultMetrics({ register: registry });
+  const starting = startProxy({ kc, log, registry, clock: realClock, signal: abort.signal }, cfg);
   const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((sig) => ({ sig }))]);
   if ('sig' in first) {
     // Stopped before the informers synced.

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { NodeletError } from '../../lib/errors.ts';
-import { Informer, objectKey, type ListWatch, type WatchEvent } from '../../lib/informer.ts';
+import { Informer, objectKey, stripManagedFields, type ListWatch, type WatchEvent } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
 
@@ -97,6 +97,22 @@ describe('lib Informer', () => {
     expect(inf.get('default', 'b')).to.equal(undefined);
     expect(inf.list().map(objectKey).sort()).to.deep.equal(['default/a', 'kube-system/b']);
     expect(lw.watches.map((w) => w.rv)).to.deep.equal(['7']);
+  });
+
+  it('a transform applies to listed and watched objects before the store and the handlers see them', async () => {
+    const mf = [{ manager: 'kubectl', operation: 'Update' }];
+    lw.items = [{ metadata: { name: 'a', namespace: 'default', resourceVersion: '1', managedFields: mf } }];
+    const seen: Obj[] = [];
+    const inf = new Informer<Obj>({ name: 'test', listWatch: lw, clock, log: nullLogger(), transform: stripManagedFields });
+    inf.addHandler({ onAdd: (o) => seen.push(o), onUpdate: (_a, o) => seen.push(o) });
+    inf.start(abort.signal);
+    await inf.waitForSync();
+    await settle();
+    lw.current.emit('MODIFIED', { metadata: { name: 'a', namespace: 'default', resourceVersion: '2', managedFields: mf } });
+    lw.current.emit('BOOKMARK', { metadata: { resourceVersion: '3' } });
+    expect(seen.map((o) => o.metadata?.resourceVersion)).to.deep.equal(['1', '2']);
+    expect(seen.every((o) => o.metadata?.managedFields === undefined)).to.equal(true);
+    expect(inf.get('default', 'a')?.metadata).to.deep.equal({ name: 'a', namespace: 'default', resourceVersion: '2' });
   });
 
   it('keys cluster-scoped objects by name alone', async () => {
