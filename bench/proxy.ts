@@ -107,6 +107,8 @@ interface ProxyRun {
   natRules?: number;
   /** nodelet only: where its first full sync went, as its own log says (save, generate, restore nat, restore filter). */
   firstSyncParts?: Record<string, number>;
+  /** process_resident_memory_bytes from the proxy's own /metrics after the samples, in MB. */
+  rssMB?: number;
   partialSyncMs: number[];
   changeToProgrammedMs: number[];
   partial: Summary;
@@ -317,6 +319,8 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     }
     // Read now, not at the first sync: the log line may still be on its way to the file then.
     const firstSyncParts = kind === 'nodelet' ? syncParts(proc.logFile) : undefined;
+    const rss = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
+    const rssMB = rss !== undefined ? fixed(rss / 1e6, 1) : undefined;
     const run: ProxyRun = {
       proxy: kind,
       backend,
@@ -325,6 +329,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       startToSyncedMs: ms(startToSyncedMs),
       ...(natRules !== undefined ? { natRules } : {}),
       ...(firstSyncParts ? { firstSyncParts } : {}),
+      ...(rssMB !== undefined ? { rssMB } : {}),
       partialSyncMs: partialSyncMs.map(ms),
       changeToProgrammedMs: changeToProgrammedMs.map(ms),
       partial: summarize(partialSyncMs),
@@ -335,6 +340,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       `  ${kind.padEnd(10)} ${backend.padEnd(6)} N=${services}: first full sync ${run.firstFullSyncMs} ms, ` +
         `partial p50 ${run.partial.p50} ms, change->programmed p50 ${run.change.p50} ms` +
         (natRules !== undefined ? `, ${natRules} nat rules` : '') +
+        (rssMB !== undefined ? `, RSS ${rssMB} MB` : '') +
         (firstSyncParts ? ` (first sync: ${Object.entries(firstSyncParts).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
     return run;
@@ -558,12 +564,12 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
   }
   printTable(info);
   console.log('');
-  const startRows: string[][] = [['start -> first sync done (ms)', 'N', 'nodelet', 'kube-proxy', 'nat rules nodelet', 'nat rules kube-proxy']];
+  const startRows: string[][] = [['start -> first sync done (ms)', 'N', 'nodelet', 'kube-proxy', 'nat rules nodelet', 'nat rules kube-proxy', 'RSS MB nodelet', 'RSS MB kube-proxy']];
   for (const b of BACKENDS) {
     for (const n of sizes) {
       const a = find('nodelet', b, n);
       const k = find('kube-proxy', b, n);
-      startRows.push([b, String(n), String(a.startToSyncedMs), String(k.startToSyncedMs), String(a.natRules ?? '-'), String(k.natRules ?? '-')]);
+      startRows.push([b, String(n), String(a.startToSyncedMs), String(k.startToSyncedMs), String(a.natRules ?? '-'), String(k.natRules ?? '-'), String(a.rssMB ?? '-'), String(k.rssMB ?? '-')]);
     }
   }
   printTable(startRows);
