@@ -46,6 +46,10 @@ export class ProberMetrics {
     return { probe_type: l.probeType, result, container: l.container, pod: l.pod, namespace: l.namespace, pod_uid: l.podUid };
   }
 
+  private durationLabels(l: ProbeLabels): Record<DurationLabel, string> {
+    return { probe_type: l.probeType, container: l.container, pod: l.pod, namespace: l.namespace };
+  }
+
   /** The series of one worker, bound once. */
   bind(l: ProbeLabels): ProbeRecorder {
     const counters = new Map<MetricResult, CounterSeries<TotalLabel>>();
@@ -56,7 +60,7 @@ export class ProberMetrics {
         let c = counters.get(r);
         if (!c) counters.set(r, (c = this.total.series(this.totalLabels(l, r))));
         c.inc();
-        duration ??= this.duration.series({ probe_type: l.probeType, container: l.container, pod: l.pod, namespace: l.namespace });
+        duration ??= this.duration.series(this.durationLabels(l));
         duration.observe(seconds);
       },
     };
@@ -65,6 +69,6 @@ export class ProberMetrics {
   /** Drops a stopped worker's series (upstream deletes them too), so gone pods do not pile up. */
   forget(l: ProbeLabels): void {
     for (const r of RESULTS) this.total.remove(this.totalLabels(l, r));
-    this.duration.remove({ probe_type: l.probeType, container: l.container, pod: l.pod, namespace: l.namespace });
+    this.duration.remove(this.durationLabels(l));
   }
 }

@@ -17,10 +17,15 @@ export interface SlotWait {
   cancel(): void;
 }
 
+interface Slot {
+  waiters: Set<(came: boolean) => void>;
+  ac: AbortController;
+}
+
 export class SlotTimer {
   private readonly clock: Clock;
   readonly slotMs: number;
-  private readonly slots = new Map<number, { waiters: Set<(came: boolean) => void>; ac: AbortController }>();
+  private readonly slots = new Map<number, Slot>();
 
   constructor(clock: Clock, slotMs = PROBE_SLOT_MS) {
     this.clock = clock;
@@ -35,17 +40,7 @@ export class SlotTimer {
   /** Waits for the slot at or after `at`. */
   wait(at: number): SlotWait {
     const t = this.align(at);
-    let slot = this.slots.get(t);
-    if (!slot) {
-      const s = { waiters: new Set<(came: boolean) => void>(), ac: new AbortController() };
-      slot = s;
-      this.slots.set(t, s);
-      void this.clock.sleep(Math.max(0, t - this.clock.now()), s.ac.signal).then(() => {
-        if (this.slots.get(t) === s) this.slots.delete(t);
-        for (const w of [...s.waiters]) w(!s.ac.signal.aborted);
-      });
-    }
-    const s = slot;
+    const s = this.slots.get(t) ?? this.arm(t);
     let settle!: (came: boolean) => void;
     const done = new Promise<boolean>((resolve) => {
       settle = (came) => {
@@ -65,6 +60,17 @@ export class SlotTimer {
         }
       },
     };
+  }
+
+  /** The slot at `t`, with its timer. An aborted timer (no waiters left) wakes nobody. */
+  private arm(t: number): Slot {
+    const s: Slot = { waiters: new Set(), ac: new AbortController() };
+    this.slots.set(t, s);
+    void this.clock.sleep(Math.max(0, t - this.clock.now()), s.ac.signal).then(() => {
+      if (this.slots.get(t) === s) this.slots.delete(t);
+      for (const w of [...s.waiters]) w(true);
+    });
+    return s;
   }
 
   /** Slots with a timer armed (tests). */

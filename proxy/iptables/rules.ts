@@ -8,11 +8,12 @@
 // Rules are written with words in iptables-save's order (-s, -d, -p, then
 // matches as given, then the target) and comments quoted as it quotes them.
 // Output is deterministic: services sorted by service port key, endpoints by
-// address.
+// address. In the nat text each written service's chains are declared right
+// before its rules (not all at the top), so it can be fed to iptables-restore
+// in pieces as it is made.
 //
 // Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
-// KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6, the
-// large-cluster mode that drops comments.
+// KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6.
 import { hash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
 import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
@@ -612,7 +613,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     }
   }
   natAppends += tailRules.length;
-  yield `${[...lines, ...tailRules, ...(options.natExtra ?? []), 'COMMIT', ''].join('\n')}`;
+  yield [...lines, ...tailRules, ...(options.natExtra ?? []), 'COMMIT', ''].join('\n');
 
   filterRules.push(
     `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,

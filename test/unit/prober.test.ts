@@ -86,6 +86,20 @@ function setup(random = () => 0) {
   return { clock, rt, prober, changes, events, registry, start, exit, view, execs };
 }
 
+/** Container app of pod web started (at `nowMs`) in `rt`, and the runtime's view of it. */
+async function runningApp(rt: FakeRuntime, nowMs: number): Promise<RuntimePodStatus> {
+  rt.addImage(IMAGE);
+  const meta = { name: 'web', namespace: 'probes', uid: UID, attempt: 0 };
+  const sb = await rt.runPodSandbox({ metadata: meta });
+  const id = await rt.createContainer(sb, { metadata: { name: 'app', attempt: 0 }, image: { image: IMAGE } }, { metadata: meta });
+  await rt.startContainer(id);
+  return {
+    uid: UID, name: 'web', namespace: 'probes',
+    sandboxes: [{ id: sb, state: SANDBOX_READY, attempt: 0, createdAt: 0, ip: '192.0.2.7' }],
+    containers: [{ id, sandboxId: sb, name: 'app', hash: '1', restartCount: 0, state: CONTAINER_RUNNING as ContainerState, createdAt: 0, startedAt: nowMs * 1e6, finishedAt: 0, exitCode: 0, reason: '', message: '', image: IMAGE, imageRef: '' }],
+  };
+}
+
 describe('prober: manager and workers', () => {
   it('finds probes on app containers and sidecars, not on regular init containers', () => {
     const pod = makePod({ readinessProbe: exec('r'), livenessProbe: exec('l') }, {
@@ -157,16 +171,8 @@ describe('prober: manager and workers', () => {
     const inner = new FakeClock();
     const early: Clock = { now: () => inner.now(), sleep: (ms, signal) => inner.sleep(Math.max(0, ms - 3), signal) };
     const rt = new FakeRuntime();
-    rt.addImage(IMAGE);
     const prober = new ProbeManager({ runtime: rt, clock: early, log: nullLogger(), registry: new Registry(), events: { podEvent: () => {} }, onChange: () => {}, random: () => 0 });
-    const sb = await rt.runPodSandbox({ metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
-    const id = await rt.createContainer(sb, { metadata: { name: 'app', attempt: 0 }, image: { image: IMAGE } }, { metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
-    await rt.startContainer(id);
-    const view: RuntimePodStatus = {
-      uid: UID, name: 'web', namespace: 'probes',
-      sandboxes: [{ id: sb, state: SANDBOX_READY, attempt: 0, createdAt: 0, ip: '192.0.2.7' }],
-      containers: [{ id, sandboxId: sb, name: 'app', hash: '1', restartCount: 0, state: CONTAINER_RUNNING as ContainerState, createdAt: 0, startedAt: inner.now() * 1e6, finishedAt: 0, exitCode: 0, reason: '', message: '', image: IMAGE, imageRef: '' }],
-    };
+    const view = await runningApp(rt, inner.now());
     prober.syncPod(makePod({ livenessProbe: exec('alive', { periodSeconds: 1 }) }), view);
     await settle();
     for (let i = 0; i < 100; i++) await inner.advance(100);
@@ -178,21 +184,13 @@ describe('prober: manager and workers', () => {
   it('tells how late each scheduled probe starts (not counting triggered ones)', async () => {
     const clock = new FakeClock();
     const rt = new FakeRuntime();
-    rt.addImage(IMAGE);
     const late: number[] = [];
     const prober = new ProbeManager({
       runtime: rt, clock, log: nullLogger(), registry: new Registry(), events: { podEvent: () => {} }, onChange: () => {},
       random: () => 0.25, onProbeLateness: (ms) => late.push(ms),
     });
     rt.execResults.set('ready', BAD);
-    const sb = await rt.runPodSandbox({ metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
-    const id = await rt.createContainer(sb, { metadata: { name: 'app', attempt: 0 }, image: { image: IMAGE } }, { metadata: { name: 'web', namespace: 'probes', uid: UID, attempt: 0 } });
-    await rt.startContainer(id);
-    const view: RuntimePodStatus = {
-      uid: UID, name: 'web', namespace: 'probes',
-      sandboxes: [{ id: sb, state: SANDBOX_READY, attempt: 0, createdAt: 0, ip: '192.0.2.7' }],
-      containers: [{ id, sandboxId: sb, name: 'app', hash: '1', restartCount: 0, state: CONTAINER_RUNNING as ContainerState, createdAt: 0, startedAt: clock.now() * 1e6, finishedAt: 0, exitCode: 0, reason: '', message: '', image: IMAGE, imageRef: '' }],
-    };
+    const view = await runningApp(rt, clock.now());
     const pod = makePod({ readinessProbe: exec('ready', { periodSeconds: 4 }) });
     prober.syncPod(pod, view);
     await clock.advance(1_000); // the spread: a quarter of the period
