@@ -70,7 +70,8 @@ const PROFILE = 'dev6';
 const NODELET_NODE = 7;
 const KUBEPROXY_NODE = 8;
 const USERSPACE_NODE = 9;
-const SIZES = (process.env.NODELET_BENCH_PROXY_SIZES ?? '1000,5000,10000').split(',').map(Number);
+// An empty NODELET_BENCH_PROXY_SIZES runs the userspace part only.
+const SIZES = (process.env.NODELET_BENCH_PROXY_SIZES ?? '1000,5000,10000').split(',').filter(Boolean).map(Number);
 const BACKENDS = (process.env.NODELET_BENCH_PROXY_BACKENDS ?? 'nft,legacy').split(',').map((b): Backend => {
   if (b !== 'nft' && b !== 'legacy') throw new Error(`NODELET_BENCH_PROXY_BACKENDS: '${b}' is not nft or legacy`);
   return b;
@@ -439,6 +440,8 @@ async function breakdown(c: Ctx, services: number): Promise<Breakdown[]> {
 }
 
 interface UserspaceResult {
+  /** How the proxy moved TCP bytes, from its log: the kernel splice relay or the JS copy. */
+  relay: string;
   requests: number;
   bulkSeconds: number;
   direct: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number };
@@ -500,7 +503,9 @@ async function userspaceBench(c: Ctx): Promise<UserspaceResult> {
     const direct = await measure(podIP, USERSPACE_POD_PORTS.echo, USERSPACE_POD_PORTS.sink);
     const proxied = await measure(clusterIP, 80, 81);
     const throughputRatio = fixed(proxied.throughputMBps / direct.throughputMBps, 3);
+    const relay = /"relay":"(\w+)"/.exec(readFileSync(proxy.logFile, 'utf8'))?.[1] ?? 'unknown';
     const result = {
+      relay,
       requests: USERSPACE_REQUESTS,
       bulkSeconds: USERSPACE_BULK_SECONDS,
       direct,
@@ -509,7 +514,7 @@ async function userspaceBench(c: Ctx): Promise<UserspaceResult> {
       throughputRatio,
       target: { ratio: USERSPACE_TARGET, pass: throughputRatio >= USERSPACE_TARGET },
     };
-    c.log(`  userspace: direct ${direct.throughputMBps} MB/s p99 ${direct.latencyUs.p99} us; proxied ${proxied.throughputMBps} MB/s p99 ${proxied.latencyUs.p99} us`);
+    c.log(`  userspace (${relay} relay): direct ${direct.throughputMBps} MB/s p99 ${direct.latencyUs.p99} us; proxied ${proxied.throughputMBps} MB/s p99 ${proxied.latencyUs.p99} us`);
     return result;
   } finally {
     if (proxy) await stop(c, proxy);
@@ -577,7 +582,7 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
   if (userspace) {
     const { direct, proxied } = userspace;
     printTable([
-      ['userspace mode', 'direct', 'via proxy', 'ratio'],
+      [`userspace mode (${userspace.relay} relay)`, 'direct', 'via proxy', 'ratio'],
       ['throughput MB/s', String(direct.throughputMBps), String(proxied.throughputMBps), userspace.throughputRatio.toFixed(2)],
       ['request p50 us', String(direct.latencyUs.p50), String(proxied.latencyUs.p50), (proxied.latencyUs.p50 / direct.latencyUs.p50).toFixed(2)],
       ['request p99 us', String(direct.latencyUs.p99), String(proxied.latencyUs.p99), (proxied.latencyUs.p99 / direct.latencyUs.p99).toFixed(2)],

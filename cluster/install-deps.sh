@@ -22,4 +22,5 @@ if [[ ! -x node_modules/.bin/node ]] || [[ package-lock.json -nt node_modules/.p
   echo "[deps] npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+bash proxy/userspace/splice/build.sh
 echo "[deps] ok: $(node_modules/.bin/node --version), $(go version | awk '{print $3}'), $(dockerd --version | cut -d, -f1)"

@@ -29,6 +29,7 @@ import { newNftablesProxier } from './nftables/setup.ts';
 import { detectBackend, ExecIptables } from './iptables/restore.ts';
 import type { Proxier } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
+import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
 
@@ -59,10 +60,12 @@ const writeSysctl: Sysctl = (key, value) => writeFile(`/proc/sys/${key.replaceAl
 async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Promise<Proxier> {
   if (cfg.mode === 'userspace') {
     const backend = await detectBackend(exec, cfg.iptablesBackend);
-    deps.log.info('userspace proxier', { backend });
+    const { splicer, error } = loadSplicer();
+    deps.log.info('userspace proxier', { backend, relay: splicer ? 'splice' : 'copy' });
+    if (!splicer) deps.log.warn('userspace proxy: the native splice relay is not built (make deps); copying bytes in JS at about half the throughput', { error });
     return new UserspaceProxier(
       { nodeName: cfg.nodeName, minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs },
-      { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry },
+      { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry, splicer },
     );
   }
   const nodeIPs = nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());

@@ -51,6 +51,7 @@ import { endpointString, portKey, type Endpoint, type ServicePortInfo } from '..
 import { LoadBalancerRR } from './roundrobin.ts';
 import { portalRules, type PortalService } from './rules.ts';
 import { DEFAULT_UDP_IDLE_TIMEOUT_MS, openProxySocket, type ProxySocket } from './socket.ts';
+import type { Splicer } from './splicer.ts';
 
 export interface UserspaceProxierOptions {
   nodeName: string;
@@ -76,6 +77,8 @@ export interface UserspaceProxierDeps {
   registry?: Registry;
   /** Shuffles endpoint lists; default Math.random. */
   random?: () => number;
+  /** The native TCP relay; undefined = bytes are copied in JS. */
+  splicer?: Splicer | undefined;
 }
 
 /** Upstream's ChooseHostInterface, simplified: the first non-internal IPv4 address. */
@@ -141,6 +144,7 @@ export class UserspaceProxier extends ProxierBase {
   private readonly udpIdleTimeoutMs: number;
   private readonly minSyncPeriodMs: number;
   private readonly dialTimeoutsMs: readonly number[] | undefined;
+  private readonly splicer: Splicer | undefined;
   private readonly runner: BoundedFrequencyRunner;
   private readonly lb: LoadBalancerRR;
 
@@ -153,6 +157,7 @@ export class UserspaceProxier extends ProxierBase {
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.log = deps.log;
+    this.splicer = deps.splicer;
     this.metrics = deps.registry ? new Metrics(deps.registry) : undefined;
     this.listenAddress = options.listenAddress ?? '0.0.0.0';
     const hostIP = this.listenAddress === '0.0.0.0' ? (options.hostIP ?? chooseHostIP(os.networkInterfaces())) : this.listenAddress;
@@ -298,6 +303,7 @@ export class UserspaceProxier extends ProxierBase {
       log: this.log,
       clock: this.clock,
       udpIdleTimeoutMs: this.udpIdleTimeoutMs,
+      splicer: this.splicer,
       ...(this.dialTimeoutsMs ? { dialTimeoutsMs: this.dialTimeoutsMs } : {}),
     };
   }

@@ -1,7 +1,9 @@
 // The sockets of the userspace proxy, as upstream's tcpProxySocket and
 // udpProxySocket (pkg/proxy/userspace/proxysocket.go): one listener per
 // service port; each new TCP connection or UDP client gets an endpoint from
-// the injected chooser and its bytes are copied both ways.
+// the injected chooser and its bytes are relayed both ways: by splice(2) in
+// the kernel when the native relay is built (splicer.ts; Go's io.Copy between
+// TCP connections, which upstream used, does the same), else copied in JS.
 //
 // TCP: the inbound connection is held paused while a backend is dialled;
 // a failed dial asks the chooser again with resetAffinity, with upstream's
@@ -21,6 +23,7 @@ import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Protocol } from '../types.ts';
+import { ECANCELED, type Splicer, socketFd } from './splicer.ts';
 
 /** Upstream's endpointDialTimeouts: one try per entry. */
 export const DIAL_TIMEOUTS_MS: readonly number[] = [250, 500, 1000, 2000];
@@ -46,6 +49,8 @@ export interface SocketOptions {
   clock: Clock;
   dialTimeoutsMs?: readonly number[];
   udpIdleTimeoutMs?: number;
+  /** The native relay (see splicer.ts); without it TCP bytes are copied in JS. */
+  splicer?: Splicer | undefined;
 }
 
 /** "10.0.0.1:80" -> ['10.0.0.1', 80] (IPv4 only, as the rest of proxy/). */
@@ -70,6 +75,8 @@ function dial(endpoint: string, timeoutMs: number): Promise<net.Socket> {
   const [host, port] = splitHostPort(endpoint);
   return new Promise((resolve, reject) => {
     const sock = net.connect({ host, port, allowHalfOpen: true });
+    // Nothing is read until the relay starts (the kernel relay cannot see what Node has buffered).
+    sock.pause();
     const timer = setTimeout(() => {
       sock.destroy();
       reject(new NodeletError('PROXY_DIAL_TIMEOUT', `dial ${endpoint}: no answer in ${timeoutMs} ms`));
@@ -88,8 +95,8 @@ function dial(endpoint: string, timeoutMs: number): Promise<net.Socket> {
   });
 }
 
-/** Copies both ways until both directions have ended; an error on either side ends both. */
-function splice(a: net.Socket, b: net.Socket): void {
+/** Copies both ways in JS until both directions have ended; an error on either side ends both. */
+function copyBothWays(a: net.Socket, b: net.Socket): void {
   const kill = () => {
     a.destroy();
     b.destroy();
@@ -104,6 +111,40 @@ function splice(a: net.Socket, b: net.Socket): void {
   };
   a.once('close', onClose);
   b.once('close', onClose);
+}
+
+/**
+ * Relays both ways until both directions have ended, through the kernel
+ * (splice) when the native relay is there, else by copying in JS. Both
+ * sockets come paused, so Node has read nothing the kernel relay would skip.
+ */
+function relay(a: net.Socket, b: net.Socket, splicer: Splicer | undefined, log: Logger): void {
+  const fa = socketFd(a);
+  const fb = socketFd(b);
+  if (splicer && fa !== undefined && fb !== undefined && a.readableLength === 0 && b.readableLength === 0) {
+    const done = (errno: number) => {
+      if (errno !== 0 && errno !== ECANCELED) log.debug('userspace proxy: connection ended with an error', { errno });
+      a.destroy();
+      b.destroy();
+    };
+    let id: number | undefined;
+    try {
+      id = splicer.start(fa, fb, done);
+    } catch (err) {
+      log.debug('userspace proxy: splice relay refused the connection; copying it instead', { error: describeError(err) });
+    }
+    if (id !== undefined) {
+      const relayId = id;
+      // The relay holds its own fds: a socket closed here (close(true), an error) must end it too.
+      const stop = () => splicer.abort(relayId);
+      for (const s of [a, b]) {
+        s.once('close', stop);
+        s.on('error', () => s.destroy());
+      }
+      return;
+    }
+  }
+  copyBothWays(a, b);
 }
 
 class TcpProxySocket implements ProxySocket {
@@ -139,7 +180,7 @@ class TcpProxySocket implements ProxySocket {
     server.on('connection', (inbound) => {
       self.conns.add(inbound);
       inbound.once('close', () => self.conns.delete(inbound));
-      void self.handle(inbound, choose, timeouts, opts.log);
+      void self.handle(inbound, choose, timeouts, opts);
     });
     return self;
   }
@@ -148,7 +189,8 @@ class TcpProxySocket implements ProxySocket {
     return this.conns.size;
   }
 
-  private async handle(inbound: net.Socket, choose: Chooser, timeouts: readonly number[], log: Logger): Promise<void> {
+  private async handle(inbound: net.Socket, choose: Chooser, timeouts: readonly number[], opts: SocketOptions): Promise<void> {
+    const { log } = opts;
     // The client may go away while we dial; remember, so the backend is not left open.
     let gone = false;
     const onGone = () => {
@@ -183,7 +225,7 @@ class TcpProxySocket implements ProxySocket {
     this.backends.add(outbound);
     const out = outbound;
     out.once('close', () => this.backends.delete(out));
-    splice(inbound, out);
+    relay(inbound, out, opts.splicer, log);
   }
 
   async close(dropActive = false): Promise<void> {

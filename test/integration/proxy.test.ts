@@ -226,6 +226,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     const other = mode === 'userspace' ? ':KUBE-SERVICES' : ':KUBE-PORTALS-HOST';
     expect(nat).to.include(own);
     expect(nat).to.not.include(other);
+    // userspace: TCP bytes go through the kernel relay (make deps builds it), not the JS copy.
+    if (mode === 'userspace') expect(readFileSync(proxyLog, 'utf8')).to.match(/"message":"userspace proxier".*"relay":"splice"|"relay":"splice".*"message":"userspace proxier"/);
   });
 
   it('serves /healthz and /livez with the last sync time, and metrics on 127.0.0.1:10249', async () => {

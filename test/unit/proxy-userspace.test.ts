@@ -4,7 +4,8 @@
 // port number serves every endpoint of a slice. 127.0.0.9 has nothing
 // listening: a dead endpoint. Cluster IPs in 10.96.0.0/16 (RFC 1918) only
 // appear in rules, never on the wire. Waits are bounded; no assertion is on
-// time. Affinity and UDP idle expiry run on a FakeClock.
+// time. Affinity and UDP idle expiry run on a FakeClock. The TCP cases run
+// twice: with the native splice relay (built by `make deps`) and with the JS copy.
 import { expect } from 'chai';
 import dgram from 'node:dgram';
 import net from 'node:net';
@@ -12,6 +13,7 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { nullLogger } from '../../lib/log.ts';
 import { UserspaceProxier, usableEndpoints } from '../../proxy/userspace/proxier.ts';
+import { loadSplicer, type Splicer } from '../../proxy/userspace/splicer.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
 
@@ -168,7 +170,28 @@ function tally(replies: string[]): Map<string, number> {
   return m;
 }
 
-describe('proxy UserspaceProxier (real sockets on loopback)', () => {
+/** Connections handed to the splice relay (so the splice runs show they did not fall back to copying). */
+let spliced = 0;
+const relays: [string, () => Splicer | undefined][] = [
+  [
+    'splice relay',
+    () => {
+      const { splicer, error } = loadSplicer();
+      if (!splicer) throw new Error(`the splice relay is not built (make deps builds it): ${error}`);
+      return {
+        start: (a, b, done) => {
+          spliced++;
+          return splicer.start(a, b, done);
+        },
+        abort: (id) => splicer.abort(id),
+      };
+    },
+  ],
+  ['JS copy', () => undefined],
+];
+
+for (const [relayName, relay] of relays)
+describe(`proxy UserspaceProxier (real sockets on loopback, ${relayName})`, () => {
   let clock: FakeClock;
   let proxier: UserspaceProxier;
   let backends: Backends | undefined;
@@ -178,7 +201,7 @@ describe('proxy UserspaceProxier (real sockets on loopback)', () => {
     ipt = withIptables ? new FakeIptables() : undefined;
     return new UserspaceProxier(
       { nodeName: 'node-a', listenAddress: '127.0.0.1', hostIP: '127.0.0.1', minSyncPeriodMs: 10 },
-      { iptables: ipt, clock, log: nullLogger(), registry: new Registry() },
+      { iptables: ipt, clock, log: nullLogger(), registry: new Registry(), splicer: relay() },
     );
   }
 
@@ -193,6 +216,7 @@ describe('proxy UserspaceProxier (real sockets on loopback)', () => {
   }
 
   beforeEach(() => {
+    spliced = 0;
     clock = new FakeClock();
     proxier = make();
   });
@@ -217,6 +241,7 @@ describe('proxy UserspaceProxier (real sockets on loopback)', () => {
       ['127.0.0.3', 10],
       ['127.0.0.4', 10],
     ]);
+    expect(spliced).to.equal(relayName === 'splice relay' ? 30 : 0);
   });
 
   it('ClientIP affinity sticks to one endpoint until the timeout passes', async () => {
