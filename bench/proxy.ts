@@ -19,8 +19,8 @@
 //       iptables-restore of the same text timed in a fresh namespace.
 //   (3) change -> programmed: create one Service + slice, poll
 //       `iptables -t nat -S KUBE-SVC-…` in the namespace until the chain exists.
-//   (4) userspace mode: 2000 one-request connections and 5 s of bulk
-//       transfer, direct to the backend vs through `nodelet proxy
+//   (4) userspace mode: 2000 one-request connections and 3 rounds of 3 s
+//       bulk transfer (medians), direct to the backend vs through `nodelet proxy
 //       --proxy-mode userspace` (cluster IP -> iptables -> proxy port).
 //
 // Run: node bench/proxy.ts   Writes bench/results/proxy-<ISO>.json, proxy-latest.json
@@ -85,7 +85,8 @@ const METRICS_PORT = 10249;
 const FIRST_SYNC_TIMEOUT_MS = 600_000;
 const POLL_MS = 50;
 const USERSPACE_REQUESTS = 2000;
-const USERSPACE_BULK_SECONDS = 5;
+const USERSPACE_BULK_SECONDS = 3;
+const USERSPACE_BULK_ROUNDS = 3;
 const USERSPACE_TARGET = 0.6;
 /** The backend pod of the userspace test: an address of the pod CIDR, put on the namespace's lo. */
 const USERSPACE_POD_PORTS = { echo: 8080, sink: 8081 };
@@ -444,8 +445,10 @@ interface UserspaceResult {
   relay: string;
   requests: number;
   bulkSeconds: number;
-  direct: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number };
-  proxied: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number };
+  bulkRounds: number;
+  /** throughputMBps is the median of the rounds. */
+  direct: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number; throughputRoundsMBps: number[] };
+  proxied: { latencyUs: Omit<Summary, 'samplesMs'>; throughputMBps: number; throughputRoundsMBps: number[] };
   addedP99Us: number;
   throughputRatio: number;
   target: { ratio: number; pass: boolean };
@@ -492,28 +495,49 @@ async function userspaceBench(c: Ctx): Promise<UserspaceResult> {
       if (Date.now() > deadline) throw new Error(`userspace proxy never served ${clusterIP}:80: ${r.stderr.trim().slice(-300)} ${logTail(proxy)}`);
       await sleep(300);
     }
-    const measure = async (host: string, echo: number, sink: number) => {
-      const r = await client(host, echo, sink, USERSPACE_REQUESTS, USERSPACE_BULK_SECONDS);
+    const latency = async (host: string, echo: number, sink: number) => {
+      const r = await client(host, echo, sink, USERSPACE_REQUESTS, 0);
       if (r.code !== 0) throw new Error(`load client against ${host}: ${r.stderr.trim().slice(-500)}`);
-      const res = JSON.parse(r.stdout) as { latencyMs: number[]; bulk: { bytes: number; seconds: number } };
+      const res = JSON.parse(r.stdout) as { latencyMs: number[] };
       // In microseconds: loopback requests take well under a millisecond. Samples are left out (2000 of them).
       const { samplesMs: _, ...latencyUs } = summarize(res.latencyMs.map((x) => x * 1000));
-      return { latencyUs, throughputMBps: round(res.bulk.bytes / res.bulk.seconds / 1e6) };
+      return latencyUs;
     };
-    const direct = await measure(podIP, USERSPACE_POD_PORTS.echo, USERSPACE_POD_PORTS.sink);
-    const proxied = await measure(clusterIP, 80, 81);
+    const bulk = async (host: string, echo: number, sink: number) => {
+      const r = await client(host, echo, sink, 0, USERSPACE_BULK_SECONDS);
+      if (r.code !== 0) throw new Error(`load client against ${host}: ${r.stderr.trim().slice(-500)}`);
+      const res = JSON.parse(r.stdout) as { bulk: { bytes: number; seconds: number } };
+      return round(res.bulk.bytes / res.bulk.seconds / 1e6);
+    };
+    // Bulk rounds alternate direct and proxied, and each side's median counts: one window
+    // of either can be off by a third on this 2-core machine.
+    const rounds = { direct: [] as number[], proxied: [] as number[] };
+    for (let i = 0; i < USERSPACE_BULK_ROUNDS; i++) {
+      c.check();
+      rounds.direct.push(await bulk(podIP, USERSPACE_POD_PORTS.echo, USERSPACE_POD_PORTS.sink));
+      rounds.proxied.push(await bulk(clusterIP, 80, 81));
+    }
+    const side = async (host: string, echo: number, sink: number, mbps: number[]) => ({
+      latencyUs: await latency(host, echo, sink),
+      throughputMBps: median(mbps),
+      throughputRoundsMBps: mbps,
+    });
+    const direct = await side(podIP, USERSPACE_POD_PORTS.echo, USERSPACE_POD_PORTS.sink, rounds.direct);
+    const proxied = await side(clusterIP, 80, 81, rounds.proxied);
     const throughputRatio = fixed(proxied.throughputMBps / direct.throughputMBps, 3);
     const relay = /"relay":"(\w+)"/.exec(readFileSync(proxy.logFile, 'utf8'))?.[1] ?? 'unknown';
     const result = {
       relay,
       requests: USERSPACE_REQUESTS,
       bulkSeconds: USERSPACE_BULK_SECONDS,
+      bulkRounds: USERSPACE_BULK_ROUNDS,
       direct,
       proxied,
       addedP99Us: round(proxied.latencyUs.p99 - direct.latencyUs.p99),
       throughputRatio,
       target: { ratio: USERSPACE_TARGET, pass: throughputRatio >= USERSPACE_TARGET },
     };
+    c.log(`  userspace (${relay} relay): bulk MB/s direct ${rounds.direct.join(', ')}; proxied ${rounds.proxied.join(', ')}`);
     c.log(`  userspace (${relay} relay): direct ${direct.throughputMBps} MB/s p99 ${direct.latencyUs.p99} us; proxied ${proxied.throughputMBps} MB/s p99 ${proxied.latencyUs.p99} us`);
     return result;
   } finally {
