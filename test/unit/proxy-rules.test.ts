@@ -52,11 +52,13 @@ const NAT_TAIL =
   '-A KUBE-SERVICES ! -d 127.0.0.0/8 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS';
 
 /**
- * The whole nat table text of one service: the fixed head, the service's
- * chains declared right before its rules (top-level ones first), the fixed tail.
+ * The whole nat table text of one service: every chain declared first, in
+ * descending name order (the fixed ones among them), then the fixed head
+ * rules, the service's rules, the fixed tail.
  */
 function nat(chains: string[], rules: string[]): string {
-  return ['*nat', ...NAT_HEAD_CHAINS, ...NAT_HEAD_RULES, ...chains.map((c) => `:${c} - [0:0]`), ...rules, NAT_TAIL, 'COMMIT', ''].join('\n');
+  const declared = [...NAT_HEAD_CHAINS, ...chains.map((c) => `:${c} - [0:0]`)].sort().reverse();
+  return ['*nat', ...declared, ...NAT_HEAD_RULES, ...rules, NAT_TAIL, 'COMMIT', ''].join('\n');
 }
 
 function filter(rules: string[]): string {
@@ -345,20 +347,18 @@ describe('proxy iptables rules', () => {
       const existingChains = chainsFromSave(fake.saveText('nat'));
       const opts: RulesOptions = { full: false, changedServices: new Set(['ns1/svc2']), existingChains };
       const out = generateRules(after, opts);
-      // svc1 keeps its chains (only its jump in KUBE-SERVICES is written); svc2's are declared right before its rules.
+      // svc1 keeps its chains (only its jump in KUBE-SERVICES is written); svc2's and the stale one are declared
+      // with the fixed chains, in descending name order; the stale one is deleted at the end.
       expect(out.nat).to.equal([
         '*nat',
-        ...NAT_HEAD_CHAINS,
+        ...[...NAT_HEAD_CHAINS, `:${SVC2} - [0:0]`, `:${NEW} - [0:0]`, `:${OLD} - [0:0]`].sort().reverse(),
         ...NAT_HEAD_RULES,
         CLUSTER_IP_RULE,
-        `:${SVC2} - [0:0]`,
-        `:${NEW} - [0:0]`,
         `-A KUBE-SERVICES -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j ${SVC2}`,
         `-A ${SVC2} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
         `-A ${SVC2} -m comment --comment "ns1/svc2:http -> 10.244.2.2:8080" -j ${NEW}`,
         `-A ${NEW} -s 10.244.2.2/32 -m comment --comment "ns1/svc2:http" -j KUBE-MARK-MASQ`,
         `-A ${NEW} -p tcp -m comment --comment "ns1/svc2:http" -m tcp -j DNAT --to-destination 10.244.2.2:8080`,
-        `:${OLD} - [0:0]`,
         `-X ${OLD}`,
         NAT_TAIL,
         'COMMIT',
