@@ -250,25 +250,59 @@ interface Context {
  */
 export const LARGE_CLUSTER_ENDPOINTS = 1000;
 
-function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceOutput {
-  const out: ServiceOutput = { top: [], chains: [], rules: [], filter: [] };
+/**
+ * What a service's rules are made of, without the rules: its chain names (a
+ * sha256 each) and which of them it uses. A full sync declares every chain
+ * before any rule, so this is done for all services first and the rules
+ * after, while iptables-restore reads the declarations.
+ */
+interface ServicePlan {
+  name: string;
+  proto: string;
+  svcChain: string;
+  svlChain: string;
+  extChain: string;
+  cat: Categorized;
+  usesClusterChain: boolean;
+  usesLocalChain: boolean;
+  usesExtChain: boolean;
+  /** Each reachable endpoint's chain. */
+  seps: Map<Endpoint, string>;
+  /** The chains the service uses, in declaration order. */
+  chains: string[];
+}
+
+function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan {
   const name = portKey(sp);
   const proto = sp.protocol.toLowerCase();
   const h = portProtoHash(name, proto);
   const svcChain = `KUBE-SVC-${h}`;
   const svlChain = `KUBE-SVL-${h}`;
   const extChain = `KUBE-EXT-${h}`;
-  const { cluster, local, reachable, hasAny } = categorizeEndpoints(eps, sp);
+  const cat = categorizeEndpoints(eps, sp);
+  const usesClusterChain = cat.cluster.length > 0 && usesClusterEndpoints(sp);
+  const usesLocalChain = cat.local.length > 0 && usesLocalEndpoints(sp);
+  // The EXT chain is needed even without external endpoints, for the short-circuit of local traffic.
+  const usesExtChain = cat.hasAny && externallyAccessible(sp);
+  const seps = new Map<Endpoint, string>();
+  for (const ep of cat.reachable) seps.set(ep, endpointChainName(name, proto, endpointString(ep)));
+  const chains: string[] = [];
+  if (usesExtChain) chains.push(extChain);
+  if (usesClusterChain) chains.push(svcChain);
+  if (usesLocalChain) chains.push(svlChain);
+  for (const c of seps.values()) chains.push(c);
+  return { name, proto, svcChain, svlChain, extChain, cat, usesClusterChain, usesLocalChain, usesExtChain, seps, chains };
+}
 
-  const usesClusterChain = cluster.length > 0 && usesClusterEndpoints(sp);
-  const usesLocalChain = local.length > 0 && usesLocalEndpoints(sp);
+function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan, ctx: Context): ServiceOutput {
+  const { name, proto, svcChain, svlChain, extChain, usesClusterChain, usesLocalChain, usesExtChain } = plan;
+  const { cluster, local, reachable, hasAny } = plan.cat;
+  const out: ServiceOutput = { top: [], chains: plan.chains, rules: [], filter: [] };
 
   const internalChain = internalPolicyLocal(sp) ? svlChain : svcChain;
   const hasInternal = hasAny && (!internalPolicyLocal(sp) || local.length > 0);
   const externalPolicyChain = externalPolicyLocal(sp) ? svlChain : svcChain;
   const hasExternal = hasAny && (!externalPolicyLocal(sp) || local.length > 0);
-  // The EXT chain is needed even without external endpoints, for the short-circuit of local traffic.
-  const usesExtChain = hasAny && externallyAccessible(sp);
 
   // What the filter table does with traffic that the nat table does not catch.
   const noEndpoints: Verdict = { note: `${name} has no endpoints`, target: 'REJECT' };
@@ -326,7 +360,6 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
 
   // External traffic (node port, external and load-balancer IPs) goes through the EXT chain.
   if (usesExtChain) {
-    out.chains.push(extChain);
     if (!externalPolicyLocal(sp)) {
       // Endpoints may be on other nodes: masquerade so replies come back through us.
       out.rules.push(`-A ${extChain} ${comment(`masquerade traffic for ${name} external destinations`)} -j ${KUBE_MARK_MASQ}`);
@@ -342,16 +375,10 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
     if (hasExternal) out.rules.push(`-A ${extChain} -j ${externalPolicyChain}`);
   }
 
-  // Each endpoint's chain name once (a sha256 each), however many rules name it.
-  const seps = new Map<Endpoint, string>();
-  const sep = (ep: Endpoint) => {
-    let c = seps.get(ep);
-    if (c === undefined) seps.set(ep, (c = endpointChainName(name, proto, endpointString(ep))));
-    return c;
-  };
+  // Each endpoint's chain name was made once, in the plan, however many rules name it.
+  const sep = (ep: Endpoint) => plan.seps.get(ep) ?? endpointChainName(name, proto, endpointString(ep));
   const epComment = (text: string) => (ctx.large ? '' : ` ${comment(text)}`);
   const dispatch = (chain: string, targets: readonly Endpoint[]) => {
-    out.chains.push(chain);
     if (sp.sessionAffinity === 'ClientIP') {
       for (const ep of targets) {
         out.rules.push(
@@ -369,7 +396,6 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
 
   for (const ep of reachable) {
     const chain = sep(ep);
-    out.chains.push(chain);
     // Hairpin: an endpoint reaching itself through the service must be masqueraded.
     out.rules.push(`-A ${chain} -s ${host(ep.ip)}${epComment(name)} -j ${KUBE_MARK_MASQ}`);
     const affinity = sp.sessionAffinity === 'ClientIP' ? ` -m recent --name ${chain} --set` : '';
@@ -474,21 +500,31 @@ interface ServiceText {
   filter: string[];
 }
 
-function cachedServiceRules(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceText {
+/** A service as the generator's first pass leaves it: its text from the cache, or the plan to make it from. */
+interface ServiceEntry {
+  chains: readonly string[];
+  text: ServiceText | (() => ServiceText);
+}
+
+function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceEntry {
   const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}`;
   const hit = ruleCache.get(sp);
-  if (hit && hit.eps === eps && hit.settings === settings) return hit.out;
-  const o = serviceRules(sp, clusterIP, eps, ctx);
-  const out: ServiceText = {
-    chains: o.chains,
-    top: o.top.join('\n'),
-    topCount: o.top.length,
-    rules: o.rules.join('\n'),
-    rulesCount: o.rules.length,
-    filter: o.filter,
+  if (hit && hit.eps === eps && hit.settings === settings) return { chains: hit.out.chains, text: hit.out };
+  const plan = planService(sp, eps);
+  const make = () => {
+    const o = serviceRules(sp, clusterIP, plan, ctx);
+    const out: ServiceText = {
+      chains: o.chains,
+      top: o.top.join('\n'),
+      topCount: o.top.length,
+      rules: o.rules.join('\n'),
+      rulesCount: o.rules.length,
+      filter: o.filter,
+    };
+    ruleCache.set(sp, { eps, settings, out });
+    return out;
   };
-  ruleCache.set(sp, { eps, settings, out });
-  return out;
+  return { chains: plan.chains, text: make };
 }
 
 /** Endpoints of all service ports, as upstream counts them for largeClusterMode. */
@@ -516,9 +552,10 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
 
 /**
  * The nat restore text in pieces, a few dozen services each; the rest (filter
- * text, chains, counts) is the generator's return value. Every service is
- * made (or taken from the cache) first, so that the first piece can declare
- * all the chains; the rules follow in pieces that are joins of cached blocks,
+ * text, chains, counts) is the generator's return value. The first piece is
+ * the table line alone, so that iptables-restore gets going (a legacy restore
+ * reads the whole table from the kernel then) while every service is made, or
+ * taken from the cache; then all the chains are declared; the rules follow in pieces that are joins of cached blocks,
  * so a large text is never one string and iptables-restore parses the
  * declarations while the rest is joined.
  */
@@ -552,23 +589,26 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     );
   }
 
+  // The table line on its own first: iptables-restore starts and reads the table
+  // (all of it, for a legacy --noflush restore) while the services are made.
+  yield '*nat\n';
+
   const chainsInUse = new Set<string>();
   // Keys computed once, not in every comparison.
   const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
   keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  // Every service first (from the cache when unchanged), so all declarations can lead the text.
-  const services: { out: ServiceText; write: boolean }[] = [];
+  // Every service's chains first (its text too when cached), so all declarations can lead the text.
+  const services: { entry: ServiceEntry; write: boolean }[] = [];
   for (const { sp, key } of keyed) {
     const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
     if (!clusterIP) continue;
-    const out = cachedServiceRules(sp, clusterIP, input.endpoints.get(key) ?? [], ctx);
-    if (cleanup) for (const c of out.chains) chainsInUse.add(c);
-    for (const r of out.filter) filterRules.push(r);
+    const entry = serviceEntry(sp, clusterIP, input.endpoints.get(key) ?? [], ctx);
+    if (cleanup) for (const c of entry.chains) chainsInUse.add(c);
     // A partial sync leaves an unchanged service's chains as they are, unless one of them is missing.
     const write =
-      options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(out.chains, existing, cleanup));
-    if (write) for (const c of out.chains) natChains.push(c);
-    services.push({ out, write });
+      options.full || changed.has(serviceKey(sp.namespace, sp.name)) || (existing !== undefined && missingChain(entry.chains, existing, cleanup));
+    if (write) for (const c of entry.chains) natChains.push(c);
+    services.push({ entry, write });
   }
 
   // Delete our chains that nothing uses any more: declaring flushes them, then -X.
@@ -587,9 +627,11 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // (a stale chain may still jump to another).
   const declared = [...natChains].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
   // The nat text so far (since the last piece; an element may hold several lines).
-  let lines: string[] = ['*nat', ...declared.map(chainLine), ...headRules];
+  let lines: string[] = [...declared.map(chainLine), ...headRules];
   let inChunk = 0;
-  for (const { out, write } of services) {
+  for (const { entry, write } of services) {
+    const out = typeof entry.text === 'function' ? entry.text() : entry.text;
+    for (const r of out.filter) filterRules.push(r);
     if (out.top) lines.push(out.top);
     natAppends += out.topCount;
     if (write) {
