@@ -159,7 +159,8 @@ export class ConntrackCleaner implements Proxier {
   private noteChange(pending: boolean): void {
     if (!pending) return;
     this.firstUnfolded ??= this.deps.clock.now();
-    this.wake.abort();
+    // Already woken: abort() would still make a DOMException (see BoundedFrequencyRunner.wakeUp).
+    if (!this.wake.signal.aborted) this.wake.abort();
   }
 
   /** Folds the pending changes into the state and queues the deletes they call for. */

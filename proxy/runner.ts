@@ -57,13 +57,22 @@ export class BoundedFrequencyRunner {
   /** Asks for a run as soon as the min interval allows. Coalesces with other requests. */
   run(): void {
     this.requested = true;
-    this.wake.abort();
+    this.wakeUp();
+  }
+
+  /**
+   * Ends the loop's current wait. abort() makes its DOMException (with a stack)
+   * even when the signal is already aborted: once per informer event while a
+   * big cluster loads, that was a third of a second of CPU at 10k services.
+   */
+  private wakeUp(): void {
+    if (!this.wake.signal.aborted) this.wake.abort();
   }
 
   /** Asks for a run after `ms` (not sooner than the min interval allows); the earliest request wins. */
   retryAfter(ms: number): void {
     this.retryAt = Math.min(this.retryAt, this.clock.now() + ms);
-    this.wake.abort();
+    this.wakeUp();
   }
 
   /** Stops the loop; resolves when a run in progress has finished. */
