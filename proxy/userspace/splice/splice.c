@@ -41,6 +41,7 @@ typedef struct pair {
   dir_t d[2];
   uint32_t ev[2];
   int reg[2];
+  int dead;
   napi_threadsafe_function tsfn;
   struct pair *next;
 } pair_t;
@@ -58,8 +59,8 @@ static uint32_t next_id = 1;
 static pair_t *adds;
 static uint32_t *aborts;
 static size_t naborts, abort_cap;
-// Owned by the worker only.
-static pair_t *live;
+// Owned by the worker only: relays running, and ended ones freed after the current batch of events.
+static pair_t *live, *dead;
 
 static void close_dir(dir_t *d) {
   if (d->p[0] >= 0) close(d->p[0]);
@@ -126,7 +127,10 @@ static void finish(pair_t *p, int err) {
     if (napi_call_threadsafe_function(p->tsfn, r, napi_tsfn_blocking) != napi_ok) free(r);
   }
   napi_release_threadsafe_function(p->tsfn, napi_tsfn_release);
-  free(p);
+  // Not freed yet: the same batch of epoll events may still name it.
+  p->dead = 1;
+  p->next = dead;
+  dead = p;
 }
 
 static void unlink_live(pair_t *p) {
@@ -228,15 +232,14 @@ static void *run(void *arg) {
         continue;
       }
       pair_t *p = (pair_t *)(uintptr_t)(evs[i].data.u64 & ~(uint64_t)1);
-      int side = (int)(evs[i].data.u64 & 1);
-      // A pair ended earlier in this batch may show up again: only service live ones.
-      for (pair_t *q = live; q; q = q->next)
-        if (q == p) {
-          service(p, side, evs[i].events);
-          break;
-        }
+      if (!p->dead) service(p, (int)(evs[i].data.u64 & 1), evs[i].events);
     }
     take_commands();
+    while (dead) {
+      pair_t *p = dead;
+      dead = p->next;
+      free(p);
+    }
   }
   return NULL;
 }
