@@ -495,19 +495,20 @@ async function userspaceBench(c: Ctx): Promise<UserspaceResult> {
       if (Date.now() > deadline) throw new Error(`userspace proxy never served ${clusterIP}:80: ${r.stderr.trim().slice(-300)} ${logTail(proxy)}`);
       await sleep(300);
     }
-    const latency = async (host: string, echo: number, sink: number) => {
-      const r = await client(host, echo, sink, USERSPACE_REQUESTS, 0);
+    const load = async (host: string, echo: number, sink: number, reqs: number, secs: number) => {
+      const r = await client(host, echo, sink, reqs, secs);
       if (r.code !== 0) throw new Error(`load client against ${host}: ${r.stderr.trim().slice(-500)}`);
-      const res = JSON.parse(r.stdout) as { latencyMs: number[] };
+      return JSON.parse(r.stdout) as { latencyMs: number[]; bulk: { bytes: number; seconds: number } };
+    };
+    const latency = async (host: string, echo: number, sink: number) => {
+      const res = await load(host, echo, sink, USERSPACE_REQUESTS, 0);
       // In microseconds: loopback requests take well under a millisecond. Samples are left out (2000 of them).
       const { samplesMs: _, ...latencyUs } = summarize(res.latencyMs.map((x) => x * 1000));
       return latencyUs;
     };
     const bulk = async (host: string, echo: number, sink: number) => {
-      const r = await client(host, echo, sink, 0, USERSPACE_BULK_SECONDS);
-      if (r.code !== 0) throw new Error(`load client against ${host}: ${r.stderr.trim().slice(-500)}`);
-      const res = JSON.parse(r.stdout) as { bulk: { bytes: number; seconds: number } };
-      return round(res.bulk.bytes / res.bulk.seconds / 1e6);
+      const { bulk: b } = await load(host, echo, sink, 0, USERSPACE_BULK_SECONDS);
+      return round(b.bytes / b.seconds / 1e6);
     };
     // Bulk rounds alternate direct and proxied, and each side's median counts: one window
     // of either can be off by a third on this 2-core machine.

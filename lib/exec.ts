@@ -4,6 +4,7 @@ import { spawn } from 'node:child_process';
 import type { Writable } from 'node:stream';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { NodeletError } from './errors.ts';
+import { drained } from './streams.ts';
 
 export interface ExecResult {
   code: number;
@@ -67,17 +68,8 @@ async function feed(stdin: Writable, pieces: Iterable<string>): Promise<void> {
     if (stdin.destroyed) return; // the command went away: the rest would go nowhere
     stdin.write(piece);
     // Let libuv hand what is queued to the pipe; wait only when far ahead of the reader.
-    if (stdin.writableLength > FEED_AHEAD) {
-      await new Promise<void>((resolve) => {
-        const done = () => {
-          stdin.off('drain', done);
-          stdin.off('close', done);
-          resolve();
-        };
-        stdin.on('drain', done);
-        stdin.on('close', done);
-      });
-    } else await yieldToLoop();
+    if (stdin.writableLength > FEED_AHEAD) await drained(stdin);
+    else await yieldToLoop();
   }
   stdin.end();
 }

@@ -14,6 +14,7 @@ import type { ImageService, RuntimeService } from '../../cri/runtime.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { drained } from '../../lib/streams.ts';
 import { forbiddenMessage, requestAttributes, type PeerCertificate, type RequestAuthenticator, type RequestAuthorizer } from './auth.ts';
 import { parseLogOptions, readLogFile } from './logs.ts';
 import { PortForwardHandler } from './portforward.ts';
@@ -245,18 +246,10 @@ export class KubeletServer {
         st.status.logPath,
         opts,
         {
-          write: (buf) =>
-            new Promise<void>((resolve) => {
-              start();
-              if (res.write(buf)) return resolve();
-              const done = () => {
-                res.off('drain', done);
-                res.off('close', done);
-                resolve();
-              };
-              res.on('drain', done);
-              res.on('close', done);
-            }),
+          write: async (buf) => {
+            start();
+            if (!res.write(buf)) await drained(res);
+          },
         },
         {
           clock: this.d.clock,

@@ -224,9 +224,7 @@ function portMatch(o: { src?: string; dst?: string; proto: string; note: string;
 interface ServiceOutput {
   /** Rules in KUBE-SERVICES / KUBE-NODEPORTS (always written). */
   top: string[];
-  /** Per-service chains this service uses, in declaration order. */
-  chains: string[];
-  /** Rules of those chains. */
+  /** Rules of the service's own chains (plan.chains). */
   rules: string[];
   filter: string[];
 }
@@ -297,7 +295,7 @@ function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan
 function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan, ctx: Context): ServiceOutput {
   const { name, proto, svcChain, svlChain, extChain, usesClusterChain, usesLocalChain, usesExtChain } = plan;
   const { cluster, local, reachable, hasAny } = plan.cat;
-  const out: ServiceOutput = { top: [], chains: plan.chains, rules: [], filter: [] };
+  const out: ServiceOutput = { top: [], rules: [], filter: [] };
 
   const internalChain = internalPolicyLocal(sp) ? svlChain : svcChain;
   const hasInternal = hasAny && (!internalPolicyLocal(sp) || local.length > 0);
@@ -514,7 +512,7 @@ function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
   const make = () => {
     const o = serviceRules(sp, clusterIP, plan, ctx);
     const out: ServiceText = {
-      chains: o.chains,
+      chains: plan.chains,
       top: o.top.join('\n'),
       topCount: o.top.length,
       rules: o.rules.join('\n'),
@@ -554,10 +552,10 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
  * The nat restore text in pieces, a few dozen services each; the rest (filter
  * text, chains, counts) is the generator's return value. The first piece is
  * the table line alone, so that iptables-restore gets going (a legacy restore
- * reads the whole table from the kernel then) while every service is made, or
- * taken from the cache; then all the chains are declared; the rules follow in pieces that are joins of cached blocks,
- * so a large text is never one string and iptables-restore parses the
- * declarations while the rest is joined.
+ * reads the whole table from the kernel then) while every service's chains
+ * are worked out; then all the chains are declared, and the rules follow in
+ * pieces, made (or taken from the cache) while iptables-restore parses the
+ * declarations, so a large text is never one string.
  */
 export function* generateRulesChunked(input: RulesInput, options: RulesOptions): Generator<string, RulesRest, void> {
   const ctx: Context = {
@@ -625,7 +623,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // and an nf_tables one four times faster (scratch restores of the same rules
   // in both orders). Stale chains are flushed here too, before any is deleted
   // (a stale chain may still jump to another).
-  const declared = [...natChains].sort((a, b) => (a < b ? 1 : a > b ? -1 : 0));
+  const declared = [...natChains].sort().reverse();
   // The nat text so far (since the last piece; an element may hold several lines).
   let lines: string[] = [...declared.map(chainLine), ...headRules];
   let inChunk = 0;

@@ -4,6 +4,7 @@
 // at about half the throughput; the proxier logs which one it uses.
 import { createRequire } from 'node:module';
 import type net from 'node:net';
+import os from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { describeError } from '../../lib/errors.ts';
 
@@ -17,8 +18,8 @@ export interface Splicer {
 
 export const SPLICER_PATH = fileURLToPath(new URL('./splice/splice.node', import.meta.url));
 
-/** errno values the relay reports that mean "the pair was ended on purpose". */
-export const ECANCELED = 125;
+/** The errno the relay reports for a pair ended by abort(). */
+export const ECANCELED = os.constants.errno.ECANCELED;
 
 export type SplicerLoad = { splicer: Splicer; error?: undefined } | { splicer?: undefined; error: string };
 

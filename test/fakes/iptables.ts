@@ -6,6 +6,7 @@
 // -X of a chain still in use. checkInvariants() then looks for the mistakes a
 // restore would accept: jumps into empty chains and service chains nobody uses.
 import { NodeletError } from '../../lib/errors.ts';
+import { inputText } from '../../lib/exec.ts';
 import { formatArgs, splitWords, type Iptables, type Table } from '../../proxy/iptables/iptables.ts';
 import { isServiceChain } from '../../proxy/iptables/rules.ts';
 
@@ -137,7 +138,7 @@ export class FakeIptables implements Iptables {
   }
 
   async restore(input: string | Iterable<string>, opts: { noflush: boolean }): Promise<void> {
-    const text = typeof input === 'string' ? input : [...input].join('');
+    const text = inputText(input);
     if (this.failRestores > 0 && (this.failTable === undefined || text.startsWith(`*${this.failTable}\n`))) {
       this.failRestores--;
       this.restores.push(text);
