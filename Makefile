@@ -70,6 +70,8 @@ install: deps
 	  tmp=$$(mktemp -d) && for u in $(UNITS); do sed -e 's|$(PREFIX)|$(DESTDIR)$(PREFIX)|g' $(DESTDIR)$(UNITDIR)/$$u > $$tmp/$$u; done && \
 	  systemd-analyze verify $(addprefix $$tmp/,$(UNITS)) && echo "units: systemd-analyze verify ok"; rc=$$?; rm -rf $$tmp; exit $$rc; \
 	else echo "units: systemd-analyze not available, not verified"; fi
+	@# Warm the cache the units use (lib/compilecache.ts); under DESTDIR the paths would not match.
+	@[ -n "$(DESTDIR)" ] || NODE_COMPILE_CACHE=/var/cache/nodelet/compile-cache $(PREFIX)/node_modules/.bin/node $(PREFIX)/lib/compilecache.ts || true
 	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl daemon-reload; fi
 	@echo "installed. Next: nodelet join --server HOST:PORT --token ID.SECRET --discovery-token-ca-cert-hash sha256:HEX --bootstrap-only"
 	@echo "          then: systemctl enable --now nodelet nodelet-proxy"

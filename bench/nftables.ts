@@ -30,8 +30,9 @@
 // bounds each first sync (default 600); NODELET_BENCH_NFT_PROXIES=nodelet-nftables,kube-proxy-nftables
 // narrows the proxies; SIGINT stops it and reports what was measured.
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
+import { daemonEnv } from '../lib/compilecache.ts';
 import * as k8s from '@kubernetes/client-node';
-import { cpSync, mkdirSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -51,7 +52,7 @@ import { type Api, createServiceWithSlice, ensureServices } from './proxy/api.ts
 import { monitorNeedles, programmedCheck, type ProxyName, startMonitor } from './nftables/programmed.ts';
 import { BENCH_NAMESPACE, benchService, benchSlice, gauge, serviceName } from './proxy/objects.ts';
 import { linePlot } from './proxy/plot.ts';
-import { inNetns, logTail, type Proc, running, scrape, startInNetns, stopProc } from './proxy/procs.ts';
+import { inNetns, logTail, type Proc, running, scrape, snapshotSource, startInNetns, stopProc } from './proxy/procs.ts';
 
 const PROFILE = 'dev8';
 const PROXY_NODE = 7;
@@ -147,17 +148,6 @@ interface Ctx {
   log: (m: string) => void;
 }
 
-/** A copy of the TypeScript trees nodelet runs from: every run measures the same code, whatever is edited meanwhile. */
-function snapshotSource(dir: string): string {
-  const root = path.join(dir, 'src');
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  for (const d of ['cmd', 'agent', 'cri', 'proxy', 'lib', 'cluster']) cpSync(path.join(repoRoot, d), path.join(root, d), { recursive: true });
-  cpSync(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
-  return root;
-}
-
 function startProxy(c: Ctx, proxy: ProxyName, netns: string, services: number): Proc {
   const logFile = path.join(c.logDir, `${proxy}-${services}.log`);
   const common = ['--kubeconfig', c.proxyKubeconfig, '--hostname-override', c.node, '--cluster-cidr', c.p.clusterCIDR,
@@ -166,7 +156,7 @@ function startProxy(c: Ctx, proxy: ProxyName, netns: string, services: number): 
   let proc: Proc;
   if (proxy.startsWith('nodelet')) {
     const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', 'nft', '--log-level', 'warn'];
-    proc = startInNetns(proxy, netns, process.execPath, args, logFile);
+    proc = startInNetns(proxy, netns, process.execPath, args, logFile, daemonEnv());
   } else {
     const args = [...common, '--proxy-mode', mode, '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',
       '--conntrack-tcp-timeout-close-wait', '0', '--v', '1'];
@@ -504,7 +494,7 @@ async function main(): Promise<number> {
       proxyKubeconfig: kubeconfigPath(p, 'kube-proxy'),
       kubeProxyBin: path.join(await upstreamBinDir(), 'kube-proxy'),
       logDir,
-      srcRoot: snapshotSource(logDir),
+      srcRoot: snapshotSource(repoRoot, logDir),
       node: nodeName(p, 1),
       latIP: nodeIP(p, BACKEND_NODE),
       procs,

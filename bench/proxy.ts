@@ -29,9 +29,10 @@
 // takes fewer samples per run, NODELET_BENCH_PROXY_BACKENDS=legacy one backend only;
 // SIGINT stops it and reports what was measured.
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
+import { daemonEnv } from '../lib/compilecache.ts';
 import * as k8s from '@kubernetes/client-node';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -63,7 +64,7 @@ import { createServiceWithSlice, ensureServices, isConflict } from './proxy/api.
 import { linePlot } from './proxy/plot.ts';
 import { COLORS } from './lib/plot.ts';
 import type { RGB } from './lib/png.ts';
-import { inNetns, logTail, type Proc, running, scrape, startInNetns, stopProc } from './proxy/procs.ts';
+import { inNetns, logTail, type Proc, running, scrape, snapshotSource, startInNetns, stopProc } from './proxy/procs.ts';
 import { round, summarize, type Summary } from './lib/stats.ts';
 
 const PROFILE = 'dev6';
@@ -188,17 +189,6 @@ function makeBinDirs(dir: string): Record<Backend, string> {
   return out;
 }
 
-/** Copies the TypeScript trees nodelet runs from (node_modules is linked, not copied). */
-function snapshotSource(dir: string): string {
-  const root = path.join(dir, 'src');
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(root, { recursive: true });
-  for (const d of ['cmd', 'agent', 'cri', 'proxy', 'lib', 'cluster']) cpSync(path.join(repoRoot, d), path.join(root, d), { recursive: true });
-  cpSync(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
-  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
-  return root;
-}
-
 function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mode: 'iptables' | 'userspace' = 'iptables'): Proc {
   const logFile = path.join(c.logDir, `${kind}-${mode}-${backend}.log`);
   const common = ['--kubeconfig', c.proxyKubeconfig, '--hostname-override', c.node, '--cluster-cidr', c.p.clusterCIDR,
@@ -206,7 +196,7 @@ function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mo
   let proc: Proc;
   if (kind === 'nodelet') {
     const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'info'];
-    proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile);
+    proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile, daemonEnv());
   } else {
     const args = [...common, '--proxy-mode', 'iptables', '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',
       '--conntrack-tcp-timeout-close-wait', '0', '--v', '1'];
@@ -697,7 +687,7 @@ async function main(): Promise<number> {
       proxyKubeconfig: kubeconfigPath(p, 'kube-proxy'),
       kubeProxyBin: path.join(await upstreamBinDir(), 'kube-proxy'),
       logDir,
-      srcRoot: snapshotSource(logDir),
+      srcRoot: snapshotSource(repoRoot, logDir),
       binDirs: makeBinDirs(logDir),
       node: nodeName(p, 1),
       procs,

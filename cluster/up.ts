@@ -2,6 +2,7 @@
 // upstream control plane. Up is idempotent (running it while up is harmless);
 // down leaves nothing behind (processes, namespaces, mounts, links, files).
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
+import { daemonEnv, warmCompileCache } from '../lib/compilecache.ts';
 import Dockerode from 'dockerode';
 import { ensureBusyboxImage, ensurePauseImage } from '../cri/images/build.ts';
 import { rmSync } from 'node:fs';
@@ -71,6 +72,7 @@ export function startNodelet(p: ClusterProfile, name: string, n: NodeSandbox, ex
     netns: n.netns,
     logFile: nodeletLogFile(p, n),
     pidFile: nodeletPidFile(p, n),
+    env: daemonEnv(),
   });
 }
 
@@ -92,6 +94,7 @@ export function startNodeProxy(p: ClusterProfile, name: string, n: NodeSandbox):
     netns: n.netns,
     logFile: proxyLogFile(p, n),
     pidFile: proxyPidFile(p, n),
+    env: daemonEnv(),
   });
 }
 
@@ -141,6 +144,9 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
   await startControlPlane(p, paths, log);
   const join = await ensureJoinPrep(p, paths, log);
   const indexes = names.map((_, k) => k + 1);
+  // So that no daemon loads the TypeScript stripper (lib/compilecache.ts); without it they still run.
+  const cold = warmCompileCache();
+  if (cold) log(`compile cache: ${cold}; daemons strip their types themselves`);
   const nodes: Cluster['nodes'] = [];
   const started: string[] = [];
   for (const [k, name] of names.entries()) {

@@ -1,5 +1,6 @@
 // nodelet: one binary, subcommands. This file only wires: it alone reads
 // process.env and argv, builds the Docker client and the KubeConfig.
+import { flushCompileCache } from 'node:module';
 import { describeError } from '../lib/errors.ts';
 
 const usage = `usage: nodelet <command> [flags]
@@ -53,16 +54,19 @@ async function main(argv: string[]): Promise<number> {
   switch (cmd) {
     case 'agent': {
       const { runAgent } = await import('../agent/main.ts');
+      flushCompileCache(); // a killed daemon's next start finds its modules stripped (lib/compilecache.ts)
       // Exit explicitly: idle keep-alive sockets must not hold a stopped agent.
       process.exit(await runAgent(rest, process.env));
     }
     case 'join': {
       const { runJoin } = await import('../agent/join/main.ts');
+      flushCompileCache();
       // As agent: exit explicitly once the agent has stopped.
       process.exit(await runJoin(rest, process.env));
     }
     case 'proxy': {
       const { runProxy } = await import('../proxy/main.ts');
+      flushCompileCache();
       // Exit explicitly, as agent: open keep-alive sockets must not hold a stopped proxy.
       process.exit(await runProxy(rest, process.env));
     }
@@ -103,7 +107,8 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2)).then(
+// Only as the entry point: lib/compilecache.ts imports this file to cache it.
+if (import.meta.main) main(process.argv.slice(2)).then(
   (code) => {
     if (code !== undefined) process.exitCode = code;
   },

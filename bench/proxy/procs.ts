@@ -3,8 +3,9 @@
 // to a file, and stopped by its own pid (nsenter execs, so the pid is the
 // process itself).
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, cpSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
+import { warmCompileCache } from '../../lib/compilecache.ts';
 import { exec, type ExecResult } from '../../lib/exec.ts';
 
 const NSENTER = '/usr/bin/nsenter';
@@ -62,4 +63,22 @@ export function inNetns(netns: string, cmd: string, args: readonly string[], opt
 export async function scrape(netns: string, port: number): Promise<string> {
   const r = await inNetns(netns, 'curl', ['-sf', '--max-time', '5', `http://127.0.0.1:${port}/metrics`], { allowFail: true, timeoutMs: 10_000 });
   return r.code === 0 ? r.stdout : '';
+}
+
+/**
+ * Copies the TypeScript trees nodelet runs from (node_modules is linked, not
+ * copied), so edits made while a bench runs do not reach it, and fills the
+ * compile cache for the copy, as `nodelet up` does for its daemons: the
+ * proxies measured never load the TypeScript stripper.
+ */
+export function snapshotSource(repoRoot: string, dir: string): string {
+  const root = path.join(dir, 'src');
+  rmSync(root, { recursive: true, force: true });
+  mkdirSync(root, { recursive: true });
+  for (const d of ['cmd', 'agent', 'cri', 'proxy', 'lib', 'cluster']) cpSync(path.join(repoRoot, d), path.join(root, d), { recursive: true });
+  cpSync(path.join(repoRoot, 'package.json'), path.join(root, 'package.json'));
+  symlinkSync(path.join(repoRoot, 'node_modules'), path.join(root, 'node_modules'));
+  const cold = warmCompileCache(root);
+  if (cold) throw new Error(`compile cache: ${cold}`);
+  return root;
 }
