@@ -66,6 +66,7 @@ import { COLORS } from './lib/plot.ts';
 import type { RGB } from './lib/png.ts';
 import { inNetns, logTail, type Proc, running, scrape, snapshotSource, startInNetns, stopProc } from './proxy/procs.ts';
 import { round, summarize, type Summary } from './lib/stats.ts';
+import { waitQuiet } from './lib/proc.ts';
 
 const PROFILE = 'dev6';
 const NODELET_NODE = 7;
@@ -716,7 +717,13 @@ async function main(): Promise<number> {
       creation.push({ services: n, ...made });
       log(`  ${made.created} services + slices created in ${made.seconds} s`);
       for (const backend of BACKENDS) {
-        for (const kind of ['nodelet', 'kube-proxy'] as const) runs.push(await measureProxy(c, kind, backend, n));
+        // Each proxy goes first in turn, and each starts on a quiet machine.
+        const kinds = runs.length % 4 === 0 ? (['nodelet', 'kube-proxy'] as const) : (['kube-proxy', 'nodelet'] as const);
+        for (const kind of kinds) {
+          const q = await waitQuiet();
+          log(`  machine quiet after ${(q.waitedMs / 1000).toFixed(1)} s (${(q.busy * 100).toFixed(0)} % busy)`);
+          runs.push(await measureProxy(c, kind, backend, n));
+        }
       }
       breakdowns.push(...(await breakdown(c, n)));
     }

@@ -71,3 +71,38 @@ export async function measureWindow(pid: number, windowMs: number, ticksPerS: nu
   const last = sampleProc(pid);
   return footprint(first, last, maxKb, performance.now() - t0, ticksPerS);
 }
+
+/** Busy and total jiffies of all CPUs from /proc/stat's first ("cpu") line; idle and iowait count as idle. */
+export function parseCpuTotals(stat: string): { busy: number; total: number } {
+  const line = stat.split('\n').find((l) => l.startsWith('cpu '));
+  if (!line) throw new Error('no "cpu" line in /proc/stat');
+  const f = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (f.length < 5 || f.some((x) => !Number.isFinite(x))) throw new Error(`unparseable /proc/stat line: ${line}`);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3]! - f[4]!, total };
+}
+
+/** The share of all CPUs that was busy between two /proc/stat readings (0..1). */
+export function busyShare(a: { busy: number; total: number }, b: { busy: number; total: number }): number {
+  const dt = b.total - a.total;
+  return dt > 0 ? (b.busy - a.busy) / dt : 0;
+}
+
+/**
+ * Waits until the machine is quiet (under maxBusy of all CPUs busy over one
+ * second), at most timeoutMs, so that what runs before a measurement (an API
+ * server storing thousands of objects) does not fall on whichever proxy is
+ * measured first. Returns the time waited and the last busy share.
+ */
+export async function waitQuiet(maxBusy = 0.15, timeoutMs = 60_000): Promise<{ waitedMs: number; busy: number }> {
+  const t0 = performance.now();
+  let prev = parseCpuTotals(readFileSync('/proc/stat', 'utf8'));
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const now = parseCpuTotals(readFileSync('/proc/stat', 'utf8'));
+    const busy = busyShare(prev, now);
+    prev = now;
+    const waitedMs = performance.now() - t0;
+    if (busy < maxBusy || waitedMs >= timeoutMs) return { waitedMs: Math.round(waitedMs), busy: Math.round(busy * 1000) / 1000 };
+  }
+}

@@ -12,7 +12,7 @@ import { nodeSandbox } from '../../cluster/sandbox.ts';
 import { isRunningReady, podManifest } from '../../bench/lib/podbatch.ts';
 import { Canvas, crc32, encodePng } from '../../bench/lib/png.ts';
 import { cdfPoints, niceTicks } from '../../bench/lib/plot.ts';
-import { footprint, parseCpuTicks, parseVmRssKb } from '../../bench/lib/proc.ts';
+import { busyShare, footprint, parseCpuTicks, parseCpuTotals, parseVmRssKb } from '../../bench/lib/proc.ts';
 import { formatTable, writeJsonResult, writeResult } from '../../bench/lib/results.ts';
 import { percentile, percentileOfAll, ratio, summarize } from '../../bench/lib/stats.ts';
 import { cniConfig, containerdConfig, kubeletConfig, upstreamNode } from '../../bench/lib/upstreamnode.ts';
@@ -64,6 +64,16 @@ describe('bench/lib', () => {
       const f = footprint({ rssKb: 100 * 1024, cpuTicks: 1000 }, { rssKb: 150 * 1024, cpuTicks: 1300 }, 160 * 1024, 30_000, 100);
       // 300 ticks = 3 s of CPU in 30 s = 10 % of a core.
       expect(f).to.deep.equal({ rssMb: 150, rssMaxMb: 160, cpuPercent: 10, windowS: 30 });
+    });
+
+    it("reads the machine's busy share from /proc/stat (idle and iowait are idle)", () => {
+      // user nice system idle iowait irq softirq steal
+      const a = parseCpuTotals('cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n');
+      expect(a).to.deep.equal({ busy: 150, total: 1000 });
+      const b = parseCpuTotals('cpu  130 0 60 950 60 0 0 0 0 0\n');
+      expect(busyShare(a, b)).to.be.closeTo(40 / 200, 1e-9);
+      expect(busyShare(a, a)).to.equal(0);
+      expect(() => parseCpuTotals('intr 1 2 3\n')).to.throw(/cpu/);
     });
   });
 
