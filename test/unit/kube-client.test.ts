@@ -11,7 +11,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { ensureCA, ensureCert, type KeyCert } from '../../cluster/pki.ts';
-import { KubeClient, queryString } from '../../lib/kube/client.ts';
+import { KubeClient, queryString, readBody } from '../../lib/kube/client.ts';
+import { PassThrough } from 'node:stream';
 import { ApiError, apiStatus, getOrUndefined } from '../../lib/kube/errors.ts';
 import { parseKubeconfig } from '../../lib/kube/kubeconfig.ts';
 import { errorCode } from '../../lib/errors.ts';
@@ -226,5 +227,27 @@ describe('lib/kube/client', function () {
   it('builds query strings without undefined values', () => {
     expect(queryString({ a: 'x y', b: undefined, c: false })).to.equal('?a=x+y&c=false');
     expect(queryString({})).to.equal('');
+  });
+
+  it('reads a body and then lets go of it: no listener of its own stays on the response', async () => {
+    // Node's agent keeps a socket's first response reachable; what our listeners hold must not stay with it.
+    const res = new PassThrough();
+    const body = readBody(res);
+    res.write('{"kind":');
+    res.write('"List"}');
+    res.end();
+    expect(await body).to.equal('{"kind":"List"}');
+    expect(['data', 'end', 'aborted'].map((e) => res.listenerCount(e))).to.deep.equal([0, 0, 0]);
+    expect(res.listenerCount('error')).to.equal(1); // the no-op one, so a late error is not unhandled
+    res.emit('error', new Error('late')); // does not throw
+
+    const broken = new PassThrough();
+    const failed = readBody(broken);
+    broken.write('{"ki');
+    broken.emit('aborted');
+    let err: unknown;
+    await failed.catch((e: unknown) => (err = e));
+    expect(String(err)).to.match(/closed before the answer was complete/);
+    expect(['data', 'end', 'aborted'].map((e) => broken.listenerCount(e))).to.deep.equal([0, 0, 0]);
   });
 });
