@@ -130,12 +130,8 @@ export class Informer<T extends KubernetesObject> {
     while (!signal.aborted) {
       try {
         if (rv === undefined) {
-          const res = await this.lw.list(signal);
-          if (signal.aborted) break;
-          this.replace(this.transform ? res.items.map(this.transform) : res.items);
-          rv = res.resourceVersion;
-          this.log.debug('informer listed', { informer: this.name, items: res.items.length, resourceVersion: rv });
-          if (!this.synced) this.markSynced();
+          rv = await this.relist(signal);
+          if (rv === undefined) break;
         }
         const started = this.clock.now();
         const w = await this.watchOnce(rv, signal);
@@ -159,6 +155,21 @@ export class Informer<T extends KubernetesObject> {
       }
     }
     this.log.debug('informer stopped', { informer: this.name });
+  }
+
+  /**
+   * Lists and replaces the store; the resourceVersion to watch from, or
+   * undefined when stopped meanwhile. Its own call, so that the list (as
+   * received, before the transform) is garbage once it returns: a local of
+   * run() stays in its suspended frame for the whole watch that follows.
+   */
+  private async relist(signal: AbortSignal): Promise<string | undefined> {
+    const res = await this.lw.list(signal);
+    if (signal.aborted) return undefined;
+    this.replace(this.transform ? res.items.map(this.transform) : res.items);
+    this.log.debug('informer listed', { informer: this.name, items: res.items.length, resourceVersion: res.resourceVersion });
+    if (!this.synced) this.markSynced();
+    return res.resourceVersion;
   }
 
   /** One watch from rv with a watchdog; returns the last resourceVersion seen and how many events came. */
