@@ -11,7 +11,8 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { type Clock, realClock } from '../lib/clock.ts';
 import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
-import { Informer, kubeListWatch, stripManagedFields, type InformerHandler, type ListWatch } from '../lib/informer.ts';
+import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
+import { trimEndpointSlice, trimService } from './trim.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
 import { ConntrackCleaner } from './conntrack.ts';
@@ -143,8 +144,9 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
     slices: kubeListWatch<V1EndpointSlice>(deps.kc, '/apis/discovery.k8s.io/v1/endpointslices', { labelSelector: PROXY_LABEL_SELECTOR }),
   };
   const informerLog = log.child({ component: 'informer' });
-  const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: informerLog, transform: stripManagedFields });
-  const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: informerLog, transform: stripManagedFields });
+  // Each object as the proxy needs it, no more (proxy/trim.ts).
+  const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: informerLog, transform: trimService });
+  const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: informerLog, transform: trimEndpointSlice });
 
   // Health-check node ports follow the informers' stores, recomputed after any change (coalesced, serialized).
   const hcServer = new ServiceHealthServer({ log: log.child({ component: 'healthcheck' }), proxyHealthy: () => health.healthy() });
