@@ -13,6 +13,7 @@ import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
 import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
 import { trimEndpointSlice, trimService } from './trim.ts';
+import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
 import { ConntrackCleaner } from './conntrack.ts';
@@ -47,6 +48,8 @@ export interface ProxyDeps {
   exec?: Exec;
   /** Writes a sysctl (default: /proc/sys). */
   sysctl?: Sysctl;
+  /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
+  afterFullSync?: () => void;
   /** Overrides the API list/watches (tests). */
   listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice> };
 }
@@ -69,6 +72,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
       { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry, splicer },
     );
   }
+  const afterFullSync = deps.afterFullSync ?? (() => void collectGarbage());
   const nodeIPs = nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
@@ -84,7 +88,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
   if (cfg.mode === 'nftables') {
     // undefined when nft cannot run here: it has logged why, and iptables mode takes over.
     const nft = await newNftablesProxier(
-      { exec, clock: deps.clock, log: deps.log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl },
+      { exec, clock: deps.clock, log: deps.log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl, afterFullSync },
       {
         nodeName: cfg.nodeName,
         nodeIPs,
@@ -100,7 +104,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
   const log = deps.log.child({ component: 'iptables' });
   log.info('iptables proxier', { backend, nodeIPs: nodeIPs.length ? nodeIPs : 'all local addresses' });
   const inner = new IptablesProxier(
-    { iptables: new ExecIptables(exec, backend), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl },
+    { iptables: new ExecIptables(exec, backend), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl, afterFullSync },
     {
       nodeName: cfg.nodeName,
       nodeIPs,

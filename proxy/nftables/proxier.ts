@@ -44,6 +44,8 @@ export interface NftablesProxierDeps {
   log: Logger;
   registry: Registry;
   sysctl: Sysctl;
+  /** Called after a full sync went through (main: a full garbage collection, lib/gc.ts). */
+  afterFullSync?: () => void;
 }
 
 /** Upstream's buckets for the sync durations: 1 ms .. ~16 s. */
@@ -84,6 +86,7 @@ export class NftablesProxier extends ProxierBase {
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
+  private readonly afterFullSync: (() => void) | undefined;
   private readonly opts: NftablesProxierOptions & { minSyncPeriodMs: number; syncPeriodMs: number; fullSyncPeriodMs: number };
   private lastFullSyncMs = -Infinity;
   private readonly metrics: NftMetrics;
@@ -97,6 +100,7 @@ export class NftablesProxier extends ProxierBase {
     super(options.nodeName);
     this.nft = deps.nft;
     this.clock = deps.clock;
+    this.afterFullSync = deps.afterFullSync;
     this.log = deps.log;
     this.sysctl = deps.sysctl;
     this.opts = {
@@ -176,6 +180,8 @@ export class NftablesProxier extends ProxierBase {
     this.observe(started, full);
     this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size, applied });
     this.synced();
+    // Timed and logged: the full sync's garbage goes back now, not whenever V8 finds the proxy idle.
+    if (full) this.afterFullSync?.();
     return { full, ok: true, applied };
   }
 

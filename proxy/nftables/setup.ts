@@ -16,6 +16,7 @@ export interface NftablesSetupDeps {
   log: Logger;
   registry: Registry;
   sysctl: Sysctl;
+  afterFullSync?: () => void;
 }
 
 export async function newNftablesProxier(deps: NftablesSetupDeps, options: NftablesProxierOptions): Promise<NftablesProxier | undefined> {
@@ -26,5 +27,8 @@ export async function newNftablesProxier(deps: NftablesSetupDeps, options: Nftab
   }
   const log = deps.log.child({ component: 'nftables' });
   log.info('nftables proxier', { nft: found.version, table: 'ip nodelet', nodeIPs: options.nodeIPs.length ? options.nodeIPs : 'all local addresses' });
-  return new NftablesProxier({ nft: new ExecNft(deps.exec), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl }, options);
+  return new NftablesProxier(
+    { nft: new ExecNft(deps.exec), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl, ...(deps.afterFullSync ? { afterFullSync: deps.afterFullSync } : {}) },
+    options,
+  );
 }

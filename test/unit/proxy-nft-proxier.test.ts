@@ -36,10 +36,11 @@ describe('proxy NftablesProxier', () => {
   let registry: Registry;
   let sysctls: string[];
   let proxier: NftablesProxier;
+  let afterFull: number;
 
   function make(opts: Partial<NftablesProxierOptions> = {}): NftablesProxier {
     return new NftablesProxier(
-      { nft, clock, log: nullLogger(), registry, sysctl: async (k, v) => void sysctls.push(`${k}=${v}`) },
+      { nft, clock, log: nullLogger(), registry, sysctl: async (k, v) => void sysctls.push(`${k}=${v}`), afterFullSync: () => afterFull++ },
       { nodeName: 'node-a', nodeIPs: ['192.0.2.10'], localhostNodePorts: false, clusterCIDR: '10.244.0.0/16', ...opts },
     );
   }
@@ -51,6 +52,7 @@ describe('proxy NftablesProxier', () => {
     clock = new FakeClock();
     registry = new Registry();
     sysctls = [];
+    afterFull = 0;
     proxier = make();
   });
 
@@ -137,8 +139,10 @@ describe('proxy NftablesProxier', () => {
     proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: false, applied: false });
     expect(await metric('kubeproxy_sync_proxy_rules_nftables_sync_failures_total')).to.equal(1);
+    expect(afterFull).to.equal(1); // the first sync's only
     // Nothing new queued, but the table is unknown now: full, with the change in it.
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(afterFull).to.equal(2);
     expect(nft.elements('service_ips').get('10.96.0.10 . tcp . 80')).to.equal('goto svc_tcp_2');
     expect(nft.checkInvariants()).to.deep.equal([]);
   });

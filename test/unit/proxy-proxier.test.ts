@@ -36,6 +36,7 @@ describe('proxy IptablesProxier', () => {
   let registry: Registry;
   let sysctls: string[];
   let proxier: IptablesProxier;
+  let afterFull: number;
 
   function make(opts: Partial<IptablesProxierOptions> = {}): IptablesProxier {
     return new IptablesProxier(
@@ -47,6 +48,7 @@ describe('proxy IptablesProxier', () => {
         sysctl: async (k, v) => {
           sysctls.push(`${k}=${v}`);
         },
+        afterFullSync: () => afterFull++,
       },
       { nodeName: 'node-a', nodeIPs: ['192.0.2.10'], localhostNodePorts: false, backend: 'nft', ...opts },
     );
@@ -59,6 +61,7 @@ describe('proxy IptablesProxier', () => {
     clock = new FakeClock();
     registry = new Registry();
     sysctls = [];
+    afterFull = 0;
     proxier = make();
   });
 
@@ -123,9 +126,12 @@ describe('proxy IptablesProxier', () => {
     proxier.onSliceUpdate(slice('web', []), slice('web', ['10.244.1.5']));
     ipt.failRestores = 1;
     ipt.failTable = 'filter';
+    expect(afterFull).to.equal(1); // the first (full) sync's, none for the partial ones
     expect((await proxier.syncProxyRules()).ok).to.equal(false);
     expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(afterFull).to.equal(1); // not for one that failed
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(afterFull).to.equal(2);
     expect(ipt.rules('filter', 'KUBE-SERVICES').some((r) => r.includes('REJECT'))).to.equal(false);
     expect(ipt.checkInvariants()).to.deep.equal([]);
   });
