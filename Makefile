@@ -82,6 +82,6 @@ uninstall:
 	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl disable --now $(UNITS) 2>/dev/null || true; fi
 	rm -f $(addprefix $(DESTDIR)$(UNITDIR)/,$(UNITS)) $(DESTDIR)$(CONFDIR)/nodelet.env $(DESTDIR)$(CONFDIR)/config.yaml
 	@[ "$$(readlink $(DESTDIR)$(BINDIR)/nodelet)" != "$(PREFIX)/bin/nodelet" ] || rm -f $(DESTDIR)$(BINDIR)/nodelet
-	rm -rf $(DESTDIR)$(PREFIX)
+	rm -rf $(DESTDIR)$(PREFIX) $(DESTDIR)/var/cache/nodelet/compile-cache
 	@if [ "$(PURGE)" = 1 ]; then rm -rf $(DESTDIR)$(CONFDIR); fi
 	@if [ "$(SYSTEMD_RUNNING)" = yes ]; then systemctl daemon-reload; fi
