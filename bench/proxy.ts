@@ -13,7 +13,9 @@
 //   (1) N selectorless Services with one 5-endpoint EndpointSlice each (pod
 //       CIDR addresses nothing answers), N = 1000, 5000, 10000.
 //   (2) per N and backend: the first full sync (both proxies' own
-//       kubeproxy_sync_full_proxy_rules_duration_seconds); partial syncs
+//       kubeproxy_sync_full_proxy_rules_duration_seconds; each proxy starts
+//       on a quiet machine, the two take turns going first, and on legacy
+//       each starts once more in the other order: the mean); partial syncs
 //       after one slice changes (…_partial_…); for nodelet also where the
 //       time goes: generation timed in-process, iptables-save and
 //       iptables-restore of the same text timed in a fresh namespace.
@@ -104,8 +106,14 @@ interface ProxyRun {
   proxy: ProxyKind;
   backend: Backend;
   services: number;
-  /** The first sync: full, into an empty namespace (the proxy's own metric). */
+  /** The first sync: full, into an empty namespace (the proxy's own metric); the mean over firstFullSyncStartsMs. */
   firstFullSyncMs: number;
+  /**
+   * The first full sync of each start: the measured run, then (legacy) a second
+   * start in the other order, as whichever proxy starts first after the services
+   * are made comes out 10-25 % slower and the two take turns only between sizes.
+   */
+  firstFullSyncStartsMs?: number[];
   /** From process start to the first sync done (startup, list, sync; 200 ms polling). */
   startToSyncedMs: number;
   natRules?: number;
@@ -245,18 +253,41 @@ async function pollChain(c: Ctx, netns: string, backend: Backend, chain: string,
 
 let changeSeq = 0;
 
-async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services: number): Promise<ProxyRun> {
+/** Starts a proxy in a fresh namespace of its own and waits for its first full sync. */
+async function startAndSync(c: Ctx, kind: ProxyKind, backend: Backend) {
   const index = kind === 'nodelet' ? NODELET_NODE : KUBEPROXY_NODE;
   await destroyNode(c.p, index);
   const netns = (await ensureNode(c.p, index)).netns;
   const t0 = performance.now();
   const proc = startProxy(c, kind, backend, netns);
   try {
-    let text = await waitMetrics(c, proc, netns, 'the first full sync', FIRST_SYNC_TIMEOUT_MS, (t) => histogram(t, FULL).count >= 1);
+    const text = await waitMetrics(c, proc, netns, 'the first full sync', FIRST_SYNC_TIMEOUT_MS, (t) => histogram(t, FULL).count >= 1);
     const startToSyncedMs = performance.now() - t0;
     const first = histogram(text, FULL);
     // Count > 1 only if a second full sync finished within one poll: then take the mean.
-    const firstFullSyncMs = (first.sum / first.count) * 1000;
+    return { index, netns, proc, text, startToSyncedMs, firstFullSyncMs: (first.sum / first.count) * 1000 };
+  } catch (err) {
+    await stop(c, proc);
+    await destroyNode(c.p, index);
+    throw err;
+  }
+}
+
+/** Another start, for its first full sync alone; folded into the run measured before. */
+async function repeatFirstSync(c: Ctx, run: ProxyRun): Promise<void> {
+  const s = await startAndSync(c, run.proxy, run.backend);
+  await stop(c, s.proc);
+  await destroyNode(c.p, s.index);
+  const starts = [...(run.firstFullSyncStartsMs ?? [run.firstFullSyncMs]), ms(s.firstFullSyncMs)];
+  run.firstFullSyncStartsMs = starts;
+  run.firstFullSyncMs = ms(starts.reduce((a, b) => a + b, 0) / starts.length);
+  c.log(`  ${run.proxy.padEnd(10)} ${run.backend.padEnd(6)} N=${run.services}: first full sync of another start ${ms(s.firstFullSyncMs)} ms; mean ${run.firstFullSyncMs} ms`);
+}
+
+async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services: number): Promise<ProxyRun> {
+  const { index, netns, proc, startToSyncedMs, firstFullSyncMs, ...rest } = await startAndSync(c, kind, backend);
+  let text = rest.text;
+  try {
     const natRules = gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"');
     // A change can wait behind a periodic full sync (nodelet's are full) before its own sync runs.
     const waitMs = Math.max(120_000, 3 * firstFullSyncMs + 60_000);
@@ -719,10 +750,24 @@ async function main(): Promise<number> {
       for (const backend of BACKENDS) {
         // Each proxy goes first in turn, and each starts on a quiet machine.
         const kinds = runs.length % 4 === 0 ? (['nodelet', 'kube-proxy'] as const) : (['kube-proxy', 'nodelet'] as const);
-        for (const kind of kinds) {
+        const quiet = async () => {
           const q = await waitQuiet();
           log(`  machine quiet after ${(q.waitedMs / 1000).toFixed(1)} s (${(q.busy * 100).toFixed(0)} % busy)`);
-          runs.push(await measureProxy(c, kind, backend, n));
+        };
+        const pair: ProxyRun[] = [];
+        for (const kind of kinds) {
+          await quiet();
+          const run = await measureProxy(c, kind, backend, n);
+          runs.push(run); // kept for the report even if what follows fails
+          pair.push(run);
+        }
+        // On legacy a start is seconds: each proxy starts once more, in the other order.
+        // (nf_tables first syncs differ between the two by 2-9x, and take kube-proxy minutes.)
+        if (backend === 'legacy') {
+          for (const run of [...pair].reverse()) {
+            await quiet();
+            await repeatFirstSync(c, run);
+          }
         }
       }
       breakdowns.push(...(await breakdown(c, n)));
