@@ -152,7 +152,18 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       children.push(spawn('nsenter', [`--net=/proc/${backend.pid}/ns/net`, '--', process.execPath, '-e', udp], { stdio: 'ignore' }));
     }
     for (const b of BACKENDS) {
-      await waitFor(`backend ${b} to serve`, async () => (await curlFromNode(`http://${ipOf(b)}:8080/`)) === b, 20_000, 200);
+      try {
+        await waitFor(`backend ${b} to serve`, async () => (await curlFromNode(`http://${ipOf(b)}:8080/`)) === b, 60_000, 200);
+      } catch (err) {
+        // Seen once in CI (after the userspace suite) and not again: say what the node saw.
+        const seen = await Promise.all([
+          docker(['ps', '-a', '--filter', `name=proxytest-${b}`, '--format', '{{.Status}}']).then((r) => r.stdout.trim(), (e: unknown) => String(e)),
+          docker(['logs', '--tail', '5', `proxytest-${b}`]).then((r) => (r.stdout + r.stderr).trim(), (e: unknown) => String(e)),
+          inNode(n, 'ip', ['neigh', 'show', ipOf(b)], { allowFail: true }).then((r) => r.stdout.trim()),
+          inNode(n, 'curl', ['-sv', '--max-time', '3', `http://${ipOf(b)}:8080/`], { allowFail: true }).then((r) => r.stderr.trim().split('\n').slice(-4).join(' | ')),
+        ]);
+        throw new Error(`${(err as Error).message}; container: ${seen[0]}; logs: ${seen[1]}; neighbour: ${seen[2]}; curl: ${seen[3]}`);
+      }
     }
 
     await kubectlRun(['create', 'namespace', NS]);
