@@ -267,17 +267,20 @@ async function startAndSync(c: Ctx, kind: ProxyKind, backend: Backend) {
     // Count > 1 only if a second full sync finished within one poll: then take the mean.
     return { index, netns, proc, text, startToSyncedMs, firstFullSyncMs: (first.sum / first.count) * 1000 };
   } catch (err) {
-    await stop(c, proc);
-    await destroyNode(c.p, index);
+    await teardown(c, proc, index);
     throw err;
   }
+}
+
+async function teardown(c: Ctx, proc: Proc, index: number): Promise<void> {
+  await stop(c, proc);
+  await destroyNode(c.p, index);
 }
 
 /** Another start, for its first full sync alone; folded into the run measured before. */
 async function repeatFirstSync(c: Ctx, run: ProxyRun): Promise<void> {
   const s = await startAndSync(c, run.proxy, run.backend);
-  await stop(c, s.proc);
-  await destroyNode(c.p, s.index);
+  await teardown(c, s.proc, s.index);
   const starts = [...(run.firstFullSyncStartsMs ?? [run.firstFullSyncMs]), ms(s.firstFullSyncMs)];
   run.firstFullSyncStartsMs = starts;
   run.firstFullSyncMs = ms(starts.reduce((a, b) => a + b, 0) / starts.length);
@@ -285,11 +288,11 @@ async function repeatFirstSync(c: Ctx, run: ProxyRun): Promise<void> {
 }
 
 async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services: number): Promise<ProxyRun> {
-  const { index, netns, proc, startToSyncedMs, firstFullSyncMs, ...rest } = await startAndSync(c, kind, backend);
-  let text = rest.text;
+  const { index, netns, proc, startToSyncedMs, firstFullSyncMs, text: firstText } = await startAndSync(c, kind, backend);
+  let text = firstText;
   try {
     const natRules = gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"');
-    // A change can wait behind a periodic full sync (nodelet's are full) before its own sync runs.
+    // A change can wait behind a periodic or full sync before its own sync runs.
     const waitMs = Math.max(120_000, 3 * firstFullSyncMs + 60_000);
     const partialSyncMs: number[] = [];
     const changeToProgrammedMs: number[] = [];
@@ -369,8 +372,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     );
     return run;
   } finally {
-    await stop(c, proc);
-    await destroyNode(c.p, index);
+    await teardown(c, proc, index);
   }
 }
 
@@ -741,6 +743,11 @@ async function main(): Promise<number> {
     m.userspace = await userspaceBench(c);
 
     const { runs, breakdowns, creation } = m;
+    const quiet = async () => {
+      const q = await waitQuiet();
+      log(`  machine quiet after ${(q.waitedMs / 1000).toFixed(1)} s (${(q.busy * 100).toFixed(0)} % busy)`);
+    };
+    let pairs = 0;
     for (const n of SIZES) {
       c.check();
       log(`N=${n}: creating services`);
@@ -749,11 +756,7 @@ async function main(): Promise<number> {
       log(`  ${made.created} services + slices created in ${made.seconds} s`);
       for (const backend of BACKENDS) {
         // Each proxy goes first in turn, and each starts on a quiet machine.
-        const kinds = runs.length % 4 === 0 ? (['nodelet', 'kube-proxy'] as const) : (['kube-proxy', 'nodelet'] as const);
-        const quiet = async () => {
-          const q = await waitQuiet();
-          log(`  machine quiet after ${(q.waitedMs / 1000).toFixed(1)} s (${(q.busy * 100).toFixed(0)} % busy)`);
-        };
+        const kinds = pairs++ % 2 === 0 ? (['nodelet', 'kube-proxy'] as const) : (['kube-proxy', 'nodelet'] as const);
         const pair: ProxyRun[] = [];
         for (const kind of kinds) {
           await quiet();

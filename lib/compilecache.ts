@@ -5,7 +5,7 @@
 // and keeps for the life of the process. With NODE_COMPILE_CACHE set, Node
 // keeps the stripped source (and V8's code cache) on disk, keyed by file name
 // and checked against the file's content, so a process whose files are all
-// cached never loads the parser: the service proxy idles at 79 MB RSS instead
+// cached never loads the parser: the service proxy idles at 78 MB RSS instead
 // of 109 MB. A changed file is stripped again (and cached again), so the
 // cache cannot run stale code. bin/nodelet and systemd/*.service set the
 // variable too, which cannot import this.

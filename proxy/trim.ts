@@ -5,27 +5,21 @@
 // pod a slice endpoint points at, annotations such as kubectl's
 // last-applied-configuration, owner references, managed fields) is memory
 // held for nothing, 10k times over in a large cluster.
-import type { V1Endpoint, V1EndpointSlice, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
 
-/** The metadata an informer and the proxy use: identity, version and labels. */
-function trimMeta(m: V1ObjectMeta | undefined): V1ObjectMeta | undefined {
-  if (!m) return m;
-  const out: V1ObjectMeta = {};
-  if (m.name !== undefined) out.name = m.name;
-  if (m.namespace !== undefined) out.namespace = m.namespace;
-  if (m.uid !== undefined) out.uid = m.uid;
-  if (m.resourceVersion !== undefined) out.resourceVersion = m.resourceVersion;
-  if (m.labels !== undefined) out.labels = m.labels;
-  if (m.deletionTimestamp !== undefined) out.deletionTimestamp = m.deletionTimestamp;
+/** A copy of `obj` with only `keys`, and only those it has (no undefined fields). */
+function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
   return out;
 }
 
+/** The metadata an informer and the proxy use: identity, version and labels. */
+const META_KEYS = ['name', 'namespace', 'uid', 'resourceVersion', 'labels', 'deletionTimestamp'] as const satisfies readonly (keyof V1ObjectMeta)[];
+
 export function trimService(svc: V1Service): V1Service {
-  const out: V1Service = {};
-  if (svc.apiVersion !== undefined) out.apiVersion = svc.apiVersion;
-  if (svc.kind !== undefined) out.kind = svc.kind;
-  const meta = trimMeta(svc.metadata);
-  if (meta) out.metadata = meta;
+  const out: V1Service = pick(svc, ['apiVersion', 'kind']);
+  if (svc.metadata) out.metadata = pick(svc.metadata, META_KEYS);
   if (svc.spec) {
     // The selector picks pods for the EndpointSlice controller, not for the proxy.
     const { selector: _selector, ...spec } = svc.spec;
@@ -37,19 +31,12 @@ export function trimService(svc: V1Service): V1Service {
 }
 
 export function trimEndpointSlice(slice: V1EndpointSlice): V1EndpointSlice {
-  const out: V1EndpointSlice = { addressType: slice.addressType, endpoints: [] };
-  if (slice.apiVersion !== undefined) out.apiVersion = slice.apiVersion;
-  if (slice.kind !== undefined) out.kind = slice.kind;
-  const meta = trimMeta(slice.metadata);
-  if (meta) out.metadata = meta;
-  if (slice.ports !== undefined) out.ports = slice.ports;
-  // Each endpoint without its targetRef (the pod), deprecatedTopology and hints.
-  out.endpoints = (slice.endpoints ?? []).map((e) => {
-    const ep: V1Endpoint = { addresses: e.addresses };
-    if (e.conditions !== undefined) ep.conditions = e.conditions;
-    if (e.nodeName !== undefined) ep.nodeName = e.nodeName;
-    if (e.zone !== undefined) ep.zone = e.zone;
-    return ep;
-  });
+  const out: V1EndpointSlice = {
+    ...pick(slice, ['apiVersion', 'kind', 'ports']),
+    addressType: slice.addressType,
+    // Each endpoint without its targetRef (the pod), deprecatedTopology and hints.
+    endpoints: (slice.endpoints ?? []).map((e) => pick(e, ['addresses', 'conditions', 'nodeName', 'zone'])),
+  };
+  if (slice.metadata) out.metadata = pick(slice.metadata, META_KEYS);
   return out;
 }

@@ -28,7 +28,7 @@ export async function newNftablesProxier(deps: NftablesSetupDeps, options: Nftab
   const log = deps.log.child({ component: 'nftables' });
   log.info('nftables proxier', { nft: found.version, table: 'ip nodelet', nodeIPs: options.nodeIPs.length ? options.nodeIPs : 'all local addresses' });
   return new NftablesProxier(
-    { nft: new ExecNft(deps.exec), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl, ...(deps.afterFullSync ? { afterFullSync: deps.afterFullSync } : {}) },
+    { nft: new ExecNft(deps.exec), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl, afterFullSync: deps.afterFullSync },
     options,
   );
 }

@@ -1,5 +1,5 @@
 // The userspace proxy's zero-copy relay: splice/splice.c, built by
-// `make deps` (cluster/build-native.sh) into splice/splice.node. Without it
+// `make deps` (splice/build.sh) into splice/splice.node. Without it
 // (no compiler, a platform other than Linux) the proxy copies bytes in JS,
 // at about half the throughput; the proxier logs which one it uses.
 import { createRequire } from 'node:module';

@@ -4,11 +4,7 @@ import { NodeletError } from '../../lib/errors.ts';
 import { Informer, objectKey, stripManagedFields, type ListWatch, type WatchEvent } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
-import v8 from 'node:v8';
-import vm from 'node:vm';
-
-// gc() for the test that checks what the informer lets go of.
-v8.setFlagsFromString('--expose-gc');
+import { collectGarbage } from '../../lib/gc.ts';
 
 type Obj = KubernetesObject;
 
@@ -123,7 +119,6 @@ describe('lib Informer', () => {
   it('with a transform that copies, the list as received is garbage while the watch runs', async () => {
     // Only the transformed copies may stay: the list (and what the transform dropped) must not,
     // for a watch lasts minutes and a list can be tens of MB.
-    const gc = vm.runInNewContext('gc') as () => void;
     const received: WeakRef<object>[] = [];
     lw.list = async () => {
       const res = { items: [obj('a', '1'), obj('b', '1')], resourceVersion: '1' };
@@ -137,7 +132,7 @@ describe('lib Informer', () => {
     expect(lw.watches.length).to.equal(1); // watching now, with run() suspended
     // A WeakRef holds its target until the current job ends: collect in a later one.
     await new Promise((r) => setImmediate(r));
-    gc();
+    expect(collectGarbage()).to.equal(true);
     expect(received.length).to.equal(3);
     expect(received.map((r) => r.deref())).to.deep.equal([undefined, undefined, undefined]);
     expect(inf.list().map(objectKey).sort()).to.deep.equal(['default/a', 'default/b']);
