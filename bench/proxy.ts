@@ -27,7 +27,7 @@
 //
 // Run: node bench/proxy.ts   Writes bench/results/proxy-<ISO>.json, proxy-latest.json
 // and a plot, proxy-<ISO>.png and proxy-latest.png.
-// NODELET_BENCH_PROXY_SIZES=1000,5000 narrows the sizes, NODELET_BENCH_PROXY_SAMPLES=2
+// NODELET_BENCH_PROXY_SIZES=1000,5000 narrows the sizes, NODELET_BENCH_PROXY_SAMPLES=3 (default 5)
 // takes fewer samples per run, NODELET_BENCH_PROXY_BACKENDS=legacy one backend only;
 // SIGINT stops it and reports what was measured.
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
@@ -81,7 +81,7 @@ const BACKENDS = (process.env.NODELET_BENCH_PROXY_BACKENDS ?? 'nft,legacy').spli
   return b;
 });
 /** Partial-sync and change->programmed samples per run (NODELET_BENCH_PROXY_SAMPLES). */
-const SAMPLES = Number(process.env.NODELET_BENCH_PROXY_SAMPLES ?? 3);
+const SAMPLES = Number(process.env.NODELET_BENCH_PROXY_SAMPLES ?? 5);
 const CHANGE_SAMPLES = SAMPLES;
 const PARTIAL_SAMPLES = SAMPLES;
 const CREATE_CONCURRENCY = 24;
