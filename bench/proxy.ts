@@ -88,6 +88,8 @@ const CREATE_CONCURRENCY = 24;
 const METRICS_PORT = 10249;
 const FIRST_SYNC_TIMEOUT_MS = 600_000;
 const POLL_MS = 50;
+/** Quiet time after the samples before the RSS that is compared is read. */
+const REST_MS = 5_000;
 const USERSPACE_REQUESTS = 2000;
 const USERSPACE_BULK_SECONDS = 3;
 const USERSPACE_BULK_ROUNDS = 3;
@@ -119,8 +121,10 @@ interface ProxyRun {
   natRules?: number;
   /** nodelet only: where its first full sync went, as its own log says (save, generate, restore nat, restore filter). */
   firstSyncParts?: Record<string, number>;
-  /** process_resident_memory_bytes from the proxy's own /metrics after the samples, in MB. */
+  /** process_resident_memory_bytes from the proxy's own /metrics, REST_MS after the samples, in MB. */
   rssMB?: number;
+  /** The same right after the last sample's sync. */
+  rssAfterSamplesMB?: number;
   partialSyncMs: number[];
   changeToProgrammedMs: number[];
   partial: Summary;
@@ -346,8 +350,13 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     }
     // Read now, not at the first sync: the log line may still be on its way to the file then.
     const firstSyncParts = kind === 'nodelet' ? syncParts(proc.logFile) : undefined;
+    const rssNow = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
+    // And at rest: what a node keeps paying between bursts of changes (Go returns
+    // freed memory in the background; nodelet collects once idle, lib/gc.ts).
+    await sleep(REST_MS);
     const rss = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
     const rssMB = rss !== undefined ? fixed(rss / 1e6, 1) : undefined;
+    const rssAfterSamplesMB = rssNow !== undefined ? fixed(rssNow / 1e6, 1) : undefined;
     const run: ProxyRun = {
       proxy: kind,
       backend,
@@ -357,6 +366,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       ...(natRules !== undefined ? { natRules } : {}),
       ...(firstSyncParts ? { firstSyncParts } : {}),
       ...(rssMB !== undefined ? { rssMB } : {}),
+      ...(rssAfterSamplesMB !== undefined ? { rssAfterSamplesMB } : {}),
       partialSyncMs: partialSyncMs.map(ms),
       changeToProgrammedMs: changeToProgrammedMs.map(ms),
       partial: summarize(partialSyncMs),
@@ -367,7 +377,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       `  ${kind.padEnd(10)} ${backend.padEnd(6)} N=${services}: first full sync ${run.firstFullSyncMs} ms, ` +
         `partial p50 ${run.partial.p50} ms, change->programmed p50 ${run.change.p50} ms` +
         (natRules !== undefined ? `, ${natRules} nat rules` : '') +
-        (rssMB !== undefined ? `, RSS ${rssMB} MB` : '') +
+        (rssMB !== undefined ? `, RSS ${rssMB} MB at rest (${rssAfterSamplesMB ?? '-'} right after the samples)` : '') +
         (firstSyncParts ? ` (first sync: ${Object.entries(firstSyncParts).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
     return run;
@@ -662,6 +672,7 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
       partialSync: `${PARTIAL_SAMPLES} x one endpoint of one slice changed; kubeproxy_sync_partial_proxy_rules_duration_seconds delta`,
       changeToProgrammed: `${CHANGE_SAMPLES} x create Service + EndpointSlice, poll iptables -t nat -S KUBE-SVC-… every ${POLL_MS} ms`,
       minSyncPeriod: 'default 1 s for both',
+      rss: `process_resident_memory_bytes from each proxy's /metrics ${REST_MS / 1000} s after the last sample's sync (rssAfterSamplesMB: right after it)`,
       kubeProxyIPv6: 'off (no ip6tables on its PATH), as nodelet is IPv4 only',
     },
     creation,
