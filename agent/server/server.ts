@@ -152,7 +152,7 @@ export class KubeletServer {
   }
 
   async close(): Promise<void> {
-    for (const c of this.conns) c.close();
+    for (const c of this.conns) c.close(0);
     this.server.closeAllConnections();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }

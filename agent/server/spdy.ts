@@ -354,7 +354,12 @@ export interface SpdyConnectionOptions {
   onStream(stream: SpdyStream): boolean;
   /** Protocol or transport trouble, for logging; the connection closes itself. */
   onError?(err: Error): void;
+  /** How long close() leaves the transport to the peer before ending it (default CLOSE_GRACE_MS). */
+  closeGraceMs?: number;
 }
+
+/** See SpdyConnection.close(). */
+export const CLOSE_GRACE_MS = 5_000;
 
 /** The server side of one SPDY/3.1 connection. Emits 'close' once. */
 export class SpdyConnection {
@@ -367,6 +372,8 @@ export class SpdyConnection {
   private chain: Promise<void> = Promise.resolve();
   private lastStreamId = 0;
   private closed = false;
+  /** close() was called: the peer has GOAWAY and is expected to close the transport. */
+  private closing = false;
   private goneAway = false;
   private readonly closeListeners: Array<() => void> = [];
   /** Writers waiting for the transport to drain. */
@@ -400,20 +407,37 @@ export class SpdyConnection {
     if (chunk.length) this.onBytes(chunk);
   }
 
-  /** Resets every open stream, says GOAWAY and closes the transport (what spdystream's Close does). */
-  close(): void {
-    if (this.closed) return;
+  /**
+   * Resets every open stream and says GOAWAY (what spdystream's Close does),
+   * then leaves closing the transport to the peer, for up to closeGraceMs.
+   * A client on spdystream closes it by itself once its streams are gone,
+   * which is after it has handled each stream's frames up to the reset; a
+   * FIN from us first can lose those: its read loop drops the frames it has
+   * queued but not handled when it sees EOF (a command's last output, or the
+   * exit status on the error stream, which then reads as success).
+   * A server shutting down passes 0.
+   */
+  close(graceMs = this.opts.closeGraceMs ?? CLOSE_GRACE_MS): void {
+    if (this.closed || this.closing) return;
+    this.closing = true;
     for (const s of this.streams.values()) s.reset(RST_CANCEL);
     if (!this.goneAway) {
       this.goneAway = true;
       this.sendRaw(encodeGoAway(this.lastStreamId));
     }
-    this.transport.end();
-    // Give the peer a moment to read what was sent, then make sure it is gone.
-    setTimeout(() => {
+    const grace = setTimeout(() => {
+      this.transport.end();
+      // Give the peer a moment to read what was sent, then make sure it is gone.
+      setTimeout(() => {
+        this.transport.destroy();
+        this.shutdown();
+      }, 1000).unref();
+    }, graceMs);
+    grace.unref();
+    this.onClose(() => {
+      clearTimeout(grace);
       this.transport.destroy();
-      this.shutdown();
-    }, 1000).unref();
+    });
   }
 
   /** @internal */

@@ -181,6 +181,33 @@ describe('server/spdy', () => {
       expect(closed).to.equal(true);
     });
 
+    it('close() leaves ending the transport to the peer (a FIN first can make a spdystream client drop frames it has not handled)', async () => {
+      const id = await client.openStream({ streamType: 'stdout' });
+      await until(() => client.replied(id));
+      streams[0]!.write('last output');
+      conn.close();
+      await settle();
+      expect(client.fromServer.writableEnded, 'ended by the server').to.equal(false);
+      expect(client.resetStatus(id)).to.equal(5);
+      client.toServer.end(); // the peer, done reading, closes
+      await settle();
+      expect(conn.isClosed).to.equal(true);
+      expect(client.fromServer.destroyed).to.equal(true);
+    });
+
+    it('close() ends the transport itself after the grace period when the peer does not', async () => {
+      const peer = new TestClient();
+      const c = new SpdyConnection(peer.transport(), { onStream: () => true, closeGraceMs: 20 });
+      c.close();
+      await settle();
+      expect(peer.fromServer.writableEnded).to.equal(false);
+      await until(() => peer.fromServer.writableEnded);
+      expect(peer.control(TYPE_GOAWAY)).to.have.length(1);
+      peer.toServer.end();
+      await settle();
+      expect(c.isClosed).to.equal(true);
+    });
+
     it('ignores data for unknown streams and treats a closed transport as the end of every stream', async () => {
       client.send(99, 'stray');
       const id = await client.openStream({ streamType: 'stdout' });
