@@ -155,14 +155,18 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       try {
         await waitFor(`backend ${b} to serve`, async () => (await curlFromNode(`http://${ipOf(b)}:8080/`)) === b, 60_000, 200);
       } catch (err) {
-        // Seen once in CI (after the userspace suite) and not again: say what the node saw.
+        // Seen twice in CI (after the userspace suite): say what the node saw.
         const seen = await Promise.all([
           docker(['ps', '-a', '--filter', `name=proxytest-${b}`, '--format', '{{.Status}}']).then((r) => r.stdout.trim(), (e: unknown) => String(e)),
           docker(['logs', '--tail', '5', `proxytest-${b}`]).then((r) => (r.stdout + r.stderr).trim(), (e: unknown) => String(e)),
           inNode(n, 'ip', ['neigh', 'show', ipOf(b)], { allowFail: true }).then((r) => r.stdout.trim()),
           inNode(n, 'curl', ['-sv', '--max-time', '3', `http://${ipOf(b)}:8080/`], { allowFail: true }).then((r) => r.stderr.trim().split('\n').slice(-4).join(' | ')),
+          // Seen twice: Up, reachable, refused. Who else has the address, and does httpd listen in the container?
+          docker(['ps', '-q']).then((r) => docker(['inspect', '-f', '{{.Name}} {{.NetworkSettings.IPAddress}} {{.HostConfig.NetworkMode}}', ...r.stdout.trim().split('\n').filter(Boolean)]))
+            .then((r) => r.stdout.trim().split('\n').join(', '), (e: unknown) => String(e)),
+          exec('nsenter', [`--net=/proc/${backends.get(b)!.pid}/ns/net`, '--', 'ss', '-ltnp'], { allowFail: true }).then((r) => (r.stdout + r.stderr).trim().split('\n').join(' | ')),
         ]);
-        throw new Error(`${(err as Error).message}; container: ${seen[0]}; logs: ${seen[1]}; neighbour: ${seen[2]}; curl: ${seen[3]}`);
+        throw new Error(`${(err as Error).message}; container: ${seen[0]}; logs: ${seen[1]}; neighbour: ${seen[2]}; curl: ${seen[3]}; running containers: ${seen[4]}; listening in ${b}: ${seen[5]}`);
       }
     }
 
