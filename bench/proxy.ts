@@ -350,13 +350,15 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     }
     // Read now, not at the first sync: the log line may still be on its way to the file then.
     const firstSyncParts = kind === 'nodelet' ? syncParts(proc.logFile) : undefined;
-    const rssNow = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
-    // And at rest: what a node keeps paying between bursts of changes (Go returns
-    // freed memory in the background; nodelet collects once idle, lib/gc.ts).
+    const readRssMB = async () => {
+      const bytes = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
+      return bytes !== undefined ? fixed(bytes / 1e6, 1) : undefined;
+    };
+    const rssAfterSamplesMB = await readRssMB();
+    // And at rest: what a node keeps paying between bursts of changes (Go's
+    // scavenger returns freed memory in the background, V8 when it finds the proxy idle).
     await sleep(REST_MS);
-    const rss = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
-    const rssMB = rss !== undefined ? fixed(rss / 1e6, 1) : undefined;
-    const rssAfterSamplesMB = rssNow !== undefined ? fixed(rssNow / 1e6, 1) : undefined;
+    const rssMB = await readRssMB();
     const run: ProxyRun = {
       proxy: kind,
       backend,

@@ -3,7 +3,6 @@
 // a pidfile. Stale ones are found by a marker in their command line.
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
 export interface DaemonSpec {
@@ -100,20 +99,6 @@ export function pidsMatching(marker: string): number[] {
     } catch { /* exited */ }
   }
   return out;
-}
-
-/** Whether something accepts TCP connections at host:port (within timeoutMs). */
-export function tcpAccepts(host: string, port: number, timeoutMs = 1000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const sock = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      sock.destroy();
-      resolve(ok);
-    };
-    sock.setTimeout(timeoutMs, () => done(false));
-    sock.once('connect', () => done(true));
-    sock.once('error', () => done(false));
-  });
 }
 
 /** Thrown by a waitFor check when waiting longer cannot help (the daemon is gone). */

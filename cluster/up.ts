@@ -3,13 +3,14 @@
 // down leaves nothing behind (processes, namespaces, mounts, links, files).
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import { DEFAULTS } from '../agent/config.ts';
+import { tcpProbe } from '../agent/prober/tcp.ts';
 import { daemonEnv, warmCompileCache } from '../lib/compilecache.ts';
 import Dockerode from 'dockerode';
 import { ensureBusyboxImage, ensurePauseImage } from '../cri/images/build.ts';
 import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
-import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, tcpAccepts, waitFor } from './daemon.ts';
+import { daemonRunning, pidsMatching, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
 import { approveServingCsrs } from './csrapprove.ts';
 import { ensureJoinPrep, type JoinInfo, joinCommand } from './bootstrap.ts';
 import { type ClusterPaths, controlPlaneRunning, ensurePki, kubeconfigPath, kubectl, startControlPlane, stopControlPlane } from './controlplane.ts';
@@ -177,7 +178,8 @@ export async function clusterUp(p: ClusterProfile, opts: UpOptions): Promise<Clu
   // The agent opens its API once the approved certificate is in (it polls the CSR), so
   // `kubectl exec` right after up could be refused: wait for it (a flag may move the port).
   for (const n of nodes.filter((x) => started.includes(x.name))) {
-    await waitFor(`the kubelet API of ${n.name} at ${n.sandbox.nodeIP}:${DEFAULTS.port}`, () => tcpAccepts(n.sandbox.nodeIP, DEFAULTS.port), 30_000, 250).catch((err: Error) => log(err.message));
+    const open = async () => (await tcpProbe(n.sandbox.nodeIP, DEFAULTS.port, 1000)).result === 'success';
+    await waitFor(`the kubelet API of ${n.name} at ${n.sandbox.nodeIP}:${DEFAULTS.port}`, open, 30_000, 250).catch((err: Error) => log(err.message));
   }
   return { profile: p, paths, nodes, join };
 }

@@ -158,13 +158,14 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     await k.run(['run', 'envcheck', `--image=${BUSYBOX_IMAGE}`, '--restart=Never', '--overrides={"spec":{"terminationGracePeriodSeconds":1}}', '--command', '--', 'sleep', '3600']);
     await waitOrDescribe(k, 'pod envcheck Ready', () => k.json(['get', 'pod', 'envcheck']), isReady, 60_000, ['pod envcheck']);
     // The marker tells a lost exec output ('') from missing variables ('env:').
-    const env = (await k.run(['exec', 'envcheck', '--', 'sh', '-c', 'echo env: $TEST1_SERVICE_HOST $TEST1_SERVICE_PORT'])).stdout.trim();
+    const printEnv = ['exec', 'envcheck', '--', 'sh', '-c', 'echo env: $TEST1_SERVICE_HOST $TEST1_SERVICE_PORT'];
+    const env = (await k.run(printEnv)).stdout.trim();
     if (env !== `env: ${ip} 80`) {
       // Once in CI this came back empty; say what the container really has.
-      const inspect = await docker(['ps', '-q', '--filter', 'label=io.kubernetes.pod.name=envcheck', '--filter', 'label=io.kubernetes.container.name=envcheck']);
-      const id = inspect.stdout.trim().split('\n')[0] ?? '';
+      const ps = await docker(['ps', '-q', '--filter', 'label=io.kubernetes.pod.name=envcheck', '--filter', 'label=io.kubernetes.container.name=envcheck']);
+      const id = ps.stdout.trim().split('\n')[0] ?? '';
       const containerEnv = id ? (await docker(['inspect', '-f', '{{json .Config.Env}}', id])).stdout.trim() : '(no container)';
-      const again = (await k.run(['exec', 'envcheck', '--', 'sh', '-c', 'echo env: $TEST1_SERVICE_HOST $TEST1_SERVICE_PORT'], { allowFail: true })).stdout.trim();
+      const again = (await k.run(printEnv, { allowFail: true })).stdout.trim();
       expect.fail(`exec printed ${JSON.stringify(env)}; a second exec printed ${JSON.stringify(again)}; the container's env: ${containerEnv}`);
     }
     const viaEnv = (await k.run(['exec', 'envcheck', '--', 'sh', '-c', 'timeout 5 wget -qO- http://$TEST1_SERVICE_HOST:$TEST1_SERVICE_PORT/'], { allowFail: true })).stdout.trim();
