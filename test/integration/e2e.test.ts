@@ -164,9 +164,11 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
       // Once in CI this came back empty; say what the container really has.
       const ps = await docker(['ps', '-q', '--filter', 'label=io.kubernetes.pod.name=envcheck', '--filter', 'label=io.kubernetes.container.name=envcheck']);
       const id = ps.stdout.trim().split('\n')[0] ?? '';
-      const containerEnv = id ? (await docker(['inspect', '-f', '{{json .Config.Env}}', id])).stdout.trim() : '(no container)';
+      const containerEnv = id ? (await docker(['inspect', '-f', '{{.Created}} {{json .Config.Env}}', id])).stdout.trim() : '(no container)';
       const again = (await k.run(printEnv, { allowFail: true })).stdout.trim();
-      expect.fail(`exec printed ${JSON.stringify(env)}; a second exec printed ${JSON.stringify(again)}; the container's env: ${containerEnv}`);
+      // When each was made (API server clock vs the container's), to tell a stale Service list apart.
+      const created = async (what: string) => (await k.json(['get', what])).metadata.creationTimestamp as string;
+      expect.fail(`exec printed ${JSON.stringify(env)}; a second exec printed ${JSON.stringify(again)}; service created ${await created('service/test1')}, pod ${await created('pod/envcheck')}; the container (created, env): ${containerEnv}`);
     }
     const viaEnv = (await k.run(['exec', 'envcheck', '--', 'sh', '-c', 'timeout 5 wget -qO- http://$TEST1_SERVICE_HOST:$TEST1_SERVICE_PORT/'], { allowFail: true })).stdout.trim();
     expect(answerVersion(viaEnv), `answer through the env vars: ${viaEnv}`).to.equal('1.0');

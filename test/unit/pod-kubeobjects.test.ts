@@ -48,7 +48,7 @@ describe('pod/kubeobjects: KubePodObjects', () => {
     clock = new FakeClock();
     const port = (server.address() as AddressInfo).port;
     const kc = new KubeClient({ server: `http://127.0.0.1:${port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
-    objects = new KubePodObjects(kc, { clock, serviceCacheMs: 1_000 });
+    objects = new KubePodObjects(kc, { clock, monotonicNow: () => clock.now(), serviceCacheMs: 1_000 });
   });
 
   it('gets a configmap, and a missing one is undefined', async () => {
@@ -103,6 +103,28 @@ describe('pod/kubeobjects: KubePodObjects', () => {
     expect(n).to.equal(1);
     await clock.advance(1);
     expect((await objects.listServices('ns1')).map((s) => s.metadata?.name)).to.deep.equal(['web2']);
+    expect(n).to.equal(2);
+  });
+
+  it('counts a list\'s age from when it was asked for, on the monotonic clock, not the wall clock', async () => {
+    let mono = 0;
+    const port = (server.address() as AddressInfo).port;
+    const kc = new KubeClient({ server: `http://127.0.0.1:${port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
+    // A wall clock that cannot be read: stepping it (NTP, a resumed VM) cannot matter.
+    const wall = { now: (): number => expect.fail('the wall clock was read'), sleep: () => Promise.resolve() };
+    const objs = new KubePodObjects(kc, { clock: wall, monotonicNow: () => mono, serviceCacheMs: 1_000 });
+    let n = 0;
+    handler = (r) => {
+      if (r.path !== '/api/v1/namespaces/ns1/services') return undefined;
+      n++;
+      mono += 900; // a slow answer: 900 ms pass while the request is out
+      return { status: 200, body: { apiVersion: 'v1', kind: 'ServiceList', metadata: {}, items: [{ metadata: { name: `web${n}` }, spec: { clusterIP: '10.96.1.1', ports: [{ port: 80 }] } }] } };
+    };
+    expect((await objs.listServices('ns1')).map((s) => s.metadata?.name)).to.deep.equal(['web1']);
+    mono = 999;
+    expect((await objs.listServices('ns1')).map((s) => s.metadata?.name)).to.deep.equal(['web1']);
+    mono = 1_000; // 1 s after it was asked for, though only 100 ms after it came back
+    expect((await objs.listServices('ns1')).map((s) => s.metadata?.name)).to.deep.equal(['web2']);
     expect(n).to.equal(2);
   });
 
