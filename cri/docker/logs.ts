@@ -174,18 +174,13 @@ export class LogCopiers {
       return;
     }
     const out_ = new RotatingFile(file, this.rotation);
+    let newest = after; // the newest timestamp in the file, for the catch-up read
     const write = (stream_: LogStream) => (ts: string, line: Buffer, complete: boolean) => {
       if (after && compareTimestamps(ts, after) <= 0) return;
       for (const rec of formatLogRecords(ts, stream_, line, complete)) out_.write(rec);
+      if (!newest || compareTimestamps(ts, newest) > 0) newest = ts;
     };
-    const outSplit = new TimestampedLineSplitter(write('stdout'));
-    const errSplit = new TimestampedLineSplitter(write('stderr'));
-    const out = new PassThrough();
-    const errs = new PassThrough();
-    out.on('data', (b: Buffer) => outSplit.push(b));
-    errs.on('data', (b: Buffer) => errSplit.push(b));
-    if (tty) stream.on('data', (b: Buffer) => outSplit.push(b));
-    else this.docker.modem.demuxStream(stream, out, errs);
+    const followed = this.copy(stream, tty, write);
     const ended = Promise.race([once(stream, 'end'), once(stream, 'close')]).catch(() => undefined);
     stream.on('error', (err) => this.log.debug('log stream error', { container: containerId, err: describeError(err) }));
     // Docker 20.10 sometimes keeps a followed log stream open after the container
@@ -196,18 +191,69 @@ export class LogCopiers {
       .then(() => Promise.race([ended, new Promise((r) => setTimeout(r, EXIT_GRACE_MS).unref())]))
       .then(() => (stream as unknown as { destroy?: () => void }).destroy?.())
       .catch(() => undefined); // the stream's own end or error still finishes the copier
-    // Let the demuxer hand over what it still holds, then flush unterminated tails.
-    const done = ended.then(() => new Promise((r) => setImmediate(r))).then(() => {
-      outSplit.end();
-      errSplit.end();
-      out_.close();
-      if (this.copiers.get(containerId) === copier) this.copiers.delete(containerId);
-    });
+    let stopped = false;
+    const done = ended
+      .then(() => followed.finish())
+      .then(async () => {
+        // A followed stream that ended by itself, or that we ended after the exit, may
+        // have missed the last entries (the stream stalled, or Docker wrote them after
+        // it closed): read once more, without following, what is newer than the file.
+        if (stopped) return;
+        await this.catchUp(containerId, tty, newest, write).catch((err) => this.log.debug('cannot read the rest of a container\'s output', { container: containerId, err: describeError(err) }));
+      })
+      .then(() => {
+        out_.close();
+        if (this.copiers.get(containerId) === copier) this.copiers.delete(containerId);
+      });
     const copier: Copier = {
       done,
-      stop: () => (stream as unknown as { destroy?: () => void }).destroy?.(),
+      stop: () => {
+        stopped = true;
+        (stream as unknown as { destroy?: () => void }).destroy?.();
+      },
     };
     this.copiers.set(containerId, copier);
+  }
+
+  /** Feeds Docker's log stream (multiplexed unless tty) to line splitters; finish() flushes them once it ended. */
+  private copy(stream: NodeJS.ReadableStream, tty: boolean, write: (s: LogStream) => (ts: string, line: Buffer, complete: boolean) => void): { finish(): Promise<void> } {
+    const outSplit = new TimestampedLineSplitter(write('stdout'));
+    const errSplit = new TimestampedLineSplitter(write('stderr'));
+    if (tty) {
+      stream.on('data', (b: Buffer) => outSplit.push(b));
+    } else {
+      const out = new PassThrough();
+      const errs = new PassThrough();
+      out.on('data', (b: Buffer) => outSplit.push(b));
+      errs.on('data', (b: Buffer) => errSplit.push(b));
+      this.docker.modem.demuxStream(stream, out, errs);
+    }
+    return {
+      // Let the demuxer hand over what it still holds, then flush unterminated tails.
+      finish: () =>
+        new Promise<void>((r) => setImmediate(r)).then(() => {
+          outSplit.end();
+          errSplit.end();
+        }),
+    };
+  }
+
+  /** Appends what Docker has of a container's output after `newest` (one read, not followed). */
+  private async catchUp(containerId: string, tty: boolean, newest: string | undefined, write: (s: LogStream) => (ts: string, line: Buffer, complete: boolean) => void): Promise<void> {
+    const opts = { follow: false as const, stdout: true, stderr: true, timestamps: true, since: newest ? sinceParam(newest) : 0 };
+    // Without follow, dockerode hands back the whole answer as one buffer.
+    const body: unknown = await this.docker.getContainer(containerId).logs(opts);
+    const source = new PassThrough();
+    const newer = (s: LogStream) => {
+      const w = write(s);
+      return (ts: string, line: Buffer, complete: boolean) => {
+        if (!newest || compareTimestamps(ts, newest) > 0) w(ts, line, complete);
+      };
+    };
+    const read = this.copy(source, tty, newer);
+    source.end(Buffer.isBuffer(body) ? body : Buffer.from(typeof body === 'string' ? body : ''));
+    await once(source, 'end').catch(() => undefined);
+    await read.finish();
   }
 
   /** Waits until a container's copier has written everything (after the container exited). */

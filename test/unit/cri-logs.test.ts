@@ -22,10 +22,13 @@ class FakeLogDocker {
   readonly modem = new Dockerode({ socketPath: '/nonexistent/docker.sock' }).modem;
   readonly streams: PassThrough[] = [];
   readonly requests: Record<string, unknown>[] = [];
+  /** What a read without follow answers (dockerode buffers it). */
+  rest = Buffer.alloc(0);
   getContainer(_id: string) {
     return {
       logs: async (opts: Record<string, unknown>) => {
         this.requests.push(opts);
+        if (opts.follow === false) return this.rest;
         const s = new PassThrough();
         this.streams.push(s);
         return s;
@@ -59,6 +62,9 @@ describe('cri/docker/logs', () => {
     s2.write(frame(1, '2024-05-01T10:00:00.3Z two\n'));
     s2.end(frame(1, '2024-05-01T10:00:00.4Z three\n'));
     await again.drain('c1');
+    // The stream ended by itself: one more read, from the newest entry written, finds nothing new.
+    expect(docker.requests.map((r) => r.follow)).to.deep.equal([true, true, false]);
+    expect(docker.requests[2]!.since).to.equal(`${Date.UTC(2024, 4, 1, 10, 0, 0) / 1000}.400000000`);
     const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
     expect(lines).to.deep.equal([
       '2024-05-01T10:00:00.1Z stdout F one',
@@ -67,6 +73,41 @@ describe('cri/docker/logs', () => {
       '2024-05-01T10:00:00.4Z stdout F three',
     ]);
     expect(again.has('c1')).to.equal(false);
+  });
+
+  it('reads what a followed stream missed once it ended, without repeating what it copied', async () => {
+    const docker = new FakeLogDocker();
+    const file = path.join(dir, 'app', '0.log');
+    const copiers = new LogCopiers(docker as unknown as Dockerode, nullLogger());
+    await copiers.start('c3', file, false);
+    // Docker ends the followed stream before it sent the last entries (or we ended it after the exit).
+    docker.rest = Buffer.concat([
+      frame(1, '2024-05-01T10:00:00.1Z one\n'), // since is inclusive: already written
+      frame(2, '2024-05-01T10:00:00.2Z two\n'),
+      frame(1, '2024-05-01T10:00:00.3Z three\n'),
+      frame(1, '2024-05-01T10:00:00.4Z tail'),
+    ]);
+    docker.streams[0]!.end(frame(1, '2024-05-01T10:00:00.1Z one\n'));
+    await copiers.drain('c3');
+    expect(readFileSync(file, 'utf8').split('\n').filter(Boolean)).to.deep.equal([
+      '2024-05-01T10:00:00.1Z stdout F one',
+      '2024-05-01T10:00:00.2Z stderr F two',
+      '2024-05-01T10:00:00.3Z stdout F three',
+      '2024-05-01T10:00:00.4Z stdout F tail',
+    ]);
+  });
+
+  it('does not read the rest when the copier is stopped (the next copier resumes)', async () => {
+    const docker = new FakeLogDocker();
+    const file = path.join(dir, 'c4.log');
+    const copiers = new LogCopiers(docker as unknown as Dockerode, nullLogger());
+    await copiers.start('c4', file, false);
+    docker.rest = frame(1, '2024-05-01T10:00:00.9Z later\n');
+    docker.streams[0]!.write(frame(1, '2024-05-01T10:00:00.1Z one\n'));
+    await new Promise((r) => setImmediate(r));
+    await copiers.stopAll();
+    expect(docker.requests.map((r) => r.follow)).to.deep.equal([true]);
+    expect(readFileSync(file, 'utf8')).to.equal('2024-05-01T10:00:00.1Z stdout F one\n');
   });
 
   it('takes a TTY container\'s raw output as stdout', async () => {
