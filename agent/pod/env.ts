@@ -68,7 +68,7 @@ function configError(message: string, cause?: unknown): NodeletError {
 export async function makeEnvironment(pod: V1Pod, container: V1Container, ctx: EnvContext): Promise<ContainerEnvironment> {
   const namespace = pod.metadata?.namespace ?? 'default';
   // The API server defaults enableServiceLinks to true.
-  const serviceEnv = await serviceEnvFor(ctx, namespace, pod.spec?.enableServiceLinks !== false);
+  const serviceEnv = await serviceEnvFor(ctx, namespace, pod.spec?.enableServiceLinks !== false, pod.metadata?.resourceVersion);
 
   const lookups = new ObjectLookups(ctx.objects, namespace);
   const tmpEnv = new Map<string, string>();
@@ -244,11 +244,12 @@ class ObjectLookups {
 
 // ---- service link variables ----
 
-async function serviceEnvFor(ctx: EnvContext, namespace: string, enableServiceLinks: boolean): Promise<Map<string, string>> {
+async function serviceEnvFor(ctx: EnvContext, namespace: string, enableServiceLinks: boolean, podVersion: string | undefined): Promise<Map<string, string>> {
   const masterNs = ctx.masterServiceNamespace ?? 'default';
   try {
-    const master = await ctx.objects.listServices(masterNs);
-    const local = !enableServiceLinks || namespace === masterNs ? [] : await ctx.objects.listServices(namespace);
+    // Lists at least as new as the pod: a Service made before the pod is in them.
+    const master = await ctx.objects.listServices(masterNs, podVersion);
+    const local = !enableServiceLinks || namespace === masterNs ? [] : await ctx.objects.listServices(namespace, podVersion);
     const services = servicesForPod(namespace, enableServiceLinks, [...master, ...local], masterNs);
     return new Map(serviceEnvVars(services).map((e) => [e.key, e.value]));
   } catch (err) {

@@ -2,10 +2,10 @@
 // failure is an ApiError (../../lib/kube/errors.ts).
 // Every container start lists Services (for the link variables), so the list
 // per namespace is kept for a short while and concurrent callers share one
-// request. Its age counts from when the request was sent, on a monotonic
-// clock: a pod created after a Service must see it, so a list may only be
-// reused if it was asked for less than the cache time ago, whatever the wall
-// clock did meanwhile.
+// request. A pod created after a Service must see it, so a list is reused
+// only while it is younger than the cache time, counted from when it was asked
+// for on a monotonic clock (whatever the wall clock does), and only for a pod
+// whose resourceVersion it is not older than.
 import type { AuthenticationV1TokenRequest, V1ConfigMap, V1Secret, V1Service, V1ServiceList } from '@kubernetes/client-node';
 import { realClock, type Clock } from '../../lib/clock.ts';
 import { enc, type KubeClient } from '../../lib/kube/client.ts';
@@ -23,7 +23,23 @@ export interface KubePodObjectsOptions {
 interface ServiceList {
   /** When the request was sent (monotonic ms). */
   askedMs: number;
-  services: Promise<V1Service[]>;
+  answer: Promise<ListedServices>;
+}
+
+interface ListedServices {
+  services: V1Service[];
+  /** The list's resourceVersion. */
+  version?: string;
+}
+
+/**
+ * Whether resourceVersion a is not older than b. They are opaque to clients,
+ * but etcd's are integers and the API server compares them so; anything else
+ * counts as older, so that the list is asked for again.
+ */
+export function versionAtLeast(a: string | undefined, b: string): boolean {
+  if (a === undefined || !/^\d+$/.test(a) || !/^\d+$/.test(b)) return false;
+  return BigInt(a) >= BigInt(b);
 }
 
 export class KubePodObjects implements PodObjects {
@@ -51,26 +67,35 @@ export class KubePodObjects implements PodObjects {
     return getOrUndefined(this.c.request(`get secret ${namespace}/${name}`, 'GET', path));
   }
 
-  async listServices(namespace: string): Promise<V1Service[]> {
+  async listServices(namespace: string, notOlderThan?: string): Promise<V1Service[]> {
     const now = this.monotonicNow();
     let list = this.serviceLists.get(namespace);
-    if (!list || now - list.askedMs >= this.serviceCacheMs) {
-      const entry: ServiceList = { askedMs: now, services: this.fetchServices(namespace) };
-      // Failures are not kept: the next container start asks again.
-      entry.services.catch(() => {
-        if (this.serviceLists.get(namespace) === entry) this.serviceLists.delete(namespace);
-      });
-      this.serviceLists.set(namespace, entry);
-      list = entry;
+    if (!list || now - list.askedMs >= this.serviceCacheMs) list = this.askServices(namespace, now);
+    let got = await list.answer;
+    // Shared with a caller that came earlier, or from before this pod: ask again.
+    if (notOlderThan !== undefined && !versionAtLeast(got.version, notOlderThan)) {
+      got = await this.askServices(namespace, this.monotonicNow()).answer;
     }
-    return structuredClone(await list.services);
+    return structuredClone(got.services);
   }
 
-  private async fetchServices(namespace: string): Promise<V1Service[]> {
+  private askServices(namespace: string, now: number): ServiceList {
+    const entry: ServiceList = { askedMs: now, answer: this.fetchServices(namespace) };
+    // Failures are not kept: the next container start asks again.
+    entry.answer.catch(() => {
+      if (this.serviceLists.get(namespace) === entry) this.serviceLists.delete(namespace);
+    });
+    this.serviceLists.set(namespace, entry);
+    return entry;
+  }
+
+  private async fetchServices(namespace: string): Promise<ListedServices> {
+    // No resourceVersion: the API server answers with its most recent state.
     const list = await this.c.request<V1ServiceList>(`list services in ${namespace}`, 'GET', `/api/v1/namespaces/${enc(namespace)}/services`);
     // The API server sets each item's namespace; callers filter on it, so
     // fill it in if a proxy or a test server left it out.
-    return (list.items ?? []).map((s) => ({ ...s, metadata: { ...s.metadata, namespace: s.metadata?.namespace ?? namespace } }));
+    const services = (list.items ?? []).map((s) => ({ ...s, metadata: { ...s.metadata, namespace: s.metadata?.namespace ?? namespace } }));
+    return { services, ...(list.metadata?.resourceVersion ? { version: list.metadata.resourceVersion } : {}) };
   }
 
   async requestToken(req: TokenRequest): Promise<IssuedToken> {

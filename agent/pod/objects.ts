@@ -22,8 +22,12 @@ export interface IssuedToken {
 export interface PodObjects {
   getConfigMap(namespace: string, name: string): Promise<V1ConfigMap | undefined>;
   getSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
-  /** Every Service in the namespace (for the service environment variables). */
-  listServices(namespace: string): Promise<V1Service[]>;
+  /**
+   * Every Service in the namespace (for the service environment variables).
+   * With notOlderThan (a pod's resourceVersion), the list is at least as new
+   * as that: it has every Service created before the pod.
+   */
+  listServices(namespace: string, notOlderThan?: string): Promise<V1Service[]>;
   /** TokenRequest on the service account (POST .../serviceaccounts/NAME/token). */
   requestToken(req: TokenRequest): Promise<IssuedToken>;
 }

@@ -361,8 +361,8 @@ class CountingObjects extends FakePodObjects {
     this.calls.push(`secret ${namespace}/${name}`);
     return super.getSecret(namespace, name);
   }
-  override async listServices(namespace: string) {
-    this.calls.push(`services ${namespace}`);
+  override async listServices(namespace: string, notOlderThan?: string) {
+    this.calls.push(`services ${namespace}${notOlderThan !== undefined ? ` @${notOlderThan}` : ''}`);
     return super.listServices(namespace);
   }
 }
@@ -392,7 +392,7 @@ describe('pod/env: makeEnvironment', () => {
 
   function pod(container: V1Container, spec: Partial<NonNullable<V1Pod['spec']>> = {}): V1Pod {
     return {
-      metadata: { name: 'web-0', namespace: 'ns1', uid: 'uid-1', labels: { app: 'web' } },
+      metadata: { name: 'web-0', namespace: 'ns1', uid: 'uid-1', resourceVersion: '42', labels: { app: 'web' } },
       spec: { nodeName: 'node-a', serviceAccountName: 'default', containers: [container], ...spec },
     };
   }
@@ -417,7 +417,7 @@ describe('pod/env: makeEnvironment', () => {
     const c: V1Container = { name: 'c' };
     const { env } = await makeEnvironment(pod(c, { enableServiceLinks: false }), c, ctx);
     expect(env).to.deep.equal(KUBERNETES_ENV);
-    expect(objects.calls).to.deep.equal(['services default']);
+    expect(objects.calls).to.deep.equal(['services default @42']);
   });
 
   it('a pod in default lists services once', async () => {
@@ -427,7 +427,7 @@ describe('pod/env: makeEnvironment', () => {
     const { env } = await makeEnvironment(p, c, ctx);
     expect(keys(env)).to.include('OTHER_DEFAULT_SERVICE_HOST');
     expect(keys(env)).to.not.include('WEB_SERVICE_HOST');
-    expect(objects.calls).to.deep.equal(['services default']);
+    expect(objects.calls).to.deep.equal(['services default @42']);
   });
 
   it('order: service variables, then envFrom, then env; later sources override', async () => {
@@ -618,7 +618,8 @@ describe('pod/env: makeEnvironment', () => {
       ],
     };
     await makeEnvironment(pod(c), c, ctx);
-    expect(objects.calls).to.deep.equal(['services default', 'services ns1', 'cm ns1/cfg', 'secret ns1/creds']);
+    // The Service lists are asked to be at least as new as the pod.
+    expect(objects.calls).to.deep.equal(['services default @42', 'services ns1 @42', 'cm ns1/cfg', 'secret ns1/creds']);
   });
 
   it('an unreachable API server is a CreateContainerConfigError with the cause kept', async () => {

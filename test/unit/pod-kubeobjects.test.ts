@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { KubeClient } from '../../lib/kube/client.ts';
 import { expect } from 'chai';
 import { apiStatus, ApiError } from '../../lib/kube/errors.ts';
-import { KubePodObjects } from '../../agent/pod/kubeobjects.ts';
+import { KubePodObjects, versionAtLeast } from '../../agent/pod/kubeobjects.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
 interface Seen {
@@ -126,6 +126,34 @@ describe('pod/kubeobjects: KubePodObjects', () => {
     mono = 1_000; // 1 s after it was asked for, though only 100 ms after it came back
     expect((await objs.listServices('ns1')).map((s) => s.metadata?.name)).to.deep.equal(['web2']);
     expect(n).to.equal(2);
+  });
+
+  it('asks again when the cached list is older than the pod, whatever its age', async () => {
+    let n = 0;
+    handler = (r) => {
+      if (r.path !== '/api/v1/namespaces/ns1/services') return undefined;
+      n++;
+      return { status: 200, body: { apiVersion: 'v1', kind: 'ServiceList', metadata: { resourceVersion: String(100 * n) }, items: [{ metadata: { name: `web${n}` }, spec: { clusterIP: '10.96.1.1', ports: [{ port: 80 }] } }] } };
+    };
+    expect((await objects.listServices('ns1', '50')).map((s) => s.metadata?.name)).to.deep.equal(['web1']); // list at 100
+    expect((await objects.listServices('ns1', '100')).map((s) => s.metadata?.name)).to.deep.equal(['web1']); // cached, new enough
+    expect(n).to.equal(1);
+    // A pod made after the list (its version 150): its Services may be missing from it.
+    expect((await objects.listServices('ns1', '150')).map((s) => s.metadata?.name)).to.deep.equal(['web2']);
+    expect(n).to.equal(2);
+    // The new list (200) serves the next pods within the cache time.
+    expect((await objects.listServices('ns1', '180')).map((s) => s.metadata?.name)).to.deep.equal(['web2']);
+    expect(n).to.equal(2);
+  });
+
+  it('compares resourceVersions as etcd\'s integers; anything else counts as older', () => {
+    expect(versionAtLeast('100', '99')).to.equal(true);
+    expect(versionAtLeast('100', '100')).to.equal(true);
+    expect(versionAtLeast('99', '100')).to.equal(false); // not as text ('99' > '100')
+    expect(versionAtLeast('18446744073709551616', '18446744073709551615')).to.equal(true);
+    expect(versionAtLeast(undefined, '1')).to.equal(false);
+    expect(versionAtLeast('abc', '1')).to.equal(false);
+    expect(versionAtLeast('5', 'abc')).to.equal(false);
   });
 
   it('does not cache a failed list', async () => {
