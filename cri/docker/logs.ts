@@ -136,6 +136,9 @@ export function sinceParam(ts: string): string {
   return `${Math.floor(p[0])}.${String(p[1]).padStart(9, '0')}`;
 }
 
+/** Writes one stream's lines into the CRI file: (timestamp, line, complete). */
+type LineWriter = (stream: LogStream) => (ts: string, line: Buffer, complete: boolean) => void;
+
 interface Copier {
   done: Promise<void>;
   stop: () => void;
@@ -175,7 +178,7 @@ export class LogCopiers {
     }
     const out_ = new RotatingFile(file, this.rotation);
     let newest = after; // the newest timestamp in the file, for the catch-up read
-    const write = (stream_: LogStream) => (ts: string, line: Buffer, complete: boolean) => {
+    const write: LineWriter = (stream_) => (ts, line, complete) => {
       if (after && compareTimestamps(ts, after) <= 0) return;
       for (const rec of formatLogRecords(ts, stream_, line, complete)) out_.write(rec);
       if (!newest || compareTimestamps(ts, newest) > 0) newest = ts;
@@ -216,7 +219,7 @@ export class LogCopiers {
   }
 
   /** Feeds Docker's log stream (multiplexed unless tty) to line splitters; finish() flushes them once it ended. */
-  private copy(stream: NodeJS.ReadableStream, tty: boolean, write: (s: LogStream) => (ts: string, line: Buffer, complete: boolean) => void): { finish(): Promise<void> } {
+  private copy(stream: NodeJS.ReadableStream, tty: boolean, write: LineWriter): { finish(): Promise<void> } {
     const outSplit = new TimestampedLineSplitter(write('stdout'));
     const errSplit = new TimestampedLineSplitter(write('stderr'));
     if (tty) {
@@ -239,14 +242,14 @@ export class LogCopiers {
   }
 
   /** Appends what Docker has of a container's output after `newest` (one read, not followed). */
-  private async catchUp(containerId: string, tty: boolean, newest: string | undefined, write: (s: LogStream) => (ts: string, line: Buffer, complete: boolean) => void): Promise<void> {
+  private async catchUp(containerId: string, tty: boolean, newest: string | undefined, write: LineWriter): Promise<void> {
     const opts = { follow: false as const, stdout: true, stderr: true, timestamps: true, since: newest ? sinceParam(newest) : 0 };
     // Without follow, dockerode hands back the whole answer as one buffer.
     const body: unknown = await this.docker.getContainer(containerId).logs(opts);
     const source = new PassThrough();
-    const newer = (s: LogStream) => {
+    const newer: LineWriter = (s) => {
       const w = write(s);
-      return (ts: string, line: Buffer, complete: boolean) => {
+      return (ts, line, complete) => {
         if (!newest || compareTimestamps(ts, newest) > 0) w(ts, line, complete);
       };
     };

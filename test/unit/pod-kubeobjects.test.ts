@@ -42,13 +42,14 @@ describe('pod/kubeobjects: KubePodObjects', () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
   });
 
+  /** A client of the stub server. */
+  const stubClient = () => new KubeClient({ server: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
+
   beforeEach(() => {
     seen = [];
     handler = () => undefined;
     clock = new FakeClock();
-    const port = (server.address() as AddressInfo).port;
-    const kc = new KubeClient({ server: `http://127.0.0.1:${port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
-    objects = new KubePodObjects(kc, { clock, monotonicNow: () => clock.now(), serviceCacheMs: 1_000 });
+    objects = new KubePodObjects(stubClient(), { clock, monotonicNow: () => clock.now(), serviceCacheMs: 1_000 });
   });
 
   it('gets a configmap, and a missing one is undefined', async () => {
@@ -108,11 +109,9 @@ describe('pod/kubeobjects: KubePodObjects', () => {
 
   it('counts a list\'s age from when it was asked for, on the monotonic clock, not the wall clock', async () => {
     let mono = 0;
-    const port = (server.address() as AddressInfo).port;
-    const kc = new KubeClient({ server: `http://127.0.0.1:${port}`, token: { data: 'test-token' } }, { timeoutMs: 5_000 });
     // A wall clock that cannot be read: stepping it (NTP, a resumed VM) cannot matter.
     const wall = { now: (): number => expect.fail('the wall clock was read'), sleep: () => Promise.resolve() };
-    const objs = new KubePodObjects(kc, { clock: wall, monotonicNow: () => mono, serviceCacheMs: 1_000 });
+    const objs = new KubePodObjects(stubClient(), { clock: wall, monotonicNow: () => mono, serviceCacheMs: 1_000 });
     let n = 0;
     handler = (r) => {
       if (r.path !== '/api/v1/namespaces/ns1/services') return undefined;
