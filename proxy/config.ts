@@ -31,6 +31,8 @@ export interface ProxyConfig {
   /** Upstream --iptables-localhost-nodeports: NodePorts answer on 127.0.0.1 too. */
   readonly localhostNodePorts: boolean;
   readonly logLevel: LogLevel;
+  /** Upstream --cleanup: remove every mode's rules and exit (no API server needed). */
+  readonly cleanup: boolean;
   /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
   readonly configFile?: ConfigFileInfo;
 }
@@ -59,6 +61,7 @@ const FLAGS = [
   'v',
   'log-level',
   'config',
+  'cleanup',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -80,7 +83,7 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
     const name = given as FlagName;
     let value: string;
     if (eq >= 0) value = body.slice(eq + 1);
-    else if (name === 'iptables-localhost-nodeports' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))) {
+    else if (BOOL_FLAGS.has(name) && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('-'))) {
       value = 'true'; // a bare boolean flag, as pflag
     } else {
       const next = argv[i + 1];
@@ -92,6 +95,9 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
   }
   return values;
 }
+
+/** Flags that may stand alone, meaning true (as pflag's booleans). */
+const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup']);
 
 /** "ip:port" (or a bare ip, taking `defaultPort`); '' disables. */
 export function parseBindAddress(flag: string, s: string, defaultPort: number): BindAddress | undefined {
@@ -123,8 +129,10 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   for (const [f, v] of fromFile?.flags ?? []) if (!values.has(f)) values.set(f, v);
   const get = (f: FlagName) => values.get(f);
 
-  const kubeconfig = get('kubeconfig');
-  if (kubeconfig === undefined || kubeconfig.trim() === '') {
+  const cleanupFlag = get('cleanup');
+  const cleanup = cleanupFlag === undefined ? false : parseBool('cleanup', cleanupFlag);
+  const kubeconfig = get('kubeconfig') ?? '';
+  if (kubeconfig.trim() === '' && !cleanup) {
     throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
   }
 
@@ -206,6 +214,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     iptablesBackend: backend,
     localhostNodePorts,
     logLevel,
+    cleanup,
     ...(fromFile ? { configFile: fromFile.info } : {}),
   });
 }

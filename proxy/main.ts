@@ -2,7 +2,9 @@
 // informers feed a Proxier (iptables or nftables mode, wrapped by the UDP
 // conntrack cleaner; or userspace mode), which starts once both informers have synced; beside it the
 // healthz server (10256), the metrics server (10249) and the service
-// health-check node ports. runProxy is the `nodelet proxy` command.
+// health-check node ports. Before the first sync, the other modes' leftover
+// rules are removed (proxy/cleanup.ts). runProxy is the `nodelet proxy`
+// command; with --cleanup it only removes every mode's rules.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -28,9 +30,10 @@ import {
 } from './healthcheck.ts';
 import { IptablesProxier, type Sysctl } from './iptables/proxier.ts';
 import { newNftablesProxier } from './nftables/setup.ts';
-import { detectBackend, ExecIptables } from './iptables/restore.ts';
-import type { Proxier } from './proxier.ts';
+import { type Backend, type BackendChoice, detectBackend, ExecIptables } from './iptables/restore.ts';
+import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
+import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
@@ -61,16 +64,23 @@ export interface RunningProxy {
 
 const writeSysctl: Sysctl = (key, value) => writeFile(`/proc/sys/${key.replaceAll('.', '/')}`, value);
 
-async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Promise<Proxier> {
+/** The proxier, and the mode it runs in (nftables mode falls back to iptables where nft cannot run). */
+interface Built {
+  proxier: Proxier;
+  mode: ProxyMode;
+}
+
+async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Promise<Built> {
   if (cfg.mode === 'userspace') {
     const backend = await detectBackend(exec, cfg.iptablesBackend);
     const { splicer, error } = loadSplicer();
     deps.log.info('userspace proxier', { backend, relay: splicer ? 'splice' : 'copy' });
     if (!splicer) deps.log.warn('userspace proxy: the native splice relay is not built (make deps); copying bytes in JS at about half the throughput', { error });
-    return new UserspaceProxier(
+    const proxier = new UserspaceProxier(
       { nodeName: cfg.nodeName, minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs },
       { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry, splicer },
     );
+    return { proxier, mode: 'userspace' };
   }
   const afterFullSync = deps.afterFullSync ?? (() => void collectGarbage());
   const nodeIPs = nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
@@ -98,7 +108,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
         syncPeriodMs: cfg.syncPeriodMs,
       },
     );
-    if (nft) return withConntrack(nft);
+    if (nft) return { proxier: withConntrack(nft), mode: 'nftables' };
   }
   const backend = await detectBackend(exec, cfg.iptablesBackend);
   const log = deps.log.child({ component: 'iptables' });
@@ -115,7 +125,12 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
       backend,
     },
   );
-  return withConntrack(inner);
+  return { proxier: withConntrack(inner), mode: 'iptables' };
+}
+
+/** The iptables backends whose leftovers are looked for: the one chosen, or both when detected. */
+function cleanupBackends(choice: BackendChoice): Backend[] {
+  return choice === 'auto' ? ['legacy', 'nft'] : [choice];
 }
 
 /** Starts serving `handler` on a bind address; a bind failure is logged, not fatal (as kube-proxy). */
@@ -140,7 +155,9 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   deps.signal.addEventListener('abort', onOuterAbort, { once: true });
   if (deps.signal.aborted) abort.abort();
 
-  const proxier = await buildProxier(deps, cfg, exec);
+  const { proxier, mode } = await buildProxier(deps, cfg, exec);
+  // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
+  const leftovers = cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), cleanupBackends(cfg.iptablesBackend));
   const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry) });
 
   const lw = deps.listWatches ?? {
@@ -200,14 +217,14 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   services.start(abort.signal);
   slices.start(abort.signal);
   try {
-    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal)]);
+    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal), leftovers]);
   } catch (err) {
     await stop();
     throw err;
   }
   proxier.start();
   proxierStarted = true;
-  log.info('proxy started', { mode: cfg.mode, services: services.list().length, endpointSlices: slices.list().length });
+  log.info('proxy started', { mode, services: services.list().length, endpointSlices: slices.list().length });
   return { stop, proxier };
 }
 
@@ -215,6 +232,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
 /** `nodelet proxy [flags]`: runs until SIGTERM/SIGINT. */
 export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseProxyFlags(argv);
+  if (cfg.cleanup) return runCleanup(cfg);
   const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: 'nodelet-proxy' });
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
@@ -242,4 +260,12 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   await running.stop();
   log.info('stopped');
   return 0;
+}
+
+/** `nodelet proxy --cleanup`: removes every mode's rules and exits; 1 when some could not be removed. */
+export async function runCleanup(cfg: ProxyConfig, exec: Exec = realExec, log: Logger = createLogger(cfg.logLevel).child({ component: 'proxy' })): Promise<number> {
+  logConfigWarnings(log, cfg.configFile);
+  const report = await cleanupLeftovers({ exec, log }, leftoverModes('all'), cleanupBackends(cfg.iptablesBackend));
+  log.info('cleanup done', { removed: report.removed.length, errors: report.errors.length });
+  return report.errors.length > 0 ? 1 : 0;
 }

@@ -35,6 +35,53 @@ interface Backend {
   pid: number;
 }
 
+/** A chain that is not the proxy's: every cleanup must leave it (and its jump) in place. */
+const KEEP_CHAIN = 'NODELET-TEST-KEEP';
+
+/**
+ * What each mode leaves behind, planted before another mode's proxy starts
+ * (restore text for the node's iptables; nft commands). Rules only: no
+ * traffic goes to the addresses (TEST-NET-1 and an unused cluster IP).
+ */
+const LEFTOVERS: Record<string, { iptables: string; nft?: string }> = {
+  iptables: {
+    iptables: [
+      '*nat',
+      ':KUBE-SERVICES - [0:0]',
+      ':KUBE-SVC-LEFTOVERLEFTOVER - [0:0]',
+      ':KUBE-POSTROUTING - [0:0]',
+      '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+      '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+      '-A KUBE-SERVICES -d 10.96.255.254/32 -p tcp -m tcp --dport 80 -j KUBE-SVC-LEFTOVERLEFTOVER',
+      '-A KUBE-SVC-LEFTOVERLEFTOVER -j RETURN',
+      'COMMIT',
+      '*filter',
+      ':KUBE-FORWARD - [0:0]',
+      '-A FORWARD -m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  },
+  userspace: {
+    iptables: [
+      '*nat',
+      ':KUBE-PORTALS-HOST - [0:0]',
+      '-A OUTPUT -m comment --comment "handle ClusterIPs; NOTE: this must be before the NodePort rules" -j KUBE-PORTALS-HOST',
+      '-A KUBE-PORTALS-HOST -d 10.96.255.254/32 -p tcp -m tcp --dport 80 -j RETURN',
+      'COMMIT',
+      '*filter',
+      ':KUBE-NODEPORT-NON-LOCAL - [0:0]',
+      '-A INPUT -m comment --comment "Ensure that non-local NodePort traffic can flow" -j KUBE-NODEPORT-NON-LOCAL',
+      'COMMIT',
+      '',
+    ].join('\n'),
+  },
+  nftables: { iptables: '', nft: 'add table ip nodelet\nadd chain ip nodelet leftover\n' },
+};
+
+const KEEP_RULES = `*nat\n:${KEEP_CHAIN} - [0:0]\n-A OUTPUT -j ${KEEP_CHAIN}\n-A ${KEEP_CHAIN} -d 192.0.2.99/32 -j RETURN\nCOMMIT\n`;
+const REMOVE_KEEP = `iptables -w -t nat -D OUTPUT -j ${KEEP_CHAIN} 2>/dev/null; iptables -w -t nat -F ${KEEP_CHAIN} 2>/dev/null; iptables -w -t nat -X ${KEEP_CHAIN} 2>/dev/null; true`;
+
 /** The modes the suite runs in (NODELET_PROXY_MODES narrows it). */
 const MODES = (process.env.NODELET_PROXY_MODES ?? 'iptables,userspace,nftables').split(',').filter(Boolean);
 
@@ -192,6 +239,14 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
 
     mkdirSync(path.join(c.profile.stateDir, 'logs'), { recursive: true });
     proxyLog = path.join(c.profile.stateDir, 'logs', `proxy-test-${n.netns}.log`);
+    // The other modes' leftovers, and a chain that is not ours: the proxy removes the first at start.
+    await inNode(n, 'sh', ['-c', REMOVE_KEEP], { allowFail: true });
+    for (const [m, rules] of Object.entries(LEFTOVERS)) {
+      if (m === mode) continue;
+      if (rules.iptables) await inNode(n, 'iptables-restore', ['-w', '--noflush'], { input: rules.iptables });
+      if (rules.nft) await inNode(n, 'nft', ['-f', '-'], { input: rules.nft });
+    }
+    await inNode(n, 'iptables-restore', ['-w', '--noflush'], { input: KEEP_RULES });
     const fd = openSync(proxyLog, 'w');
     // As the fixture starts the agent: the nodelet binary inside the node netns (nsenter execs, so the pid is node's).
     proxy = spawn('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy',
@@ -219,7 +274,7 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       if (proxy.exitCode === null) proxy.kill('SIGKILL');
     }
     // The next mode starts from a node without this one's rules.
-    if (n) await inNode(n, 'sh', ['-c', CLEANUP_RULES], { allowFail: true, timeoutMs: 30_000 });
+    if (n) await inNode(n, 'sh', ['-c', `${CLEANUP_RULES}\n${REMOVE_KEEP}`], { allowFail: true, timeoutMs: 30_000 });
     for (const ch of children) if (ch.exitCode === null) ch.kill('SIGKILL');
     if (docker) {
       const ids = (await docker(['ps', '-aq', '--filter', `label=${LABEL}`]).catch(() => ({ stdout: '' }))).stdout.trim().split('\n').filter(Boolean);
@@ -228,8 +283,16 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await kubectlRun(['delete', 'namespace', NS, '--ignore-not-found', '--wait=false'], { allowFail: true });
   });
 
-  it('programs its own mode\'s chains only', async () => {
+  it('programs its own mode\'s chains only, having removed the other modes\' leftovers (not other chains)', async () => {
     const nat = (await inNode(n, 'iptables-save', ['-t', 'nat'], { timeoutMs: 15_000 })).stdout;
+    const filter = (await inNode(n, 'iptables-save', ['-t', 'filter'], { timeoutMs: 15_000 })).stdout;
+    expect(nat, 'the chain that is not the proxy\'s').to.include(`-A OUTPUT -j ${KEEP_CHAIN}`).and.include(`-A ${KEEP_CHAIN} -d 192.0.2.99/32 -j RETURN`);
+    expect(nat).to.not.include('KUBE-SVC-LEFTOVERLEFTOVER').and.not.include('10.96.255.254');
+    if (mode !== 'iptables') expect(nat).to.not.include(':KUBE-POSTROUTING');
+    if (mode !== 'iptables') expect(filter).to.not.include(':KUBE-FORWARD');
+    if (mode !== 'userspace') expect(filter).to.not.include(':KUBE-NODEPORT-NON-LOCAL');
+    const tables = (await inNode(n, 'nft', ['list', 'tables'], { timeoutMs: 15_000 })).stdout;
+    if (mode !== 'nftables') expect(tables).to.not.include('table ip nodelet');
     if (mode === 'nftables') {
       // Its own table, and no fallback to iptables mode.
       expect(nat).to.not.include(':KUBE-SERVICES').and.not.include(':KUBE-PORTALS-HOST');
@@ -370,6 +433,27 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       return { status: res.status, body: await res.json() };
     }, (x) => x.status === 503);
     expect(r2.body).to.deep.include({ localEndpoints: 0, serviceProxyHealthy: true });
+  });
+
+  // Last: it stops the proxy.
+  it('nodelet proxy --cleanup, after the proxy stopped, removes its rules (any mode\'s) and no others', async () => {
+    if (proxy && proxy.exitCode === null) {
+      const exited = new Promise((r) => proxy!.once('exit', r));
+      proxy.kill('SIGTERM');
+      await Promise.race([exited, sleep(10_000)]);
+    }
+    expect(proxy?.exitCode, 'the proxy stopped').to.not.equal(null);
+    const before = (await inNode(n, 'iptables-save', [], { timeoutMs: 15_000 })).stdout + (await inNode(n, 'nft', ['list', 'tables'])).stdout;
+    expect(before, 'the stopped proxy left its rules').to.match(mode === 'nftables' ? /table ip nodelet/ : /^:KUBE-/m);
+    const r = await exec('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy', '--cleanup', '--v', '2'], {
+      allowFail: true,
+      timeoutMs: 60_000,
+    });
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    const save = (await inNode(n, 'iptables-save', [], { timeoutMs: 15_000 })).stdout;
+    expect(save.split('\n').filter((l) => /^(:|-A .*-j )KUBE-/.test(l)), 'KUBE- chains and jumps left').to.deep.equal([]);
+    expect(save).to.include(`-A OUTPUT -j ${KEEP_CHAIN}`);
+    expect((await inNode(n, 'nft', ['list', 'tables'])).stdout).to.not.include('table ip nodelet');
   });
 });
 

@@ -40,6 +40,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       iptablesBackend: 'auto',
       localhostNodePorts: true,
       logLevel: 'info',
+      cleanup: false,
     });
     expect(Object.isFrozen(c)).to.equal(true);
   });
@@ -86,6 +87,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       [['--frobnicate=1'], /unknown flag --frobnicate/],
       [['stray'], /unexpected argument 'stray'/],
       [['--cluster-cidr'], /--cluster-cidr: needs a value/],
+      [['--cleanup=sometimes'], /--cleanup: 'sometimes' is not true or false/],
     ];
     for (const [argv, re] of cases) {
       expect(codeOf(() => parse(...argv)), argv.join(' ')).to.equal('CONFIG_INVALID');
@@ -96,6 +98,13 @@ describe('proxy flags (parseProxyFlags)', () => {
 
   it('accepts a bare --iptables-localhost-nodeports as true', () => {
     expect(parse('--iptables-localhost-nodeports').localhostNodePorts).to.equal(true);
+  });
+
+  it('takes --cleanup bare or with a value, and needs no kubeconfig for it (as kube-proxy)', () => {
+    expect(parseProxyFlags(['--cleanup'], host)).to.include({ cleanup: true, kubeconfig: '' });
+    expect(parseProxyFlags(['--cleanup', '--v=4'], host)).to.include({ cleanup: true, logLevel: 'debug' });
+    expect(parse('--cleanup=false').cleanup).to.equal(false);
+    expect(messageOf(() => parseProxyFlags(['--cleanup=false'], host))).to.match(/--kubeconfig: is required/);
   });
 });
 

@@ -103,6 +103,26 @@ describe('proxy startProxy wiring', () => {
     expect(restores.join('\n')).to.not.include('--to-destination 192.0.2.10:8080');
   });
 
+  it('removes the other modes\' leftover rules before its first sync', async () => {
+    const leftover = '*nat\n:OUTPUT ACCEPT [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n-A OUTPUT -j KUBE-PORTALS-HOST\nCOMMIT\n';
+    const base = exec;
+    exec = async (cmd, args, opts) => (cmd === 'iptables-nft-save' && args.join(' ') === '-t nat' ? { code: 0, stdout: leftover, stderr: '' } : base(cmd, args, opts));
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    services.release();
+    slices.release();
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      cfg('--iptables-backend=nft'),
+    );
+    await settle(10);
+    const cleanup = restores.findIndex((t) => t.includes('-X KUBE-PORTALS-HOST'));
+    const sync = restores.findIndex((t) => t.includes('--to-destination 192.0.2.10:8080'));
+    expect(cleanup, 'the cleanup restore').to.be.at.least(0);
+    expect(restores[cleanup]).to.include('-D OUTPUT -j KUBE-PORTALS-HOST');
+    expect(sync, 'the first sync, after the cleanup').to.be.greaterThan(cleanup);
+  });
+
   it('builds the userspace proxier for --proxy-mode=userspace', async () => {
     const services = new GatedListWatch<V1Service>([]);
     const slices = new GatedListWatch<V1EndpointSlice>([]);
