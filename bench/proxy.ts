@@ -205,14 +205,15 @@ function makeBinDirs(dir: string): Record<Backend, string> {
 function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mode: 'iptables' | 'userspace' = 'iptables'): Proc {
   const logFile = path.join(c.logDir, `${kind}-${mode}-${backend}.log`);
   const common = ['--kubeconfig', c.proxyKubeconfig, '--hostname-override', c.node, '--cluster-cidr', c.p.clusterCIDR,
-    '--metrics-bind-address', `127.0.0.1:${METRICS_PORT}`, '--healthz-bind-address', '127.0.0.1:10256'];
+    '--metrics-bind-address', `127.0.0.1:${METRICS_PORT}`, '--healthz-bind-address', '127.0.0.1:10256',
+    // Both leave the kernel's conntrack settings (kube-proxy fails to start where it cannot write them, as in a netns).
+    '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0', '--conntrack-tcp-timeout-close-wait', '0'];
   let proc: Proc;
   if (kind === 'nodelet') {
     const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'info'];
     proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile, daemonEnv());
   } else {
-    const args = [...common, '--proxy-mode', 'iptables', '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0',
-      '--conntrack-tcp-timeout-close-wait', '0', '--v', '1'];
+    const args = [...common, '--proxy-mode', 'iptables', '--v', '1'];
     proc = startInNetns(`kube-proxy (${backend})`, netns, c.kubeProxyBin, args, logFile, { PATH: c.binDirs[backend], HOME: '/root' });
   }
   c.procs.add(proc);

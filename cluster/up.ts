@@ -92,6 +92,8 @@ export function startNodeProxy(p: ClusterProfile, name: string, n: NodeSandbox):
       '--kubeconfig', kubeconfigPath(p, 'kube-proxy'),
       '--hostname-override', name,
       '--cluster-cidr', p.clusterCIDR,
+      // A node here is a network namespace: the conntrack table size is the host's, read-only inside (as in kind).
+      '--conntrack-max-per-core', '0',
     ],
     netns: n.netns,
     logFile: proxyLogFile(p, n),

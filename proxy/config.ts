@@ -8,6 +8,7 @@ import { loadProxyConfigFile } from '../agent/configfile/proxy.ts';
 import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
+import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
 
 export interface BindAddress {
   readonly host: string;
@@ -33,6 +34,8 @@ export interface ProxyConfig {
   readonly logLevel: LogLevel;
   /** Upstream --cleanup: remove every mode's rules and exit (no API server needed). */
   readonly cleanup: boolean;
+  /** --conntrack-*: the kernel conntrack settings written at start. */
+  readonly conntrack: ConntrackConfig;
   /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
   readonly configFile?: ConfigFileInfo;
 }
@@ -62,6 +65,13 @@ const FLAGS = [
   'log-level',
   'config',
   'cleanup',
+  'conntrack-max-per-core',
+  'conntrack-min',
+  'conntrack-tcp-timeout-established',
+  'conntrack-tcp-timeout-close-wait',
+  'conntrack-tcp-be-liberal',
+  'conntrack-udp-timeout',
+  'conntrack-udp-timeout-stream',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -97,7 +107,7 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
 }
 
 /** Flags that may stand alone, meaning true (as pflag's booleans). */
-const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup']);
+const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup', 'conntrack-tcp-be-liberal']);
 
 /** "ip:port" (or a bare ip, taking `defaultPort`); '' disables. */
 export function parseBindAddress(flag: string, s: string, defaultPort: number): BindAddress | undefined {
@@ -180,6 +190,24 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     throw invalid('iptables-min-sync-period', `${minSyncPeriodMs} ms is longer than --iptables-sync-period (${syncPeriodMs} ms)`);
   }
 
+  const count = (f: FlagName, dflt: number): number => {
+    const raw = get(f)?.trim();
+    if (raw === undefined) return dflt;
+    if (!/^\d+$/.test(raw)) throw invalid(f, `'${raw}' is not a whole number (0 or more)`);
+    return Number(raw);
+  };
+  const seconds = (f: FlagName, dflt: number) => Math.floor(duration(f, dflt * 1000, 0) / 1000);
+  const beLiberal = get('conntrack-tcp-be-liberal');
+  const conntrack: ConntrackConfig = Object.freeze({
+    maxPerCore: count('conntrack-max-per-core', CONNTRACK_DEFAULTS.maxPerCore),
+    min: count('conntrack-min', CONNTRACK_DEFAULTS.min),
+    tcpEstablishedTimeoutS: seconds('conntrack-tcp-timeout-established', CONNTRACK_DEFAULTS.tcpEstablishedTimeoutS),
+    tcpCloseWaitTimeoutS: seconds('conntrack-tcp-timeout-close-wait', CONNTRACK_DEFAULTS.tcpCloseWaitTimeoutS),
+    tcpBeLiberal: beLiberal === undefined ? CONNTRACK_DEFAULTS.tcpBeLiberal : parseBool('conntrack-tcp-be-liberal', beLiberal),
+    udpTimeoutS: seconds('conntrack-udp-timeout', CONNTRACK_DEFAULTS.udpTimeoutS),
+    udpStreamTimeoutS: seconds('conntrack-udp-timeout-stream', CONNTRACK_DEFAULTS.udpStreamTimeoutS),
+  });
+
   const healthzBindAddress = parseBindAddress('healthz-bind-address', get('healthz-bind-address') ?? PROXY_DEFAULTS.healthzBindAddress, 10256);
   const metricsBindAddress = parseBindAddress('metrics-bind-address', get('metrics-bind-address') ?? PROXY_DEFAULTS.metricsBindAddress, 10249);
 
@@ -215,6 +243,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     localhostNodePorts,
     logLevel,
     cleanup,
+    conntrack,
     ...(fromFile ? { configFile: fromFile.info } : {}),
   });
 }

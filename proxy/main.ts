@@ -3,7 +3,8 @@
 // conntrack cleaner; or userspace mode), which starts once both informers have synced; beside it the
 // healthz server (10256), the metrics server (10249) and the service
 // health-check node ports. Before the first sync, the other modes' leftover
-// rules are removed (proxy/cleanup.ts). runProxy is the `nodelet proxy`
+// rules are removed (proxy/cleanup.ts) and the conntrack settings written
+// (proxy/conntracklimits.ts). runProxy is the `nodelet proxy`
 // command; with --cleanup it only removes every mode's rules.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
@@ -34,6 +35,7 @@ import { type Backend, type BackendChoice, detectBackend, ExecIptables } from '.
 import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
+import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
@@ -51,6 +53,8 @@ export interface ProxyDeps {
   exec?: Exec;
   /** Writes a sysctl (default: /proc/sys). */
   sysctl?: Sysctl;
+  /** Reads and writes the conntrack settings' files (default: /proc/sys and /sys). */
+  kernelFiles?: KernelFiles;
   /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
   afterFullSync?: () => void;
   /** Overrides the API list/watches (tests). */
@@ -158,6 +162,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   const { proxier, mode } = await buildProxier(deps, cfg, exec);
   // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
   const leftovers = cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), cleanupBackends(cfg.iptablesBackend));
+  const conntrack = applyConntrackSettings(deps.kernelFiles ?? realKernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
   const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry) });
 
   const lw = deps.listWatches ?? {
@@ -217,7 +222,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   services.start(abort.signal);
   slices.start(abort.signal);
   try {
-    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal), leftovers]);
+    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal), leftovers, conntrack]);
   } catch (err) {
     await stop();
     throw err;

@@ -2,7 +2,7 @@
 // proxy` flag values, validated here with their paths by the rules of the
 // flags. As upstream's defaulting, a zero sync period or '' means "the default".
 import net from 'node:net';
-import { cidrError, dns1123SubdomainError } from '../config.ts';
+import { cidrError, dns1123SubdomainError, parseDuration } from '../config.ts';
 import {
   type ConfigDocuments,
   type ConfigWarning,
@@ -26,13 +26,20 @@ export type ProxyFileFlag =
   | 'healthz-bind-address'
   | 'metrics-bind-address'
   | 'iptables-localhost-nodeports'
+  | 'conntrack-max-per-core'
+  | 'conntrack-min'
+  | 'conntrack-tcp-timeout-established'
+  | 'conntrack-tcp-timeout-close-wait'
+  | 'conntrack-tcp-be-liberal'
+  | 'conntrack-udp-timeout'
+  | 'conntrack-udp-timeout-stream'
   | 'v';
 
 const MODES = ['iptables', 'nftables', 'userspace'];
 
 const UNSUPPORTED = [
   'featureGates', 'bindAddress', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
-  'winkernel', 'detectLocalMode', 'detectLocal', 'oomScoreAdj', 'conntrack', 'configSyncPeriod', 'portRange',
+  'winkernel', 'detectLocalMode', 'detectLocal', 'oomScoreAdj', 'configSyncPeriod', 'portRange',
   'windowsRunAsService',
 ];
 
@@ -121,6 +128,7 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
   }
 
   readSyncPeriods(f, flags);
+  readConntrack(f, flags);
   readLogging(f, (v) => flags.set('v', String(v)));
   f.unsupported(UNSUPPORTED);
   f.finish();
@@ -159,6 +167,42 @@ function readSyncPeriods(f: Fields, flags: Map<ProxyFileFlag, string>): void {
   }
   if (sync) flags.set('iptables-sync-period', `${sync.ms}ms`);
   if (min) flags.set('iptables-min-sync-period', `${min.ms}ms`);
+}
+
+/**
+ * conntrack.*: unlike the sync periods, 0 here is a value (leave the kernel's
+ * setting), as upstream's pointer fields; a field left out takes the default.
+ */
+function readConntrack(f: Fields, flags: Map<ProxyFileFlag, string>): void {
+  const c = f.object('conntrack');
+  if (!c) return;
+  for (const [key, flag] of [['maxPerCore', 'conntrack-max-per-core'], ['min', 'conntrack-min']] as const) {
+    const v = c.int(key);
+    if (v === undefined) continue;
+    if (v < 0) throw c.fail(key, `${v} is negative`);
+    flags.set(flag, String(v));
+  }
+  const durations = [
+    ['tcpEstablishedTimeout', 'conntrack-tcp-timeout-established'],
+    ['tcpCloseWaitTimeout', 'conntrack-tcp-timeout-close-wait'],
+    ['udpTimeout', 'conntrack-udp-timeout'],
+    ['udpStreamTimeout', 'conntrack-udp-timeout-stream'],
+  ] as const;
+  for (const [key, flag] of durations) {
+    // kubeadm writes "" for a timeout it leaves to the default.
+    const raw = c.string(key)?.trim();
+    if (!raw) continue;
+    let ms: number;
+    try {
+      ms = parseDuration(raw);
+    } catch (err) {
+      throw c.fail(key, (err as Error).message);
+    }
+    flags.set(flag, `${ms}ms`);
+  }
+  const liberal = c.bool('tcpBeLiberal');
+  if (liberal !== undefined) flags.set('conntrack-tcp-be-liberal', String(liberal));
+  c.finish();
 }
 
 /** The KubeProxyConfiguration of `file` as flag values; no document = no values. */

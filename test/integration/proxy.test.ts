@@ -82,6 +82,9 @@ const LEFTOVERS: Record<string, { iptables: string; nft?: string }> = {
 const KEEP_RULES = `*nat\n:${KEEP_CHAIN} - [0:0]\n-A OUTPUT -j ${KEEP_CHAIN}\n-A ${KEEP_CHAIN} -d 192.0.2.99/32 -j RETURN\nCOMMIT\n`;
 const REMOVE_KEEP = `iptables -w -t nat -D OUTPUT -j ${KEEP_CHAIN} 2>/dev/null; iptables -w -t nat -F ${KEEP_CHAIN} 2>/dev/null; iptables -w -t nat -X ${KEEP_CHAIN} 2>/dev/null; true`;
 
+const CT_ESTABLISHED = '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established';
+const CT_CLOSE_WAIT = '/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close_wait';
+
 /** The modes the suite runs in (NODELET_PROXY_MODES narrows it). */
 const MODES = (process.env.NODELET_PROXY_MODES ?? 'iptables,userspace,nftables').split(',').filter(Boolean);
 
@@ -247,6 +250,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       if (rules.nft) await inNode(n, 'nft', ['-f', '-'], { input: rules.nft });
     }
     await inNode(n, 'iptables-restore', ['-w', '--noflush'], { input: KEEP_RULES });
+    // The kernel's defaults for a new namespace (an earlier suite's proxy set kube-proxy's).
+    await inNode(n, 'sh', ['-c', `echo 432000 > ${CT_ESTABLISHED}; echo 60 > ${CT_CLOSE_WAIT}`]);
     const fd = openSync(proxyLog, 'w');
     // As the fixture starts the agent: the nodelet binary inside the node netns (nsenter execs, so the pid is node's).
     proxy = spawn('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy',
@@ -310,6 +315,11 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       expect(started, 'the proxy log has its "userspace proxier" line').to.be.a('string');
       expect((JSON.parse(started!) as { relay?: string }).relay).to.equal('splice');
     }
+  });
+
+  it('sets kube-proxy\'s conntrack TCP timeouts in the node\'s namespace (24h established, 1h close-wait)', async () => {
+    const r = await inNode(n, 'cat', [CT_ESTABLISHED, CT_CLOSE_WAIT]);
+    expect(r.stdout.trim().split('\n')).to.deep.equal(['86400', '3600']);
   });
 
   it('serves /healthz and /livez with the last sync time, and metrics on 127.0.0.1:10249', async () => {

@@ -307,6 +307,16 @@ logging: {verbosity: 5}
     });
   }
 
+  it('conntrack: set fields reach the config, 0 is a value (leave the kernel\'s), absent or "" the default; flags win', () => {
+    const c = proxy(`${PROXY}conntrack: {maxPerCore: 0, min: 1000, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: "", tcpBeLiberal: true, udpTimeout: 30s, udpStreamTimeout: 2m}\n`);
+    expect(c.conntrack).to.deep.equal({ maxPerCore: 0, min: 1000, tcpEstablishedTimeoutS: 0, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: true, udpTimeoutS: 30, udpStreamTimeoutS: 120 });
+    expect(c.configFile?.warnings).to.deep.equal([]);
+    expect(proxy(`${PROXY}conntrack: {maxPerCore: 0}\n`, '--conntrack-max-per-core=16').conntrack.maxPerCore).to.equal(16);
+    expect(() => proxy(`${PROXY}conntrack: {min: -5}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.min: -5 is negative/);
+    expect(() => proxy(`${PROXY}conntrack: {udpTimeout: soon}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.udpTimeout/);
+    expect(() => proxy(`${PROXY}conntrack: {maxPerCore: many}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.maxPerCore: must be a whole number/);
+  });
+
   it("nodePortAddresses 'all' means every local address (nodelet's default)", () => {
     expect(proxy(`${PROXY}nodePortAddresses: [all, 192.0.2.0/24]\n`).nodePortAddresses).to.deep.equal([]);
   });

@@ -12,6 +12,7 @@ import { nullLogger } from '../../lib/log.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
 import { startProxy, type RunningProxy } from '../../proxy/main.ts';
 import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
+import { CONNTRACK_HASHSIZE, CONNTRACK_MAX, type KernelFiles } from '../../proxy/conntracklimits.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
 
 class GatedListWatch<T> implements ListWatch<T> {
@@ -48,12 +49,19 @@ const webSlice: V1EndpointSlice = {
 
 describe('proxy startProxy wiring', () => {
   let restores: string[];
+  let kernel: Map<string, string>;
+  // Never the real /proc/sys: these tests run as root in CI.
+  const kernelFiles: KernelFiles = {
+    read: async (f) => kernel.get(f) ?? '0\n',
+    write: async (f, v) => void kernel.set(f, v),
+  };
   let exec: Exec;
   let running: RunningProxy | undefined;
   let abort: AbortController;
 
   beforeEach(() => {
     restores = [];
+    kernel = new Map();
     abort = new AbortController();
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     exec = async (cmd, args, opts) => {
@@ -81,7 +89,7 @@ describe('proxy startProxy wiring', () => {
     const services = new GatedListWatch<V1Service>([web]);
     const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
     const starting = startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
       cfg(),
     );
     services.release();
@@ -112,7 +120,7 @@ describe('proxy startProxy wiring', () => {
     services.release();
     slices.release();
     running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
       cfg('--iptables-backend=nft'),
     );
     await settle(10);
@@ -123,13 +131,30 @@ describe('proxy startProxy wiring', () => {
     expect(sync, 'the first sync, after the cleanup').to.be.greaterThan(cleanup);
   });
 
+  it('writes kube-proxy\'s conntrack settings before its first sync (--conntrack-* flags)', async () => {
+    const services = new GatedListWatch<V1Service>([]);
+    const slices = new GatedListWatch<V1EndpointSlice>([]);
+    services.release();
+    slices.release();
+    kernel.set(CONNTRACK_MAX, '65536\n');
+    kernel.set(CONNTRACK_HASHSIZE, '16384\n');
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
+      cfg('--conntrack-max-per-core=1000000', '--conntrack-tcp-timeout-close-wait=0'),
+    );
+    expect(Number(kernel.get(CONNTRACK_MAX)), 'at least a million: one CPU or more').to.be.at.least(1_000_000);
+    expect(Number(kernel.get(CONNTRACK_HASHSIZE))).to.equal(Math.floor(Number(kernel.get(CONNTRACK_MAX)) / 4));
+    expect(kernel.get('/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established')).to.equal('86400\n');
+    expect(kernel.has('/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close_wait'), '0 leaves it').to.equal(false);
+  });
+
   it('builds the userspace proxier for --proxy-mode=userspace', async () => {
     const services = new GatedListWatch<V1Service>([]);
     const slices = new GatedListWatch<V1EndpointSlice>([]);
     services.release();
     slices.release();
     running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, listWatches: { services, slices } },
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
       cfg('--proxy-mode=userspace'),
     );
     expect(running.proxier).to.be.instanceOf(UserspaceProxier);
@@ -138,7 +163,7 @@ describe('proxy startProxy wiring', () => {
   it('fails with CONFIG_INVALID when --nodeport-addresses matches no local address', async () => {
     let code: string | undefined;
     await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {} },
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles },
       cfg('--nodeport-addresses=203.0.113.0/24'),
     ).catch((err: unknown) => { code = errorCode(err); });
     expect(code).to.equal('CONFIG_INVALID');
