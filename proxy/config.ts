@@ -21,6 +21,8 @@ export interface ProxyConfig {
   readonly nodeName: string;
   readonly mode: ProxyMode;
   readonly clusterCIDR?: string;
+  /** Upstream --masquerade-all: SNAT every connection to a cluster IP (some CNI plugins need it). */
+  readonly masqueradeAll: boolean;
   /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
   readonly nodePortAddresses: readonly string[];
   readonly minSyncPeriodMs: number;
@@ -72,6 +74,7 @@ const FLAGS = [
   'conntrack-tcp-be-liberal',
   'conntrack-udp-timeout',
   'conntrack-udp-timeout-stream',
+  'masquerade-all',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -107,7 +110,7 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
 }
 
 /** Flags that may stand alone, meaning true (as pflag's booleans). */
-const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup', 'conntrack-tcp-be-liberal']);
+const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup', 'conntrack-tcp-be-liberal', 'masquerade-all']);
 
 /** "ip:port" (or a bare ip, taking `defaultPort`); '' disables. */
 export function parseBindAddress(flag: string, s: string, defaultPort: number): BindAddress | undefined {
@@ -214,6 +217,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   const backend = (get('iptables-backend') ?? PROXY_DEFAULTS.iptablesBackend).trim();
   if (backend !== 'auto' && backend !== 'nft' && backend !== 'legacy') throw invalid('iptables-backend', `'${backend}' is not one of auto, nft, legacy`);
 
+  const masq = get('masquerade-all');
+  const masqueradeAll = masq === undefined ? false : parseBool('masquerade-all', masq);
+
   const lnp = get('iptables-localhost-nodeports');
   const localhostNodePorts = lnp === undefined ? true : parseBool('iptables-localhost-nodeports', lnp);
 
@@ -234,6 +240,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     nodeName,
     mode,
     ...(clusterCIDR ? { clusterCIDR } : {}),
+    masqueradeAll,
     nodePortAddresses: Object.freeze(nodePortAddresses),
     minSyncPeriodMs,
     syncPeriodMs,

@@ -33,6 +33,7 @@ export type ProxyFileFlag =
   | 'conntrack-tcp-be-liberal'
   | 'conntrack-udp-timeout'
   | 'conntrack-udp-timeout-stream'
+  | 'masquerade-all'
   | 'v';
 
 const MODES = ['iptables', 'nftables', 'userspace'];
@@ -127,7 +128,7 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
     flags.set(key === 'healthzBindAddress' ? 'healthz-bind-address' : 'metrics-bind-address', v.trim());
   }
 
-  readSyncPeriods(f, flags);
+  readModeSections(f, flags);
   readConntrack(f, flags);
   readLogging(f, (v) => flags.set('v', String(v)));
   f.unsupported(UNSUPPORTED);
@@ -136,11 +137,13 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
 }
 
 /**
- * iptables.* and nftables.*: nodelet has one pair of sync periods for every
- * mode, so either section sets them; iptables wins where both are given.
+ * iptables.* and nftables.*: nodelet has one pair of sync periods and one
+ * masqueradeAll for every mode, so either section sets them; iptables wins
+ * where both are given.
  */
-function readSyncPeriods(f: Fields, flags: Map<ProxyFileFlag, string>): void {
+function readModeSections(f: Fields, flags: Map<ProxyFileFlag, string>): void {
   const periods: Record<'syncPeriod' | 'minSyncPeriod', { ms: number; field: Fields } | undefined> = { syncPeriod: undefined, minSyncPeriod: undefined };
+  let masqueradeAll: { value: boolean; field: Fields } | undefined;
   for (const section of ['iptables', 'nftables'] as const) {
     const s = f.object(section);
     if (!s) continue;
@@ -151,13 +154,19 @@ function readSyncPeriods(f: Fields, flags: Map<ProxyFileFlag, string>): void {
       if (!have) periods[key] = { ms, field: s };
       else if (have.ms !== ms) s.warn(key, `nodelet uses one ${key} for every mode and takes ${have.field.field(key)}; ignored`);
     }
+    const masq = s.bool('masqueradeAll');
+    if (masq !== undefined) {
+      if (!masqueradeAll) masqueradeAll = { value: masq, field: s };
+      else if (masqueradeAll.value !== masq) s.warn('masqueradeAll', `nodelet uses one masqueradeAll for every mode and takes ${masqueradeAll.field.field('masqueradeAll')}; ignored`);
+    }
     if (section === 'iptables') {
       const lnp = s.bool('localhostNodePorts');
       if (lnp !== undefined) flags.set('iptables-localhost-nodeports', String(lnp));
-      s.unsupported(['masqueradeBit', 'masqueradeAll', 'snatNodeInternalIP']);
-    } else {
-      s.unsupported(['masqueradeBit', 'masqueradeAll']);
+      s.unsupported(['snatNodeInternalIP']);
     }
+    // kubeadm writes the default, 14 (mark 0x4000), which is the mark nodelet uses; another bit is not supported.
+    const bit = s.int('masqueradeBit');
+    if (bit !== undefined && bit !== 14) s.warn('masqueradeBit', `nodelet uses bit 14 (mark 0x4000); ${bit} is not supported and is ignored`);
     s.finish();
   }
   const sync = periods.syncPeriod;
@@ -167,6 +176,7 @@ function readSyncPeriods(f: Fields, flags: Map<ProxyFileFlag, string>): void {
   }
   if (sync) flags.set('iptables-sync-period', `${sync.ms}ms`);
   if (min) flags.set('iptables-min-sync-period', `${min.ms}ms`);
+  if (masqueradeAll) flags.set('masquerade-all', String(masqueradeAll.value));
 }
 
 /**

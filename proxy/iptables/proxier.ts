@@ -28,6 +28,8 @@ export interface IptablesProxierOptions {
   /** Where NodePorts answer; [] = every local address. */
   nodeIPs: readonly string[];
   clusterCIDR?: string;
+  /** Upstream's --masquerade-all: every cluster-IP connection gets KUBE-MARK-MASQ, whatever its source. */
+  masqueradeAll?: boolean;
   localhostNodePorts: boolean;
   /** Upstream's --iptables-min-sync-period (default 1 s). */
   minSyncPeriodMs?: number;
@@ -124,7 +126,7 @@ export class IptablesProxier extends ProxierBase {
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
   private readonly afterFullSync: (() => void) | undefined;
-  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend'>> & Pick<IptablesProxierOptions, 'clusterCIDR'>;
+  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'clusterCIDR'>;
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
@@ -150,6 +152,7 @@ export class IptablesProxier extends ProxierBase {
       nodeName: options.nodeName,
       nodeIPs: options.nodeIPs,
       localhostNodePorts: options.localhostNodePorts,
+      masqueradeAll: options.masqueradeAll ?? false,
       minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
       syncPeriodMs: options.syncPeriodMs ?? 30000,
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
@@ -220,6 +223,7 @@ export class IptablesProxier extends ProxierBase {
           endpoints: flattenEndpoints(this.endpoints),
           nodeIPs: this.opts.nodeIPs,
           localhostNodePorts: this.opts.localhostNodePorts,
+          masqueradeAll: this.opts.masqueradeAll,
           ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
         },
         {

@@ -26,6 +26,8 @@ export interface NftablesProxierOptions {
   /** Where NodePorts answer; [] = every local address. */
   nodeIPs: readonly string[];
   clusterCIDR?: string;
+  /** Upstream --masquerade-all. */
+  masqueradeAll?: boolean;
   localhostNodePorts: boolean;
   minSyncPeriodMs?: number;
   /** The periodic resync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
@@ -190,6 +192,7 @@ export class NftablesProxier extends ProxierBase {
       nodeIPs: this.opts.nodeIPs,
       localhostNodePorts: this.opts.localhostNodePorts,
       ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
+      ...(this.opts.masqueradeAll ? { masqueradeAll: true } : {}),
     };
   }
 

@@ -91,6 +91,8 @@ export interface NftRulesInput {
   localhostNodePorts: boolean;
   /** The cluster's pod CIDR: cluster-IP traffic from outside it is masqueraded; pod traffic to Local-policy services short-circuits. */
   clusterCIDR?: string;
+  /** Upstream --masquerade-all: every cluster-IP connection is masqueraded, whatever its source. */
+  masqueradeAll?: boolean;
 }
 
 export interface NftChain {
@@ -324,7 +326,7 @@ function dnatRule(kind: Kind, proto: string, k: number, pick: string): { rule: s
 }
 
 /** A load-balancing chain, from its name alone (so any two uses of a name agree). */
-export function lbChain(name: string, clusterCIDR: string | undefined): LbChainDef | undefined {
+export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'masqueradeAll'>): LbChainDef | undefined {
   const p = PICK_CHAIN.exec(name);
   if (p) {
     const [kind, proto, k, i, t] = [p[1] as Kind, p[2] as string, Number(p[3]), Number(p[4]), Number(p[5])];
@@ -340,7 +342,7 @@ export function lbChain(name: string, clusterCIDR: string | undefined): LbChainD
   const k = Number(m[4]);
   const t = Number(m[5] ?? 0);
   if (sticky !== (m[5] !== undefined)) return undefined;
-  const masq = kind === 'svc' && clusterCIDR ? [`ip saddr != ${clusterCIDR} ${MARK}`] : [];
+  const masq = kind !== 'svc' ? [] : opts.masqueradeAll ? [MARK] : opts.clusterCIDR ? [`ip saddr != ${opts.clusterCIDR} ${MARK}`] : [];
   if (kind === 'ext' || kind === 'npext') {
     const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k, t);
     return { rules: [`${MARK} goto ${next}`], maps: [], next: [next] };

@@ -172,7 +172,7 @@ export class NftState {
   }
 
   private refChain(name: string): void {
-    const def = lbChain(name, this.opts.clusterCIDR);
+    const def = lbChain(name, this.opts);
     if (!def) return; // a fixed chain: always there
     const n = this.chainRefs.get(name) ?? 0;
     this.chainRefs.set(name, n + 1);
@@ -184,7 +184,7 @@ export class NftState {
   }
 
   private unrefChain(name: string): void {
-    const def = lbChain(name, this.opts.clusterCIDR);
+    const def = lbChain(name, this.opts);
     if (!def) return;
     const n = (this.chainRefs.get(name) ?? 0) - 1;
     if (n > 0) {

@@ -317,6 +317,15 @@ logging: {verbosity: 5}
     expect(() => proxy(`${PROXY}conntrack: {maxPerCore: many}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.maxPerCore: must be a whole number/);
   });
 
+  it('masqueradeAll from iptables or nftables; a conflicting pair warns and iptables wins; the flag wins over both', () => {
+    expect(proxy(`${PROXY}iptables: {masqueradeAll: true}\n`).masqueradeAll).to.equal(true);
+    expect(proxy(`${PROXY}nftables: {masqueradeAll: true}\n`).masqueradeAll).to.equal(true);
+    const c = proxy(`${PROXY}iptables: {masqueradeAll: false}\nnftables: {masqueradeAll: true}\n`);
+    expect(c.masqueradeAll).to.equal(false);
+    expect(c.configFile?.warnings.map((w) => w.field)).to.deep.equal(['KubeProxyConfiguration.nftables.masqueradeAll']);
+    expect(proxy(`${PROXY}iptables: {masqueradeAll: true}\n`, '--masquerade-all=false').masqueradeAll).to.equal(false);
+  });
+
   it("nodePortAddresses 'all' means every local address (nodelet's default)", () => {
     expect(proxy(`${PROXY}nodePortAddresses: [all, 192.0.2.0/24]\n`).nodePortAddresses).to.deep.equal([]);
   });
@@ -331,9 +340,9 @@ logging: {verbosity: 5}
   });
 
   it('warns about unknown and unsupported fields with their path; kubeadm-style empty defaults stay quiet', () => {
-    const c = proxy(`${PROXY}bindAddress: 0.0.0.0\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeAll: true, minSyncPerod: 1s}\nfeatureGates: {}\n`);
+    const c = proxy(`${PROXY}bindAddress: 0.0.0.0\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeBit: 12, minSyncPerod: 1s}\nnftables: {masqueradeBit: 14}\nfeatureGates: {}\n`);
     expect(c.configFile?.warnings.map((w) => `${w.field}: ${w.message}`)).to.deep.equal([
-      'KubeProxyConfiguration.iptables.masqueradeAll: not supported by nodelet; ignored',
+      'KubeProxyConfiguration.iptables.masqueradeBit: nodelet uses bit 14 (mark 0x4000); 12 is not supported and is ignored',
       'KubeProxyConfiguration.iptables.minSyncPerod: unknown field; ignored',
       'KubeProxyConfiguration.bindAddress: not supported by nodelet; ignored',
     ]);

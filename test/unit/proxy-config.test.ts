@@ -41,6 +41,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       localhostNodePorts: true,
       logLevel: 'info',
       cleanup: false,
+      masqueradeAll: false,
       conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86400, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: false, udpTimeoutS: 0, udpStreamTimeoutS: 0 },
     });
     expect(Object.isFrozen(c)).to.equal(true);
@@ -99,6 +100,12 @@ describe('proxy flags (parseProxyFlags)', () => {
 
   it('accepts a bare --iptables-localhost-nodeports as true', () => {
     expect(parse('--iptables-localhost-nodeports').localhostNodePorts).to.equal(true);
+  });
+
+  it('takes --masquerade-all bare or with a value (default false)', () => {
+    expect(parse('--masquerade-all').masqueradeAll).to.equal(true);
+    expect(parse('--masquerade-all=false').masqueradeAll).to.equal(false);
+    expect(messageOf(() => parse('--masquerade-all=sometimes'))).to.match(/--masquerade-all: 'sometimes' is not true or false/);
   });
 
   it('takes --cleanup bare or with a value, and needs no kubeconfig for it (as kube-proxy)', () => {

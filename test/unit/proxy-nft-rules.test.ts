@@ -73,6 +73,18 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
     ],
   },
   {
+    name: 'masqueradeAll: the service chain marks every connection, whatever its source (with or without a cluster CIDR)',
+    in: input([svc()], { 'ns1/svc1:http': [B] }, { masqueradeAll: true }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} svc_tcp_1 ${MARK}`,
+      `add rule ${T} svc_tcp_1 dnat ip to ${KEY} . numgen random mod 1 map @dnat_tcp_1`,
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1 }`,
+    ],
+  },
+  {
     name: 'ClientIP affinity with its timeout: a sticky chain looks the client up in one set per endpoint index, pick chains record and DNAT',
     in: input([svc({ sessionAffinity: 'ClientIP', stickySeconds: 60 })], { 'ns1/svc1:http': [B, A] }),
     want: [

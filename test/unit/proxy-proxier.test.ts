@@ -83,6 +83,24 @@ describe('proxy IptablesProxier', () => {
     expect(sysctls).to.deep.equal([]);
   });
 
+  it('masquerades cluster-IP traffic from pods only, or from everyone with masqueradeAll', async () => {
+    const masqRules = async (p: IptablesProxier, f: FakeIptables) => {
+      p.onServiceAdd(service('web', '10.96.0.10'));
+      p.onSliceAdd(slice('web', ['10.244.1.5']));
+      await p.syncProxyRules();
+      return f.rules('nat', svcChain('web')).filter((r) => r.endsWith('-j KUBE-MARK-MASQ'));
+    };
+    registry = new Registry(); // beforeEach's proxier holds the first one's metrics
+    const cidr = await masqRules(make({ clusterCIDR: '10.244.0.0/16' }), ipt);
+    expect(cidr).to.have.length(1);
+    expect(cidr[0]).to.include('! -s 10.244.0.0/16').and.include('-d 10.96.0.10/32');
+    ipt = new FakeIptables();
+    registry = new Registry();
+    const all = await masqRules(make({ clusterCIDR: '10.244.0.0/16', masqueradeAll: true }), ipt);
+    expect(all).to.have.length(1);
+    expect(all[0]).to.include('-d 10.96.0.10/32').and.not.include('-s ');
+  });
+
   it('a change to one service gives a partial sync that rewrites only its chains', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
