@@ -35,6 +35,11 @@ class ChangeTracker<V> {
     return this.items.size > 0;
   }
 
+  /** Objects with a change waiting (kubeproxy_sync_proxy_rules_*_changes_pending). */
+  size(): number {
+    return this.items.size;
+  }
+
   /** Applies the pending changes to `into` (undefined = delete) and returns the changed keys, sorted. */
   drain(into: Map<string, V>): Set<string> {
     const keys = [...this.items.keys()].sort();
@@ -76,10 +81,24 @@ function ports(svc: V1Service | undefined): ServicePortInfo[] | undefined {
 export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]>> {
   private readonly nodeName: string;
   private readonly slices = new Map<string, Map<string, V1EndpointSlice>>();
+  /** Only trigger times after this (ms) count: older ones are from before we started. undefined: not kept. */
+  private readonly triggersAfterMs: number | undefined;
+  private readonly triggers = new Map<string, number[]>();
 
-  constructor(nodeName: string) {
+  constructor(nodeName: string, triggersAfterMs?: number) {
     super();
     this.nodeName = nodeName;
+    this.triggersAfterMs = triggersAfterMs;
+  }
+
+  /**
+   * The EndpointSlice controller's trigger times (ms) of the endpoint changes
+   * since the last call, for kubeproxy_network_programming_duration_seconds.
+   */
+  takeTriggerTimes(): number[] {
+    const out = [...this.triggers.values()].flat();
+    this.triggers.clear();
+    return out;
   }
 
   update(prev: V1EndpointSlice | undefined, cur: V1EndpointSlice | undefined): boolean {
@@ -93,9 +112,24 @@ export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]
       if (prev && before === svc) set.delete(prev.metadata?.name ?? '');
       if (cur && after === svc) set.set(cur.metadata?.name ?? '', cur);
       if (set.size === 0) this.slices.delete(svc);
-      this.record(svc, old, this.endpointsOf(svc));
+      const next = this.endpointsOf(svc);
+      if (this.triggersAfterMs !== undefined) this.noteTrigger(svc, after === svc ? cur : undefined, old, next);
+      this.record(svc, old, next);
     }
     return this.pending();
+  }
+
+  /** As upstream: a removed slice's time is not a change time (and drops the service's); an update's is, if it changed the endpoints. */
+  private noteTrigger(svc: string, cur: V1EndpointSlice | undefined, old: Map<string, Endpoint[]> | undefined, next: Map<string, Endpoint[]> | undefined): void {
+    if (!cur) {
+      this.triggers.delete(svc);
+      return;
+    }
+    const t = lastChangeTriggerTime(cur);
+    if (t === undefined || t <= this.triggersAfterMs! || isDeepStrictEqual(old, next)) return;
+    const list = this.triggers.get(svc);
+    if (list) list.push(t);
+    else this.triggers.set(svc, [t]);
   }
 
   private endpointsOf(svc: string): Map<string, Endpoint[]> | undefined {
@@ -104,6 +138,15 @@ export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]
     const eps = endpointsFromSlices([...set.values()], this.nodeName);
     return eps.size > 0 ? eps : undefined;
   }
+}
+
+/** Set by the EndpointSlice controller: when the change its update carries happened (RFC 3339). */
+export const LAST_CHANGE_TRIGGER_TIME = 'endpoints.kubernetes.io/last-change-trigger-time';
+
+function lastChangeTriggerTime(slice: V1EndpointSlice): number | undefined {
+  const v = slice.metadata?.annotations?.[LAST_CHANGE_TRIGGER_TIME];
+  const t = v ? Date.parse(v) : NaN;
+  return Number.isFinite(t) ? t : undefined;
 }
 
 function sliceService(slice: V1EndpointSlice): string | undefined {

@@ -5,6 +5,9 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
 import { RoutedSnapshot, type RoutedSource } from './routed.ts';
+import type { Registry } from 'prom-client';
+import type { Clock } from '../lib/clock.ts';
+import { ChangeMetrics } from './changemetrics.ts';
 
 export type ProxyMode = 'iptables' | 'userspace' | 'nftables';
 
@@ -34,9 +37,16 @@ export abstract class ProxierBase implements Proxier {
   private readonly serviceChanges = new ServiceChangeTracker();
   private readonly endpointChanges: EndpointsChangeTracker;
   private readonly routed = new RoutedSnapshot();
+  private readonly changeMetrics: ChangeMetrics;
+  private readonly wallClock: Clock;
+  /** Trigger times (ms) of drained endpoint changes whose sync has not gone through yet. */
+  private unprogrammed: number[] = [];
 
-  protected constructor(nodeName: string) {
-    this.endpointChanges = new EndpointsChangeTracker(nodeName);
+  protected constructor(nodeName: string, deps: { registry: Registry; clock: Clock }) {
+    this.wallClock = deps.clock;
+    // Trigger times from before this start (the initial list) are not latencies of ours.
+    this.endpointChanges = new EndpointsChangeTracker(nodeName, deps.clock.now());
+    this.changeMetrics = new ChangeMetrics(deps.registry);
   }
 
   abstract start(): void;
@@ -49,22 +59,36 @@ export abstract class ProxierBase implements Proxier {
   }
 
   onServiceAdd(svc: V1Service): void {
-    this.note(this.serviceChanges.update(undefined, svc));
+    this.serviceEvent(undefined, svc);
   }
   onServiceUpdate(prev: V1Service, svc: V1Service): void {
-    this.note(this.serviceChanges.update(prev, svc));
+    this.serviceEvent(prev, svc);
   }
   onServiceDelete(svc: V1Service): void {
-    this.note(this.serviceChanges.update(svc, undefined));
+    this.serviceEvent(svc, undefined);
   }
   onSliceAdd(slice: V1EndpointSlice): void {
-    this.note(this.endpointChanges.update(undefined, slice));
+    this.sliceEvent(undefined, slice);
   }
   onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
-    this.note(this.endpointChanges.update(prev, slice));
+    this.sliceEvent(prev, slice);
   }
   onSliceDelete(slice: V1EndpointSlice): void {
-    this.note(this.endpointChanges.update(slice, undefined));
+    this.sliceEvent(slice, undefined);
+  }
+
+  private serviceEvent(prev: V1Service | undefined, cur: V1Service | undefined): void {
+    this.changeMetrics.serviceChangesTotal.inc();
+    const pending = this.serviceChanges.update(prev, cur);
+    this.changeMetrics.serviceChangesPending.set(this.serviceChanges.size());
+    this.note(pending);
+  }
+
+  private sliceEvent(prev: V1EndpointSlice | undefined, cur: V1EndpointSlice | undefined): void {
+    this.changeMetrics.endpointChangesTotal.inc();
+    const pending = this.endpointChanges.update(prev, cur);
+    this.changeMetrics.endpointChangesPending.set(this.endpointChanges.size());
+    this.note(pending);
   }
 
   /** Whether changes wait for a sync. */
@@ -74,12 +98,21 @@ export abstract class ProxierBase implements Proxier {
 
   /** Applies the waiting changes; the keys ("ns/name") of the services they touched. */
   protected drain(): Set<string> {
-    return new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    for (const t of this.endpointChanges.takeTriggerTimes()) this.unprogrammed.push(t);
+    const keys = new Set([...this.serviceChanges.drain(this.services), ...this.endpointChanges.drain(this.endpoints)]);
+    this.changeMetrics.serviceChangesPending.set(0);
+    this.changeMetrics.endpointChangesPending.set(0);
+    return keys;
   }
 
-  /** The rules or listeners of the last drain() took effect. */
+  /** The rules or listeners of the last drain() took effect: the drained changes' latencies are observed. */
   protected synced(): void {
     this.routed.synced(this.services, this.endpoints);
+    if (this.unprogrammed.length === 0) return;
+    const now = this.wallClock.now();
+    // Wall clocks of two machines: a trigger "in the future" is clock skew, counted as 0.
+    for (const t of this.unprogrammed) this.changeMetrics.networkProgramming.observe(Math.max(0, now - t) / 1000);
+    this.unprogrammed = [];
   }
 
   private note(pending: boolean): void {

@@ -6,6 +6,7 @@
 // last-applied-configuration, owner references, managed fields) is memory
 // held for nothing, 10k times over in a large cluster.
 import type { V1EndpointSlice, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import { LAST_CHANGE_TRIGGER_TIME } from './changetracker.ts';
 
 /** A copy of `obj` with only `keys`, and only those it has (no undefined fields). */
 function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Pick<T, K> {
@@ -37,6 +38,11 @@ export function trimEndpointSlice(slice: V1EndpointSlice): V1EndpointSlice {
     // Each endpoint without its targetRef (the pod), deprecatedTopology and hints.
     endpoints: (slice.endpoints ?? []).map((e) => pick(e, ['addresses', 'conditions', 'nodeName', 'zone'])),
   };
-  if (slice.metadata) out.metadata = pick(slice.metadata, META_KEYS);
+  if (slice.metadata) {
+    out.metadata = pick(slice.metadata, META_KEYS);
+    // The one annotation the proxy reads (kubeproxy_network_programming_duration_seconds).
+    const trigger = slice.metadata.annotations?.[LAST_CHANGE_TRIGGER_TIME];
+    if (trigger !== undefined) out.metadata.annotations = { [LAST_CHANGE_TRIGGER_TIME]: trigger };
+  }
   return out;
 }

@@ -142,7 +142,7 @@ export class IptablesProxier extends ProxierBase {
   private natChains: Set<string> | undefined;
 
   constructor(deps: IptablesProxierDeps, options: IptablesProxierOptions) {
-    super(options.nodeName);
+    super(options.nodeName, deps);
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.afterFullSync = deps.afterFullSync;

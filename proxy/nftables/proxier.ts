@@ -99,7 +99,7 @@ export class NftablesProxier extends ProxierBase {
   private routeLocalnetSet = false;
 
   constructor(deps: NftablesProxierDeps, options: NftablesProxierOptions) {
-    super(options.nodeName);
+    super(options.nodeName, deps);
     this.nft = deps.nft;
     this.clock = deps.clock;
     this.afterFullSync = deps.afterFullSync;

@@ -39,7 +39,7 @@
 // either), conntrack cleanup of stale UDP entries, a --proxy-port-range
 // (ports are ephemeral), claiming external IPs that are local addresses.
 import os from 'node:os';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -153,7 +153,7 @@ export class UserspaceProxier extends ProxierBase {
   private stopped = false;
 
   constructor(options: UserspaceProxierOptions, deps: UserspaceProxierDeps) {
-    super(options.nodeName);
+    super(options.nodeName, { clock: deps.clock, registry: deps.registry ?? new Registry() });
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.log = deps.log;

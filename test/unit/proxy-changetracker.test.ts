@@ -84,6 +84,31 @@ describe('proxy change trackers', () => {
       expect(map.size).to.equal(0);
     });
 
+    it('keeps the trigger times of endpoint changes made after it started, until taken', () => {
+      const start = Date.parse('2026-11-24T09:00:00Z');
+      const at = (iso: string, s: V1EndpointSlice): V1EndpointSlice => ({ ...s, metadata: { ...s.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': iso } } });
+      const t = new EndpointsChangeTracker('node1', start);
+      // Before the start (the initial list): not a latency of ours.
+      t.update(undefined, at('2026-11-24T08:59:59Z', slice('web-a', ['10.244.1.1'])));
+      expect(t.takeTriggerTimes()).to.deep.equal([]);
+      t.update(slice('web-a', ['10.244.1.1']), at('2026-11-24T09:00:01.250000Z', slice('web-a', ['10.244.1.2'])));
+      t.update(slice('web-a', ['10.244.1.2']), at('2026-11-24T09:00:02Z', slice('web-a', ['10.244.1.2', '10.244.1.3'])));
+      // No endpoint change, a bad time, no annotation: nothing.
+      t.update(slice('web-a', ['10.244.1.2', '10.244.1.3']), at('2026-11-24T09:00:03Z', slice('web-a', ['10.244.1.2', '10.244.1.3'], '2')));
+      t.update(undefined, at('yesterday', slice('web-b', ['10.244.2.1'])));
+      t.update(undefined, slice('web-c', ['10.244.3.1']));
+      expect(t.takeTriggerTimes()).to.deep.equal([start + 1250, start + 2000]);
+      expect(t.takeTriggerTimes(), 'taken once').to.deep.equal([]);
+      // A removed slice's time is not a change time, and drops the service's pending ones.
+      t.update(slice('web-b', ['10.244.2.1']), at('2026-11-24T09:00:04Z', slice('web-b', ['10.244.2.9'])));
+      t.update(at('2026-11-24T09:00:05Z', slice('web-a', ['10.244.1.2', '10.244.1.3'])), undefined);
+      expect(t.takeTriggerTimes()).to.deep.equal([]);
+      // Without a start time (the conntrack cleaner's trackers) none are kept.
+      const plain = new EndpointsChangeTracker('node1');
+      plain.update(undefined, at('2026-11-24T09:00:01Z', slice('web-a', ['10.244.1.1'])));
+      expect(plain.takeTriggerTimes()).to.deep.equal([]);
+    });
+
     it('ignores no-op updates and cancels changes that are undone', () => {
       const t = new EndpointsChangeTracker('node1');
       const map: EndpointsMap = new Map();

@@ -83,6 +83,32 @@ describe('proxy IptablesProxier', () => {
     expect(sysctls).to.deep.equal([]);
   });
 
+  it('counts Service and EndpointSlice changes, and observes the network programming latency once the sync went through', async () => {
+    // The EndpointSlice controller stamped the change 1.5 s before the sync (on the control plane's clock).
+    const stamped = { ...slice('web', ['10.244.1.5']), metadata: { ...slice('web', []).metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': new Date(clock.now() + 500).toISOString() } } };
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(stamped);
+    expect(await metric('kubeproxy_sync_proxy_rules_service_changes_total')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_endpoint_changes_total')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_service_changes_pending')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_endpoint_changes_pending')).to.equal(1);
+    await clock.advance(2000);
+    ipt.failRestores = 1;
+    expect((await proxier.syncProxyRules()).ok).to.equal(false);
+    expect(await metric('kubeproxy_sync_proxy_rules_service_changes_pending'), 'drained').to.equal(0);
+    expect(await metric('kubeproxy_network_programming_duration_seconds'), 'not programmed yet').to.equal(0);
+    expect((await proxier.syncProxyRules()).ok).to.equal(true);
+    const h = (await registry.getMetricsAsJSON()).find((m) => m.name === 'kubeproxy_network_programming_duration_seconds')!;
+    const values = h.values as { value: number; metricName?: string; labels: { le?: number | string } }[];
+    expect(values.find((v) => v.metricName?.endsWith('_count'))?.value).to.equal(1);
+    expect(values.find((v) => v.metricName?.endsWith('_sum'))?.value).to.equal(1.5);
+    expect(values.find((v) => v.labels.le === 1)?.value, 'not in the 1 s bucket').to.equal(0);
+    expect(values.find((v) => v.labels.le === 2)?.value).to.equal(1);
+    // Observed once.
+    await proxier.syncProxyRules();
+    expect(await metric('kubeproxy_network_programming_duration_seconds')).to.equal(1);
+  });
+
   it('masquerades cluster-IP traffic from pods only, or from everyone with masqueradeAll', async () => {
     const masqRules = async (p: IptablesProxier, f: FakeIptables) => {
       p.onServiceAdd(service('web', '10.96.0.10'));

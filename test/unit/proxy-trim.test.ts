@@ -78,6 +78,11 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
     expect(slices[0]!.endpoints![0]).to.have.property('targetRef');
   });
 
+  it('keeps a slice\'s last-change-trigger-time annotation, and only it (network programming latency)', () => {
+    const annotated = { ...slices[0]!, metadata: { ...slices[0]!.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z', other: 'x'.repeat(500) } } };
+    expect(trimEndpointSlice(annotated).metadata?.annotations).to.deep.equal({ 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z' });
+  });
+
   it('takes objects with fields missing', () => {
     expect(trimService({})).to.deep.equal({});
     expect(trimEndpointSlice({ addressType: 'IPv4', endpoints: [] })).to.deep.equal({ addressType: 'IPv4', endpoints: [] });
