@@ -25,6 +25,8 @@ export interface ProxyConfig {
   readonly masqueradeAll: boolean;
   /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
   readonly nodePortAddresses: readonly string[];
+  /** --nodeport-addresses primary: NodePorts answer on the node's primary IP (from its Node object) only. */
+  readonly nodePortPrimary: boolean;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   /** undefined = disabled (flag set to ''). */
@@ -168,7 +170,12 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     if (!net.isIPv4(clusterCIDR.split('/')[0]!)) throw invalid('cluster-cidr', `'${clusterCIDR}': only IPv4 is supported`);
   }
 
-  const nodePortAddresses = (get('nodeport-addresses') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  let nodePortAddresses = (get('nodeport-addresses') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
+  const nodePortPrimary = nodePortAddresses.includes('primary');
+  if (nodePortPrimary) {
+    if (nodePortAddresses.length > 1) throw invalid('nodeport-addresses', "'primary' cannot be combined with CIDRs");
+    nodePortAddresses = [];
+  }
   for (const c of nodePortAddresses) {
     const why = cidrError(c);
     if (why) throw invalid('nodeport-addresses', `'${c}' ${why}`);
@@ -242,6 +249,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     ...(clusterCIDR ? { clusterCIDR } : {}),
     masqueradeAll,
     nodePortAddresses: Object.freeze(nodePortAddresses),
+    nodePortPrimary,
     minSyncPeriodMs,
     syncPeriodMs,
     ...(healthzBindAddress ? { healthzBindAddress: Object.freeze(healthzBindAddress) } : {}),

@@ -36,6 +36,8 @@ import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
+import { type NodeGetter, primaryNodeIP } from './nodeip.ts';
+import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
@@ -53,6 +55,8 @@ export interface ProxyDeps {
   exec?: Exec;
   /** Writes a sysctl (default: /proc/sys). */
   sysctl?: Sysctl;
+  /** Gets this proxy's Node, for --nodeport-addresses primary (default: the API server). */
+  getNode?: NodeGetter;
   /** Reads and writes the conntrack settings' files (default: /proc/sys and /sys). */
   kernelFiles?: KernelFiles;
   /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
@@ -87,7 +91,9 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
     return { proxier, mode: 'userspace' };
   }
   const afterFullSync = deps.afterFullSync ?? (() => void collectGarbage());
-  const nodeIPs = nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
+  const nodeIPs = cfg.nodePortPrimary
+    ? [await primaryNodeIP(deps.getNode ?? nodeGetter(deps.kc), cfg.nodeName, deps.clock, deps.log, deps.signal)]
+    : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
   }
@@ -132,6 +138,11 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
     },
   );
   return { proxier: withConntrack(inner), mode: 'iptables' };
+}
+
+function nodeGetter(kc: KubeClient): NodeGetter {
+  const api = new KubeNodeApi(kc);
+  return (name) => api.getNode(name);
 }
 
 /** The iptables backends whose leftovers are looked for: the one chosen, or both when detected. */

@@ -107,11 +107,14 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
     let all = false;
     addresses.forEach((raw, i) => {
       const a = raw.trim();
-      // Upstream keywords: 'all' is nodelet's default (every local address); 'localhost' is loopback.
+      // Upstream keywords: 'all' is nodelet's default (every local address); 'localhost' is loopback;
+      // 'primary' the node's primary IP, alone.
       if (a === 'all') all = true;
       else if (a === 'localhost') cidrs.push('127.0.0.0/8');
-      else if (a === 'primary') throw f.fail(`nodePortAddresses[${i}]`, "the 'primary' keyword is not supported by nodelet; list CIDRs");
-      else {
+      else if (a === 'primary') {
+        if (addresses.length > 1) throw f.fail(`nodePortAddresses[${i}]`, "'primary' cannot be combined with other entries");
+        cidrs.push('primary');
+      } else {
         const why = ipv4CIDRError(a);
         if (why) throw f.fail(`nodePortAddresses[${i}]`, why);
         cidrs.push(a);

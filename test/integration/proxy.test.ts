@@ -260,6 +260,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       '--cluster-cidr', c.profile.clusterCIDR,
       '--proxy-mode', mode,
       '--iptables-sync-period', '10s',
+      // iptables mode answers node ports on the node's primary IP only (its Node object's InternalIP); the others on every local address.
+      ...(mode === 'iptables' ? ['--nodeport-addresses', 'primary'] : []),
       '--v', '4',
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
@@ -388,6 +390,11 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
   });
 
   it('answers a NodePort on the node IP from the host, over all endpoints', async () => {
+    if (mode === 'iptables') {
+      const line = readFileSync(proxyLog, 'utf8').split('\n').find((l) => l.includes("node port addresses: the node's primary IP"));
+      expect(line, 'the proxy took the Node\'s primary IP').to.be.a('string');
+      expect((JSON.parse(line!) as { ip?: string }).ip).to.equal(n.nodeIP);
+    }
     const svc = await kubectlJson(['-n', NS, 'get', 'service', 'np']);
     const url = `http://${n.nodeIP}:${svc.spec.ports[0].nodePort}/`;
     const get = async () => {

@@ -326,6 +326,10 @@ logging: {verbosity: 5}
     expect(proxy(`${PROXY}iptables: {masqueradeAll: true}\n`, '--masquerade-all=false').masqueradeAll).to.equal(false);
   });
 
+  it("nodePortAddresses [primary]: the node's primary IP", () => {
+    expect(proxy(`${PROXY}nodePortAddresses: [primary]\n`)).to.deep.include({ nodePortPrimary: true, nodePortAddresses: [] });
+  });
+
   it("nodePortAddresses 'all' means every local address (nodelet's default)", () => {
     expect(proxy(`${PROXY}nodePortAddresses: [all, 192.0.2.0/24]\n`).nodePortAddresses).to.deep.equal([]);
   });
@@ -353,7 +357,7 @@ logging: {verbosity: 5}
     ['an IPv6 clusterCIDR', 'clusterCIDR: "2001:db8::/64"', "KubeProxyConfiguration.clusterCIDR: '2001:db8::/64': only IPv4 is supported"],
     ['a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::/64', "KubeProxyConfiguration.clusterCIDR: '10.244.0.0/16,2001:db8::/64' is not a CIDR"],
     ['a bad nodePortAddresses entry', 'nodePortAddresses: [192.0.2.0/24, 192.0.2.300/32]', "KubeProxyConfiguration.nodePortAddresses[1]: '192.0.2.300/32' is not a CIDR"],
-    ["the 'primary' keyword", 'nodePortAddresses: [primary]', "KubeProxyConfiguration.nodePortAddresses[0]: the 'primary' keyword is not supported by nodelet; list CIDRs"],
+    ["'primary' with a CIDR", 'nodePortAddresses: [primary, 192.0.2.0/24]', "KubeProxyConfiguration.nodePortAddresses[0]: 'primary' cannot be combined with other entries"],
     ['minSyncPeriod over syncPeriod', 'iptables: {minSyncPeriod: 2m, syncPeriod: 1m}', 'KubeProxyConfiguration.iptables.minSyncPeriod: 120000 ms is longer than KubeProxyConfiguration.iptables.syncPeriod (60000 ms)'],
     ['a bad sync period', 'iptables: {syncPeriod: soon}', "KubeProxyConfiguration.iptables.syncPeriod: 'soon' is not a duration"],
     ['localhostNodePorts as a string', 'iptables: {localhostNodePorts: "yes"}', "KubeProxyConfiguration.iptables.localhostNodePorts: must be true or false, not the string 'yes'"],

@@ -33,6 +33,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       nodeName: 'node-a',
       mode: 'iptables',
       nodePortAddresses: [],
+      nodePortPrimary: false,
       minSyncPeriodMs: 1000,
       syncPeriodMs: 30_000,
       healthzBindAddress: { host: '0.0.0.0', port: 10256 },
@@ -90,6 +91,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       [['stray'], /unexpected argument 'stray'/],
       [['--cluster-cidr'], /--cluster-cidr: needs a value/],
       [['--cleanup=sometimes'], /--cleanup: 'sometimes' is not true or false/],
+      [['--nodeport-addresses=primary,192.0.2.0/24'], /--nodeport-addresses: 'primary' cannot be combined with CIDRs/],
     ];
     for (const [argv, re] of cases) {
       expect(codeOf(() => parse(...argv)), argv.join(' ')).to.equal('CONFIG_INVALID');
@@ -100,6 +102,10 @@ describe('proxy flags (parseProxyFlags)', () => {
 
   it('accepts a bare --iptables-localhost-nodeports as true', () => {
     expect(parse('--iptables-localhost-nodeports').localhostNodePorts).to.equal(true);
+  });
+
+  it('takes --nodeport-addresses primary (kube-proxy 1.29+)', () => {
+    expect(parse('--nodeport-addresses=primary')).to.deep.include({ nodePortPrimary: true, nodePortAddresses: [] });
   });
 
   it('takes --masquerade-all bare or with a value (default false)', () => {

@@ -148,6 +148,22 @@ describe('proxy startProxy wiring', () => {
     expect(kernel.has('/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_close_wait'), '0 leaves it').to.equal(false);
   });
 
+  it('with --nodeport-addresses primary, node ports answer on the Node object\'s InternalIP only', async () => {
+    const services = new GatedListWatch<V1Service>([]);
+    const slices = new GatedListWatch<V1EndpointSlice>([]);
+    services.release();
+    slices.release();
+    const getNode = async (name: string) => ({ metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }] } });
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode, listWatches: { services, slices } },
+      cfg('--nodeport-addresses=primary'),
+    );
+    await settle(10);
+    const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
+    expect(nat).to.match(/^-A KUBE-SERVICES -d 192\.0\.2\.44\/32 .*-j KUBE-NODEPORTS$/m);
+    expect(nat).to.not.include('--dst-type LOCAL');
+  });
+
   it('builds the userspace proxier for --proxy-mode=userspace', async () => {
     const services = new GatedListWatch<V1Service>([]);
     const slices = new GatedListWatch<V1EndpointSlice>([]);

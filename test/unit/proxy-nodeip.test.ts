@@ -1,0 +1,50 @@
+// --nodeport-addresses primary: the Node object's primary IPv4 address,
+// asked for until the node is registered (30 s), else 127.0.0.1.
+// Addresses: TEST-NET ranges (RFC 5737) and documentation IPv6 (RFC 3849).
+import { expect } from 'chai';
+import type { V1Node } from '@kubernetes/client-node';
+import { nullLogger } from '../../lib/log.ts';
+import { LOOPBACK, primaryIPv4, primaryNodeIP, type NodeGetter } from '../../proxy/nodeip.ts';
+import { FakeClock, settle } from '../fakes/clock.ts';
+
+const node = (...addresses: Array<[string, string]>): V1Node => ({ metadata: { name: 'n1' }, status: { addresses: addresses.map(([type, address]) => ({ type, address })) } });
+
+describe('proxy --nodeport-addresses primary', () => {
+  it('takes the first IPv4 InternalIP, else the first IPv4 ExternalIP', () => {
+    expect(primaryIPv4(node(['Hostname', 'n1'], ['ExternalIP', '198.51.100.7'], ['InternalIP', '2001:db8::5'], ['InternalIP', '192.0.2.5'], ['InternalIP', '192.0.2.6']))).to.equal('192.0.2.5');
+    expect(primaryIPv4(node(['ExternalIP', '198.51.100.7']))).to.equal('198.51.100.7');
+    expect(primaryIPv4(node(['Hostname', 'n1'], ['InternalIP', '2001:db8::5']))).to.equal(undefined);
+    expect(primaryIPv4(undefined)).to.equal(undefined);
+  });
+
+  it('asks again until the node is registered with an address', async () => {
+    const clock = new FakeClock();
+    const answers: Array<V1Node | undefined | Error> = [undefined, new Error('connection refused'), node(['Hostname', 'n1']), node(['InternalIP', '192.0.2.5'])];
+    let asked = 0;
+    const get: NodeGetter = async (name) => {
+      expect(name).to.equal('n1');
+      const a = answers[asked++];
+      if (a instanceof Error) throw a;
+      return a;
+    };
+    const got = primaryNodeIP(get, 'n1', clock, nullLogger());
+    for (let i = 0; i < 3; i++) {
+      await settle(5);
+      await clock.advance(1000);
+    }
+    expect(await got).to.equal('192.0.2.5');
+    expect(asked).to.equal(4);
+  });
+
+  it('falls back to 127.0.0.1 after 30 s without one (as upstream)', async () => {
+    const clock = new FakeClock();
+    let asked = 0;
+    const got = primaryNodeIP(async () => (asked++, undefined), 'n1', clock, nullLogger());
+    for (let i = 0; i < 31; i++) {
+      await settle(5);
+      await clock.advance(1000);
+    }
+    expect(await got).to.equal(LOOPBACK);
+    expect(asked).to.equal(31);
+  });
+});
