@@ -14,8 +14,8 @@
 //
 // Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
 // KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6.
-import { hash } from 'node:crypto';
 import { isIPv4 } from 'node:net';
+import { sha256Words } from '../../lib/sha256.ts';
 import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
@@ -103,20 +103,19 @@ const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 /**
  * The first 16 base32 characters of sha256(text): upstream's chain-name hash.
  * 16 characters are 80 bits, the first 10 bytes of the digest. Not cached: a
- * one-shot hash is ~2 us, and unchanged services' rules are cached whole
- * (ruleCache below), so only changed services and the first sync hash at all.
+ * hash is ~1 us (lib/sha256.ts), and unchanged services' rules are cached
+ * whole (ruleCache below), so only changed services and the first sync hash.
  */
 function hash16(text: string): string {
-  const d = hash('sha256', text, 'buffer');
-  let out = '';
-  for (let i = 0; i < 10; i += 5) {
-    // 5 bytes = 40 bits = 8 characters; split in two 20-bit halves to stay within 32-bit integer math.
-    const hi = (d[i]! << 12) | (d[i + 1]! << 4) | (d[i + 2]! >> 4);
-    const lo = ((d[i + 2]! & 15) << 16) | (d[i + 3]! << 8) | d[i + 4]!;
-    out += BASE32[(hi >> 15) & 31]! + BASE32[(hi >> 10) & 31]! + BASE32[(hi >> 5) & 31]! + BASE32[hi & 31]!;
-    out += BASE32[(lo >> 15) & 31]! + BASE32[(lo >> 10) & 31]! + BASE32[(lo >> 5) & 31]! + BASE32[lo & 31]!;
-  }
-  return out;
+  const w = sha256Words(text);
+  // The first 80 bits, 5 at a time: bits 0-31 of word 0, 32-63 of word 1, 64-79 of word 2.
+  const w0 = w[0]!, w1 = w[1]!, w2 = w[2]!;
+  const c = (v: number) => BASE32[v & 31]!;
+  return (
+    c(w0 >>> 27) + c(w0 >>> 22) + c(w0 >>> 17) + c(w0 >>> 12) + c(w0 >>> 7) + c(w0 >>> 2) +
+    c((w0 << 3) | (w1 >>> 29)) + c(w1 >>> 24) + c(w1 >>> 19) + c(w1 >>> 14) + c(w1 >>> 9) + c(w1 >>> 4) +
+    c((w1 << 1) | (w2 >>> 31)) + c(w2 >>> 26) + c(w2 >>> 21) + c(w2 >>> 16)
+  );
 }
 
 /** Upstream's portProtoHash: base32(sha256(servicePortName + lowercase protocol))[:16]. */
