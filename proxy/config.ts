@@ -9,6 +9,7 @@ import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
+import { ipv4InCIDR } from './types.ts';
 
 export interface BindAddress {
   readonly host: string;
@@ -263,16 +264,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   });
 }
 
-function ipv4ToNumber(ip: string): number {
-  return ip.split('.').reduce((n, part) => n * 256 + Number(part), 0);
-}
-
-export function ipv4InCIDR(ip: string, cidr: string): boolean {
-  const [base = '', bits = '32'] = cidr.split('/');
-  // Division, not bit operators: those are signed 32-bit in JS.
-  const size = 2 ** (32 - Number(bits));
-  return Math.floor(ipv4ToNumber(ip) / size) === Math.floor(ipv4ToNumber(base) / size);
-}
+export { ipv4InCIDR };
 
 /**
  * The local IPv4 addresses that answer NodePorts: those inside the

@@ -7,6 +7,7 @@
 // held for nothing, 10k times over in a large cluster.
 import type { V1EndpointSlice, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
 import { LAST_CHANGE_TRIGGER_TIME } from './changetracker.ts';
+import { SOURCE_RANGES_ANNOTATION } from './types.ts';
 
 /** A copy of `obj` with only `keys`, and only those it has (no undefined fields). */
 function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Pick<T, K> {
@@ -26,6 +27,9 @@ export function trimService(svc: V1Service): V1Service {
     const { selector: _selector, ...spec } = svc.spec;
     out.spec = spec;
   }
+  // The one annotation the proxy reads (source ranges the older way).
+  const ranges = svc.metadata?.annotations?.[SOURCE_RANGES_ANNOTATION];
+  if (ranges !== undefined && out.metadata) out.metadata.annotations = { [SOURCE_RANGES_ANNOTATION]: ranges };
   const lb = svc.status?.loadBalancer;
   if (lb) out.status = { loadBalancer: lb };
   return out;

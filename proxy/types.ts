@@ -27,6 +27,12 @@ export interface ServicePortInfo {
   externalIPs: string[];
   /** VIP-mode load-balancer ingress IPs (status.loadBalancer.ingress[].ip). */
   loadBalancerIPs: string[];
+  /**
+   * spec.loadBalancerSourceRanges (else the older annotation), IPv4 CIDRs with
+   * their host bits cleared: only these sources may reach the load-balancer
+   * IPs. Left out when there are none.
+   */
+  loadBalancerSourceRanges?: string[];
   sessionAffinity: 'None' | 'ClientIP';
   /** Only meaningful with ClientIP affinity. */
   stickySeconds: number;
@@ -92,6 +98,7 @@ export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
     .filter((ing) => ing.ip && isIPv4(ing.ip) && ing.ipMode !== 'Proxy')
     .map((ing) => ing.ip as string);
   const clientIP = spec.sessionAffinity === 'ClientIP';
+  const sourceRanges = loadBalancerSourceRanges(svc);
 
   const out: ServicePortInfo[] = [];
   for (const p of spec.ports ?? []) {
@@ -107,6 +114,7 @@ export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
       nodePort: p.nodePort ?? 0,
       externalIPs,
       loadBalancerIPs,
+      ...(sourceRanges.length > 0 ? { loadBalancerSourceRanges: sourceRanges } : {}),
       sessionAffinity: clientIP ? 'ClientIP' : 'None',
       stickySeconds: clientIP ? (spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? DEFAULT_STICKY_SECONDS) : 0,
       externalTrafficPolicy: externalLocal ? 'Local' : 'Cluster',
@@ -115,6 +123,40 @@ export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
     });
   }
   return out;
+}
+
+/** Upstream's older way to give loadBalancerSourceRanges (comma-separated), read when the field is empty. */
+export const SOURCE_RANGES_ANNOTATION = 'service.beta.kubernetes.io/load-balancer-source-ranges';
+
+/** A service's IPv4 source ranges, normalized and without duplicates (IPv6 and malformed entries are not ours). */
+function loadBalancerSourceRanges(svc: V1Service): string[] {
+  let raw = svc.spec?.loadBalancerSourceRanges ?? [];
+  if (raw.length === 0) raw = (svc.metadata?.annotations?.[SOURCE_RANGES_ANNOTATION] ?? '').split(',');
+  const out: string[] = [];
+  for (const r of raw) {
+    const c = ipv4CIDR(r.trim());
+    if (c && !out.includes(c)) out.push(c);
+  }
+  return out;
+}
+
+/** "a.b.c.d/n" with its host bits cleared (as Go's net.ParseCIDR gives it), or undefined when it is not an IPv4 CIDR. */
+export function ipv4CIDR(text: string): string | undefined {
+  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
+  if (!m) return undefined;
+  const parts = m.slice(1, 5).map(Number);
+  const bits = Number(m[5]);
+  if (parts.some((p) => p > 255) || bits > 32) return undefined;
+  const size = 2 ** (32 - bits);
+  const base = Math.floor(parts.reduce((n, p) => n * 256 + p, 0) / size) * size;
+  return `${[24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256).join('.')}/${bits}`;
+}
+
+export function ipv4InCIDR(ip: string, cidr: string): boolean {
+  const [base = '', bits = '32'] = cidr.split('/');
+  // Division, not bit operators: those are signed 32-bit in JS.
+  const size = 2 ** (32 - Number(bits));
+  return Math.floor(ipToNumber(ip) / size) === Math.floor(ipToNumber(base) / size);
 }
 
 /** Dotted IPv4 to a number, without allocating (it runs inside sort comparators). */

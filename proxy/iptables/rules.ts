@@ -12,11 +12,10 @@
 // name order (see generateRulesChunked: both backends restore that much
 // faster); it is handed to iptables-restore in pieces.
 //
-// Not done (yet): loadBalancerSourceRanges (KUBE-FW-* and
-// KUBE-PROXY-FIREWALL), topology hints, nfacct counters, IPv6.
+// Not done (yet): topology hints, nfacct counters, IPv6.
 import { isIPv4 } from 'node:net';
 import { sha256Words } from '../../lib/sha256.ts';
-import { compareEndpoints, endpointString, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { compareEndpoints, endpointString, ipv4InCIDR, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -27,6 +26,8 @@ export const KUBE_MARK_MASQ = 'KUBE-MARK-MASQ';
 export const KUBE_FORWARD = 'KUBE-FORWARD';
 /** kubelet's anti-martian chain, needed when NodePorts answer on 127.0.0.0/8. */
 export const KUBE_FIREWALL = 'KUBE-FIREWALL';
+/** Drops what a KUBE-FW-* chain let through undNATed: load-balancer traffic from sources outside the ranges. */
+export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 
 /** The mark for "masquerade this" (upstream's default --iptables-masquerade-bit 14). */
 export const MASQ_MARK = '0x4000';
@@ -133,6 +134,10 @@ export function localChainName(servicePortName: string, protocol: string): strin
 
 export function externalChainName(servicePortName: string, protocol: string): string {
   return `KUBE-EXT-${portProtoHash(servicePortName, protocol)}`;
+}
+
+export function firewallChainName(servicePortName: string, protocol: string): string {
+  return `KUBE-FW-${portProtoHash(servicePortName, protocol)}`;
 }
 
 /** Upstream's servicePortEndpointChainName: the hash also covers "ip:port". */
@@ -259,6 +264,9 @@ interface ServicePlan {
   svcChain: string;
   svlChain: string;
   extChain: string;
+  /** loadBalancerSourceRanges: the load-balancer IPs go through this chain, which lets the ranges on to extChain. */
+  fwChain: string;
+  usesFwChain: boolean;
   cat: Categorized;
   usesClusterChain: boolean;
   usesLocalChain: boolean;
@@ -276,23 +284,26 @@ function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan
   const svcChain = `KUBE-SVC-${h}`;
   const svlChain = `KUBE-SVL-${h}`;
   const extChain = `KUBE-EXT-${h}`;
+  const fwChain = `KUBE-FW-${h}`;
   const cat = categorizeEndpoints(eps, sp);
   const usesClusterChain = cat.cluster.length > 0 && usesClusterEndpoints(sp);
   const usesLocalChain = cat.local.length > 0 && usesLocalEndpoints(sp);
   // The EXT chain is needed even without external endpoints, for the short-circuit of local traffic.
   const usesExtChain = cat.hasAny && externallyAccessible(sp);
+  const usesFwChain = usesExtChain && sp.loadBalancerIPs.length > 0 && (sp.loadBalancerSourceRanges?.length ?? 0) > 0;
   const seps = new Map<Endpoint, string>();
   for (const ep of cat.reachable) seps.set(ep, endpointChainName(name, proto, endpointString(ep)));
   const chains: string[] = [];
   if (usesExtChain) chains.push(extChain);
+  if (usesFwChain) chains.push(fwChain);
   if (usesClusterChain) chains.push(svcChain);
   if (usesLocalChain) chains.push(svlChain);
   for (const c of seps.values()) chains.push(c);
-  return { name, proto, svcChain, svlChain, extChain, cat, usesClusterChain, usesLocalChain, usesExtChain, seps, chains };
+  return { name, proto, svcChain, svlChain, extChain, fwChain, usesFwChain, cat, usesClusterChain, usesLocalChain, usesExtChain, seps, chains };
 }
 
 function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan, ctx: Context): ServiceOutput {
-  const { name, proto, svcChain, svlChain, extChain, usesClusterChain, usesLocalChain, usesExtChain } = plan;
+  const { name, proto, svcChain, svlChain, extChain, fwChain, usesFwChain, usesClusterChain, usesLocalChain, usesExtChain } = plan;
   const { cluster, local, reachable, hasAny } = plan.cat;
   const out: ServiceOutput = { top: [], rules: [], filter: [] };
 
@@ -324,10 +335,26 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan,
     if (!hasExternal) out.filter.push(filterRule(KUBE_EXTERNAL_SERVICES, ip, undefined, sp.port));
   }
 
-  // Load-balancer ingress IPs.
+  // Load-balancer ingress IPs: through the firewall chain when the service has source ranges.
   for (const ip of sp.loadBalancerIPs) {
     if (hasAny) {
-      out.top.push(`-A ${KUBE_SERVICES} ${portMatch({ dst: ip, proto, note: `${name} loadbalancer IP`, dport: sp.port })} -j ${extChain}`);
+      out.top.push(`-A ${KUBE_SERVICES} ${portMatch({ dst: ip, proto, note: `${name} loadbalancer IP`, dport: sp.port })} -j ${usesFwChain ? fwChain : extChain}`);
+    }
+  }
+  if (usesFwChain) {
+    // As upstream: only VIP-style load balancers (which keep the client's address) can be filtered here.
+    const ranges = sp.loadBalancerSourceRanges ?? [];
+    const lbNote = comment(`${name} loadbalancer IP`);
+    for (const cidr of ranges) out.rules.push(`-A ${fwChain} -s ${cidr} ${lbNote} -j ${extChain}`);
+    // A load-balancer IP that is local here makes this node's own requests come from it: let those in
+    // when the ranges take this node.
+    if (ctx.input.nodeIPs.some((n) => ranges.some((r) => ipv4InCIDR(n, r)))) {
+      for (const ip of sp.loadBalancerIPs) out.rules.push(`-A ${fwChain} -s ${host(ip)} ${lbNote} -j ${extChain}`);
+    }
+    // What falls through was not DNATed: KUBE-PROXY-FIREWALL (filter) drops it.
+    out.rules.push(`-A ${fwChain} ${comment(`other traffic to ${name} will be dropped by KUBE-PROXY-FIREWALL`)}`);
+    for (const ip of sp.loadBalancerIPs) {
+      out.filter.push(`-A ${KUBE_PROXY_FIREWALL} ${portMatch({ dst: ip, proto, note: `${name} traffic not accepted by ${fwChain}`, dport: sp.port })} -j DROP`);
     }
   }
   if (!hasExternal) {
@@ -403,7 +430,7 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan,
 
 const NODEPORTS_NOTE = 'kubernetes service nodeports; NOTE: this must be the last rule in this chain';
 
-/** The jumps from builtin chains into ours (upstream's iptablesJumpChains, minus KUBE-PROXY-FIREWALL). */
+/** The jumps from builtin chains into ours (upstream's iptablesJumpChains). */
 export function jumpRules(localhostNodePorts: boolean): JumpRule[] {
   const newOnly = ['-m', 'conntrack', '--ctstate', 'NEW'];
   const jump = (table: Table, chain: string, target: string, note: string, extra: string[] = []): JumpRule => ({
@@ -418,6 +445,9 @@ export function jumpRules(localhostNodePorts: boolean): JumpRule[] {
     jump('filter', 'FORWARD', KUBE_SERVICES, 'kubernetes service portals', newOnly),
     jump('filter', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals', newOnly),
     jump('filter', 'FORWARD', KUBE_FORWARD, 'kubernetes forwarding rules'),
+    jump('filter', 'INPUT', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', newOnly),
+    jump('filter', 'OUTPUT', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', newOnly),
+    jump('filter', 'FORWARD', KUBE_PROXY_FIREWALL, 'kubernetes load balancer firewall', newOnly),
     jump('nat', 'OUTPUT', KUBE_SERVICES, 'kubernetes service portals'),
     jump('nat', 'PREROUTING', KUBE_SERVICES, 'kubernetes service portals'),
     jump('nat', 'POSTROUTING', KUBE_POSTROUTING, 'kubernetes postrouting rules'),
@@ -568,7 +598,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   const changed = options.changedServices ?? new Set<string>();
   const cleanup = options.full || !options.skipStaleCleanup;
 
-  const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS];
+  const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL];
   const filterRules: string[] = [];
   const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
   const headRules = [

@@ -202,7 +202,7 @@ export class NftablesProxier extends ProxierBase {
     const endpoints = flattenEndpoints(this.endpoints);
     const ports = flattenServices(this.services).map((sp) => [portKey(sp), sp] as const);
     ports.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? []));
+    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? [], this.opts.nodeIPs));
     state.takeJournal(); // journaling from here on
     return state;
   }
@@ -213,7 +213,7 @@ export class NftablesProxier extends ProxierBase {
       const eps = this.endpoints.get(svc);
       const now = new Map((this.services.get(svc) ?? []).map((sp) => [portKey(sp), sp] as const));
       for (const owner of state.ownersOf(svc)) if (!now.has(owner)) state.set(owner, undefined);
-      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? []));
+      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? [], this.opts.nodeIPs));
     }
   }
 

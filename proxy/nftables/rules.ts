@@ -41,10 +41,11 @@
 // of the endpoint count (another k) starts affinity afresh.
 //
 // Limits: IPv4 (family `ip`; a second table `ip6 nodelet` would take the same
-// model with ipv6_addr keys). No loadBalancerSourceRanges, no topology.
+// model with ipv6_addr keys). No topology. loadBalancerSourceRanges are two
+// sets (firewalled keys; allowed key . source ranges) and one rule before DNAT.
 import { isIPv4 } from 'node:net';
 import { categorizeEndpoints } from '../iptables/rules.ts';
-import type { Endpoint, ServicePortInfo } from '../types.ts';
+import { ipv4InCIDR, type Endpoint, type ServicePortInfo } from '../types.ts';
 
 export const FAMILY = 'ip';
 export const TABLE = 'nodelet';
@@ -77,7 +78,12 @@ export const STATIC_MAPS: Readonly<Record<string, string>> = {
   no_endpoint_services: VMAP_ADDR,
   no_endpoint_nodeports: VMAP_PORT,
   hairpin: SET_PAIR,
+  firewall_ips: 'type ipv4_addr . inet_proto . inet_service',
+  firewall_allow: 'type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval',
 };
+
+/** The STATIC_MAPS that are sets (elements without values). */
+export const STATIC_SETS: ReadonlySet<string> = new Set(['hairpin', 'firewall_ips', 'firewall_allow']);
 
 export const REJECT_CHAIN = 'reject_packet';
 
@@ -199,6 +205,12 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
     `${PORT_KEY} vmap @nodeport_local`,
   ]);
   b.chain(REJECT_CHAIN, ['reject']);
+  // loadBalancerSourceRanges, before DNAT (as upstream's firewall-check): a firewalled load-balancer
+  // address, protocol and port drops every source outside its ranges.
+  const firewall = [`${ADDR_KEY} @firewall_ips ${ADDR_KEY} . ip saddr != @firewall_allow drop`];
+  // -110: dstnat - 10 (nft 1.0.6 takes no "dstnat - 10" for the output hook).
+  b.chain('firewall_prerouting', firewall, 'type filter hook prerouting priority -110; policy accept;');
+  b.chain('firewall_output', firewall, 'type filter hook output priority -110; policy accept;');
   // Filter chains at priority filter, after the nat hooks (dstnat -100): what they see was not DNATed.
   const noEndpoints = `ct state new ${ADDR_KEY} vmap @no_endpoint_services`;
   b.chain('filter_input', [
@@ -239,7 +251,7 @@ export interface Fragment {
 const REJECT = `goto ${REJECT_CHAIN}`;
 
 /** The fragment of one service port, or undefined when it has no IPv4 cluster IP. */
-export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[]): Fragment | undefined {
+export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], nodeIPs: readonly string[] = []): Fragment | undefined {
   const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
   if (!clusterIP) return undefined;
   const frag: Fragment = { claims: [], hairpin: [] };
@@ -270,10 +282,18 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[]): 
   if (internal.length > 0) el('service_ips', ck, route('svc', ck, internal));
   else el('no_endpoint_services', ck, hasAny ? 'drop' : REJECT);
 
-  // External and load-balancer IPs.
+  // External and load-balancer IPs; a load-balancer IP with source ranges is firewalled (when it has endpoints, as upstream).
+  const ranges = sp.loadBalancerSourceRanges ?? [];
+  const allowFromNode = nodeIPs.some((n) => ranges.some((r) => ipv4InCIDR(n, r)));
   for (const ip of [...sp.externalIPs, ...sp.loadBalancerIPs]) {
     const key = `${ip} . ${proto} . ${sp.port}`;
     open(`a ${key}`);
+    if (hasAny && ranges.length > 0 && sp.loadBalancerIPs.includes(ip)) {
+      el('firewall_ips', key, '');
+      for (const r of ranges) el('firewall_allow', `${key} . ${r}`, '');
+      // This node's own requests come from the load-balancer IP when that is local here.
+      if (allowFromNode) el('firewall_allow', `${key} . ${ip}/32`, '');
+    }
     if (!hasAny) {
       el('no_endpoint_services', key, REJECT);
     } else if (!extLocal) {

@@ -9,6 +9,7 @@ import {
   serviceFragment,
   staticChains,
   STATIC_MAPS,
+  STATIC_SETS,
   type Elem,
   type Fragment,
   type NftChain,
@@ -68,7 +69,7 @@ export class NftState {
     this.opts = opts;
     this.journaling = journaling;
     for (const [name, decl] of Object.entries(STATIC_MAPS)) {
-      this.rs.maps.set(name, { decl, isSet: name === 'hairpin', elements: new Map() });
+      this.rs.maps.set(name, { decl, isSet: STATIC_SETS.has(name), elements: new Map() });
     }
     for (const [name, c] of staticChains(opts)) this.rs.chains.set(name, c);
   }
@@ -225,6 +226,6 @@ export function buildRuleset(input: NftRulesInput): Ruleset {
   const { services, endpoints, ...opts } = input;
   const st = new NftState(opts, false);
   const sorted = [...services].map((sp) => [portKey(sp), sp] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? []));
+  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts.nodeIPs));
   return st.rs;
 }

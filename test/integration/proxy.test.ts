@@ -12,6 +12,7 @@ import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1ConfigMap } from '@kubernetes/client-node';
 import Dockerode from 'dockerode';
 import { waitFor } from '../../cluster/daemon.ts';
+import { cidrAddr } from '../../cluster/profile.ts';
 import { kubeconfigPath } from '../../cluster/controlplane.ts';
 import { inNode, type NodeSandbox } from '../../cluster/sandbox.ts';
 import { enableHairpin } from '../../cri/docker/hairpin.ts';
@@ -450,6 +451,27 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       return { status: res.status, body: await res.json() };
     }, (x) => x.status === 503);
     expect(r2.body).to.deep.include({ localEndpoints: 0, serviceProxyHealthy: true });
+  });
+
+  it('lets only loadBalancerSourceRanges reach a load-balancer IP (iptables: KUBE-FW and KUBE-PROXY-FIREWALL; nftables: the firewall sets)', async function () {
+    if (mode === 'userspace') this.skip(); // as upstream's userspace proxy: no source ranges
+    // A load-balancer IP inside the service CIDR (routed into the node) that no service has.
+    const lbIP = cidrAddr(cluster().profile.serviceCIDR, 2 ** 20 - 56);
+    const fwService = (ranges: string) =>
+      service('fw', `  type: LoadBalancer\n  loadBalancerSourceRanges: [${ranges}]\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]`);
+    const fromNode = async () => {
+      // From the node's address, as a client outside the ranges or inside them would be.
+      const r = await inNode(n, 'curl', ['-s', '--max-time', '2', '--interface', n.nodeIP, `http://${lbIP}/`], { allowFail: true, timeoutMs: 10_000 });
+      return r.code === 0 ? r.stdout.trim() : `ERR ${r.code}`;
+    };
+    await apply([fwService(`"${n.nodeIP}/32"`), slice('fw', 'TCP', 'http', 8080, ['a'])].join('---\n'));
+    await kubectlRun(['-n', NS, 'patch', 'service', 'fw', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { loadBalancer: { ingress: [{ ip: lbIP }] } } })]);
+    await eventually('the load-balancer IP to answer a source inside the ranges', fromNode, (b) => b === 'a');
+    await apply(fwService('"192.0.2.0/24"'));
+    // Dropped, not rejected: curl times out (28).
+    await eventually('a source outside the ranges to be dropped', fromNode, (b) => b === 'ERR 28');
+    expect(await curlFromNode(`http://${await clusterIP('fw')}/`), 'the cluster IP is not filtered').to.equal('a');
+    await kubectlRun(['-n', NS, 'delete', 'service', 'fw', '--wait=false']);
   });
 
   // Last: it stops the proxy.

@@ -85,6 +85,21 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
     ],
   },
   {
+    name: 'loadBalancerSourceRanges: the load-balancer key is firewalled, its ranges (and, when they take this node, the IP itself) allowed',
+    in: input([svc({ loadBalancerIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['198.51.100.0/24', '192.0.2.7/32'] })], { 'ns1/svc1:http': [B] }, { nodeIPs: ['192.0.2.7'] }),
+    want: [
+      `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
+      `add chain ${T} ext_tcp_1`,
+      `add chain ${T} svc_tcp_1`,
+      `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1),
+      `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080, 203.0.113.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
+      `add element ${T} firewall_allow { 203.0.113.10 . tcp . 80 . 198.51.100.0/24, 203.0.113.10 . tcp . 80 . 192.0.2.7/32, 203.0.113.10 . tcp . 80 . 203.0.113.10/32 }`,
+      `add element ${T} firewall_ips { 203.0.113.10 . tcp . 80 }`,
+      `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 203.0.113.10 . tcp . 80 : goto ext_tcp_1 }`,
+    ],
+  },
+  {
     name: 'ClientIP affinity with its timeout: a sticky chain looks the client up in one set per endpoint index, pick chains record and DNAT',
     in: input([svc({ sessionAffinity: 'ClientIP', stickySeconds: 60 })], { 'ns1/svc1:http': [B, A] }),
     want: [

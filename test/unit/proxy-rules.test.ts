@@ -8,6 +8,7 @@ import {
   beforeCommit,
   endpointChainName,
   externalChainName,
+  firewallChainName,
   generateRules,
   jumpInsertLine,
   jumpRules,
@@ -37,6 +38,7 @@ const input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]
 const SVC = serviceChainName('ns1/svc1:http', 'tcp');
 const SVL = localChainName('ns1/svc1:http', 'tcp');
 const EXT = externalChainName('ns1/svc1:http', 'tcp');
+const FW = firewallChainName('ns1/svc1:http', 'tcp');
 const SEP1 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.1.1:8080');
 const SEP2 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.2.1:8080');
 const SEP3 = endpointChainName('ns1/svc1:http', 'tcp', '10.244.3.1:8080');
@@ -68,6 +70,7 @@ function filter(rules: string[]): string {
     ':KUBE-EXTERNAL-SERVICES - [0:0]',
     ':KUBE-FORWARD - [0:0]',
     ':KUBE-NODEPORTS - [0:0]',
+    ':KUBE-PROXY-FIREWALL - [0:0]',
     ...rules,
     '-A KUBE-FORWARD -m conntrack --ctstate INVALID -j DROP',
     '-A KUBE-FORWARD -m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT',
@@ -273,6 +276,59 @@ const cases: Case[] = [
       ],
     ),
     filter: filter([]),
+  },
+  {
+    name: 'loadBalancerSourceRanges: the load-balancer IP goes through KUBE-FW, which lets the ranges on; KUBE-PROXY-FIREWALL drops the rest',
+    input: input([svc({ loadBalancerIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['198.51.100.0/24', '192.0.2.7/32'] })], { 'ns1/svc1:http': [ep('10.244.1.1')] }),
+    nat: nat(
+      [EXT, FW, SVC, SEP1],
+      [
+        CLUSTER_IP_RULE,
+        `-A KUBE-SERVICES -d 203.0.113.10/32 -p tcp -m comment --comment "ns1/svc1:http loadbalancer IP" -m tcp --dport 80 -j ${FW}`,
+        `-A ${FW} -s 198.51.100.0/24 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+        `-A ${FW} -s 192.0.2.7/32 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+        `-A ${FW} -m comment --comment "other traffic to ns1/svc1:http will be dropped by KUBE-PROXY-FIREWALL"`,
+        MASQ_RULE,
+        `-A ${EXT} -m comment --comment "masquerade traffic for ns1/svc1:http external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -j ${SVC}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ),
+    filter: filter([
+      `-A KUBE-PROXY-FIREWALL -d 203.0.113.10/32 -p tcp -m comment --comment "ns1/svc1:http traffic not accepted by ${FW}" -m tcp --dport 80 -j DROP`,
+    ]),
+  },
+  {
+    name: 'loadBalancerSourceRanges that take this node: its own requests, which come from the load-balancer IP when that is local, are let on too',
+    input: input([svc({ loadBalancerIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['198.51.100.0/24'] })], { 'ns1/svc1:http': [ep('10.244.1.1')] }, { nodeIPs: ['198.51.100.5'] }),
+    nat: nat(
+      [EXT, FW, SVC, SEP1],
+      [
+        CLUSTER_IP_RULE,
+        `-A KUBE-SERVICES -d 203.0.113.10/32 -p tcp -m comment --comment "ns1/svc1:http loadbalancer IP" -m tcp --dport 80 -j ${FW}`,
+        `-A ${FW} -s 198.51.100.0/24 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+        `-A ${FW} -s 203.0.113.10/32 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+        `-A ${FW} -m comment --comment "other traffic to ns1/svc1:http will be dropped by KUBE-PROXY-FIREWALL"`,
+        MASQ_RULE,
+        `-A ${EXT} -m comment --comment "masquerade traffic for ns1/svc1:http external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -j ${SVC}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> 10.244.1.1:8080" -j ${SEP1}`,
+        ...sepRules(SEP1, '10.244.1.1'),
+      ],
+    ).replace(NAT_TAIL, '-A KUBE-SERVICES -d 198.51.100.5/32 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -j KUBE-NODEPORTS'),
+    filter: filter([
+      `-A KUBE-PROXY-FIREWALL -d 203.0.113.10/32 -p tcp -m comment --comment "ns1/svc1:http traffic not accepted by ${FW}" -m tcp --dport 80 -j DROP`,
+    ]),
+  },
+  {
+    name: 'loadBalancerSourceRanges without endpoints: no firewall chain, the load-balancer IP is rejected as before',
+    input: input([svc({ loadBalancerIPs: ['203.0.113.10'], loadBalancerSourceRanges: ['198.51.100.0/24'] })], {}),
+    nat: nat([], []),
+    filter: filter([
+      '-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m tcp --dport 80 -j REJECT',
+      '-A KUBE-EXTERNAL-SERVICES -d 203.0.113.10/32 -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m tcp --dport 80 -j REJECT',
+    ]),
   },
   {
     name: 'headless service is skipped',

@@ -78,6 +78,11 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
     expect(slices[0]!.endpoints![0]).to.have.property('targetRef');
   });
 
+  it('keeps a service\'s load-balancer source ranges annotation, and only it', () => {
+    const annotated = { ...services[1]!, metadata: { ...services[1]!.metadata, annotations: { 'service.beta.kubernetes.io/load-balancer-source-ranges': '192.0.2.0/24', other: 'x' } } };
+    expect(trimService(annotated).metadata?.annotations).to.deep.equal({ 'service.beta.kubernetes.io/load-balancer-source-ranges': '192.0.2.0/24' });
+  });
+
   it('keeps a slice\'s last-change-trigger-time annotation, and only it (network programming latency)', () => {
     const annotated = { ...slices[0]!, metadata: { ...slices[0]!.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z', other: 'x'.repeat(500) } } };
     expect(trimEndpointSlice(annotated).metadata?.annotations).to.deep.equal({ 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z' });

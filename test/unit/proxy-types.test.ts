@@ -66,6 +66,20 @@ describe('proxy types', () => {
     expect(p?.protocol).to.equal('TCP');
   });
 
+  it('reads loadBalancerSourceRanges (IPv4, host bits cleared, once each), else the older annotation', () => {
+    const ranges = (spec: string[] | undefined, annotation?: string) =>
+      servicePortsFromService({
+        ...webService,
+        metadata: { ...webService.metadata, ...(annotation !== undefined ? { annotations: { 'service.beta.kubernetes.io/load-balancer-source-ranges': annotation } } : {}) },
+        spec: { ...webService.spec, ...(spec ? { loadBalancerSourceRanges: spec } : {}) },
+      })[0]!.loadBalancerSourceRanges;
+    expect(ranges([' 198.51.100.77/24', '192.0.2.7/32', '2001:db8::/32', 'nonsense', '198.51.100.0/24', '0.0.0.0/0'])).to.deep.equal(['198.51.100.0/24', '192.0.2.7/32', '0.0.0.0/0']);
+    expect(ranges(undefined, '203.0.113.0/25, 192.0.2.0/24')).to.deep.equal(['203.0.113.0/25', '192.0.2.0/24']);
+    expect(ranges(['192.0.2.0/24'], '203.0.113.0/25'), 'the field wins').to.deep.equal(['192.0.2.0/24']);
+    expect(ranges(undefined), 'none: left out').to.equal(undefined);
+    expect(ranges([]), 'none: left out').to.equal(undefined);
+  });
+
   it('skips headless and ExternalName services', () => {
     expect(servicePortsFromService({ metadata: { namespace: 'ns1', name: 'h' }, spec: { clusterIP: 'None', ports: [{ port: 80 }] } })).to.deep.equal([]);
     expect(servicePortsFromService({ metadata: { namespace: 'ns1', name: 'x' }, spec: { type: 'ExternalName', externalName: 'example.org' } })).to.deep.equal([]);
