@@ -10,6 +10,7 @@ import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
 import { ipv4InCIDR } from './types.ts';
+import { OOM_SCORE_ADJ_DEFAULT } from './oomscore.ts';
 
 export interface BindAddress {
   readonly host: string;
@@ -39,6 +40,8 @@ export interface ProxyConfig {
   readonly logLevel: LogLevel;
   /** Upstream --cleanup: remove every mode's rules and exit (no API server needed). */
   readonly cleanup: boolean;
+  /** Upstream --oom-score-adj: this process's OOM score, set at start (-1000..1000). */
+  readonly oomScoreAdj: number;
   /** --conntrack-*: the kernel conntrack settings written at start. */
   readonly conntrack: ConntrackConfig;
   /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
@@ -78,6 +81,7 @@ const FLAGS = [
   'conntrack-udp-timeout',
   'conntrack-udp-timeout-stream',
   'masquerade-all',
+  'oom-score-adj',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -225,6 +229,11 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   const backend = (get('iptables-backend') ?? PROXY_DEFAULTS.iptablesBackend).trim();
   if (backend !== 'auto' && backend !== 'nft' && backend !== 'legacy') throw invalid('iptables-backend', `'${backend}' is not one of auto, nft, legacy`);
 
+  const oomRaw = get('oom-score-adj')?.trim();
+  if (oomRaw !== undefined && !/^-?\d+$/.test(oomRaw)) throw invalid('oom-score-adj', `'${oomRaw}' is not a whole number`);
+  const oomScoreAdj = oomRaw === undefined ? OOM_SCORE_ADJ_DEFAULT : Number(oomRaw);
+  if (oomScoreAdj < -1000 || oomScoreAdj > 1000) throw invalid('oom-score-adj', `${oomScoreAdj} is outside -1000..1000`);
+
   const masq = get('masquerade-all');
   const masqueradeAll = masq === undefined ? false : parseBool('masquerade-all', masq);
 
@@ -259,6 +268,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     localhostNodePorts,
     logLevel,
     cleanup,
+    oomScoreAdj,
     conntrack,
     ...(fromFile ? { configFile: fromFile.info } : {}),
   });

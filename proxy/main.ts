@@ -37,6 +37,7 @@ import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
 import { type NodeGetter, primaryNodeIP } from './nodeip.ts';
+import { applyOomScoreAdj } from './oomscore.ts';
 import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
@@ -260,6 +261,7 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   log.info('starting', { mode: cfg.mode, apiServer: kc.server });
+  await applyOomScoreAdj(cfg.oomScoreAdj, log);
   const registry = new Registry();
   // process_resident_memory_bytes and friends, as kube-proxy's /metrics has them.
   collectDefaultMetrics({ register: registry });

@@ -34,13 +34,14 @@ export type ProxyFileFlag =
   | 'conntrack-udp-timeout'
   | 'conntrack-udp-timeout-stream'
   | 'masquerade-all'
+  | 'oom-score-adj'
   | 'v';
 
 const MODES = ['iptables', 'nftables', 'userspace'];
 
 const UNSUPPORTED = [
   'featureGates', 'bindAddress', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
-  'winkernel', 'detectLocalMode', 'detectLocal', 'oomScoreAdj', 'configSyncPeriod', 'portRange',
+  'winkernel', 'detectLocalMode', 'detectLocal', 'configSyncPeriod', 'portRange',
   'windowsRunAsService',
 ];
 
@@ -131,6 +132,11 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
     flags.set(key === 'healthzBindAddress' ? 'healthz-bind-address' : 'metrics-bind-address', v.trim());
   }
 
+  const oom = f.int('oomScoreAdj');
+  if (oom !== undefined) {
+    if (oom < -1000 || oom > 1000) throw f.fail('oomScoreAdj', `${oom} is outside -1000..1000`);
+    flags.set('oom-score-adj', String(oom));
+  }
   readModeSections(f, flags);
   readConntrack(f, flags);
   readLogging(f, (v) => flags.set('v', String(v)));

@@ -317,6 +317,12 @@ logging: {verbosity: 5}
     expect(() => proxy(`${PROXY}conntrack: {maxPerCore: many}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.maxPerCore: must be a whole number/);
   });
 
+  it('oomScoreAdj: a value in -1000..1000; null (kubeadm) is the default', () => {
+    expect(proxy(`${PROXY}oomScoreAdj: -500\n`).oomScoreAdj).to.equal(-500);
+    expect(proxy(`${PROXY}oomScoreAdj: null\n`).oomScoreAdj).to.equal(-999);
+    expect(() => proxy(`${PROXY}oomScoreAdj: -2000\n`)).to.throw(/KubeProxyConfiguration\.oomScoreAdj: -2000 is outside -1000\.\.1000/);
+  });
+
   it('masqueradeAll from iptables or nftables; a conflicting pair warns and iptables wins; the flag wins over both', () => {
     expect(proxy(`${PROXY}iptables: {masqueradeAll: true}\n`).masqueradeAll).to.equal(true);
     expect(proxy(`${PROXY}nftables: {masqueradeAll: true}\n`).masqueradeAll).to.equal(true);

@@ -43,6 +43,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       logLevel: 'info',
       cleanup: false,
       masqueradeAll: false,
+      oomScoreAdj: -999,
       conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86400, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: false, udpTimeoutS: 0, udpStreamTimeoutS: 0 },
     });
     expect(Object.isFrozen(c)).to.equal(true);
