@@ -1,7 +1,8 @@
 // kube-proxy's change metrics (pkg/proxy/metrics), the same in every mode:
 // Service and EndpointSlice events seen and waiting, and the network
 // programming latency: from the EndpointSlice controller's trigger time of an
-// endpoint change to the sync that programmed it.
+// endpoint change to the sync that programmed it. Also the count of services
+// whose Local policy finds no endpoint here (set by the rule-based modes).
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 /** Upstream's buckets: 0, 0.25 s, 0.5 s, 1-59 s by 1 s, 60-115 s by 5 s, 2-5 min by 30 s. */
@@ -20,6 +21,7 @@ export class ChangeMetrics {
   readonly endpointChangesTotal: Counter;
   readonly serviceChangesPending: Gauge;
   readonly serviceChangesTotal: Counter;
+  readonly noLocalEndpoints: Gauge<'traffic_policy'>;
 
   constructor(registry: Registry) {
     const registers = [registry];
@@ -33,5 +35,11 @@ export class ChangeMetrics {
     this.endpointChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_endpoint_changes_total', help: 'Cumulative proxy rules Endpoint changes', registers });
     this.serviceChangesPending = new Gauge({ name: 'kubeproxy_sync_proxy_rules_service_changes_pending', help: 'Pending proxy rules Service changes', registers });
     this.serviceChangesTotal = new Counter({ name: 'kubeproxy_sync_proxy_rules_service_changes_total', help: 'Cumulative proxy rules Service changes', registers });
+    this.noLocalEndpoints = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_no_local_endpoints_total',
+      help: 'Number of services with a Local traffic policy and no endpoints',
+      labelNames: ['traffic_policy'],
+      registers,
+    });
   }
 }

@@ -105,6 +105,12 @@ export abstract class ProxierBase implements Proxier {
     return keys;
   }
 
+  /** Service ports with endpoints whose Local policy has none on this node, as of the last sync. */
+  protected reportNoLocalEndpoints(counts: { internal: number; external: number }): void {
+    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, counts.internal);
+    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'external' }, counts.external);
+  }
+
   /** The rules or listeners of the last drain() took effect: the drained changes' latencies are observed. */
   protected synced(): void {
     this.routed.synced(this.services, this.endpoints);

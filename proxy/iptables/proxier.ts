@@ -272,6 +272,7 @@ export class IptablesProxier extends ProxierBase {
       // Where a sync's time goes (the full ones are rare and the ones worth reading).
       // Generation overlaps the nat restore: generateMs ends when the last piece is made, restoreNatMs is the rest.
       parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
+      this.reportNoLocalEndpoints(out.noLocalEndpoints);
       if (full) {
         this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);
         this.metrics.rulesTotal.set({ table: 'filter' }, out.ruleCounts.filter);

@@ -94,7 +94,14 @@ export interface RulesOutput {
   natChains: string[];
   /** `-A` rules in each text (kubeproxy_sync_proxy_rules_iptables_total). */
   ruleCounts: Record<'nat' | 'filter', number>;
+  /** Service ports with endpoints but, under a Local policy, none on this node (kubeproxy_sync_proxy_rules_no_local_endpoints_total). */
+  noLocalEndpoints: NoLocalEndpoints;
   jumps: JumpRule[];
+}
+
+export interface NoLocalEndpoints {
+  internal: number;
+  external: number;
 }
 
 // ---- chain names, exactly as upstream ----
@@ -226,6 +233,9 @@ function portMatch(o: { src?: string; dst?: string; proto: string; note: string;
 }
 
 interface ServiceOutput {
+  /** Has endpoints, but none on this node for its Local internal / external policy. */
+  noLocalInternal: boolean;
+  noLocalExternal: boolean;
   /** Rules in KUBE-SERVICES / KUBE-NODEPORTS (always written). */
   top: string[];
   /** Rules of the service's own chains (plan.chains). */
@@ -305,12 +315,14 @@ function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan
 function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan, ctx: Context): ServiceOutput {
   const { name, proto, svcChain, svlChain, extChain, fwChain, usesFwChain, usesClusterChain, usesLocalChain, usesExtChain } = plan;
   const { cluster, local, reachable, hasAny } = plan.cat;
-  const out: ServiceOutput = { top: [], rules: [], filter: [] };
+  const out: ServiceOutput = { noLocalInternal: false, noLocalExternal: false, top: [], rules: [], filter: [] };
 
   const internalChain = internalPolicyLocal(sp) ? svlChain : svcChain;
   const hasInternal = hasAny && (!internalPolicyLocal(sp) || local.length > 0);
   const externalPolicyChain = externalPolicyLocal(sp) ? svlChain : svcChain;
   const hasExternal = hasAny && (!externalPolicyLocal(sp) || local.length > 0);
+  out.noLocalInternal = hasAny && !hasInternal;
+  out.noLocalExternal = hasAny && !hasExternal;
 
   // What the filter table does with traffic that the nat table does not catch.
   const noEndpoints: Verdict = { note: `${name} has no endpoints`, target: 'REJECT' };
@@ -520,6 +532,8 @@ const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; setti
  */
 interface ServiceText {
   chains: string[];
+  noLocalInternal: boolean;
+  noLocalExternal: boolean;
   top: string;
   topCount: number;
   rules: string;
@@ -542,6 +556,8 @@ function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
     const o = serviceRules(sp, clusterIP, plan, ctx);
     const out: ServiceText = {
       chains: plan.chains,
+      noLocalInternal: o.noLocalInternal,
+      noLocalExternal: o.noLocalExternal,
       top: o.top.join('\n'),
       topCount: o.top.length,
       rules: o.rules.join('\n'),
@@ -656,8 +672,11 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // The nat text so far (since the last piece; an element may hold several lines).
   let lines: string[] = [...declared.map(chainLine), ...headRules];
   let inChunk = 0;
+  const noLocalEndpoints: NoLocalEndpoints = { internal: 0, external: 0 };
   for (const { entry, write } of services) {
     const out = typeof entry.text === 'function' ? entry.text() : entry.text;
+    if (out.noLocalInternal) noLocalEndpoints.internal++;
+    if (out.noLocalExternal) noLocalEndpoints.external++;
     for (const r of out.filter) filterRules.push(r);
     if (out.top) lines.push(out.top);
     natAppends += out.topCount;
@@ -699,6 +718,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     largeCluster: ctx.large,
     natChains,
     ruleCounts: { nat: natAppends, filter: filterRules.length },
+    noLocalEndpoints,
     jumps: jumpRules(input.localhostNodePorts),
   };
 }

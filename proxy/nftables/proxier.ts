@@ -170,6 +170,7 @@ export class NftablesProxier extends ProxierBase {
       if (full) this.lastFullSyncMs = started;
       this.metrics.elements.set(countElements(state.rs));
       this.metrics.chains.set(state.rs.chains.size);
+      this.reportNoLocalEndpoints(state.noLocalEndpoints());
     } catch (err) {
       this.state = undefined;
       this.metrics.syncFailures.inc();

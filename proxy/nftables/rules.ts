@@ -243,6 +243,9 @@ export interface Claim {
 
 /** What one service port contributes to the ruleset (a pure function of it and its endpoints). */
 export interface Fragment {
+  /** Has endpoints, but none on this node for its Local internal / external policy (a metric). */
+  noLocalInternal: boolean;
+  noLocalExternal: boolean;
   claims: Claim[];
   /** Hairpin pairs ("ip . ip"), shared between services. */
   hairpin: string[];
@@ -254,13 +257,18 @@ const REJECT = `goto ${REJECT_CHAIN}`;
 export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], nodeIPs: readonly string[] = []): Fragment | undefined {
   const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
   if (!clusterIP) return undefined;
-  const frag: Fragment = { claims: [], hairpin: [] };
   const proto = sp.protocol.toLowerCase();
   const sticky = sp.sessionAffinity === 'ClientIP';
   const { cluster, local, hasAny } = categorizeEndpoints(eps, sp);
   const accessible = sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerIPs.length > 0;
   const extLocal = accessible && sp.externalTrafficPolicy === 'Local';
   const internal = sp.internalTrafficPolicy === 'Local' ? local : cluster;
+  const frag: Fragment = {
+    noLocalInternal: hasAny && internal.length === 0,
+    noLocalExternal: hasAny && extLocal && local.length === 0,
+    claims: [],
+    hairpin: [],
+  };
 
   let claim: Claim = { key: '', elements: [] };
   const open = (key: string) => frag.claims.push((claim = { key, elements: [] }));

@@ -74,6 +74,17 @@ export class NftState {
     for (const [name, c] of staticChains(opts)) this.rs.chains.set(name, c);
   }
 
+  /** Service ports with endpoints whose Local policy finds none on this node. */
+  noLocalEndpoints(): { internal: number; external: number } {
+    let internal = 0;
+    let external = 0;
+    for (const f of this.frags.values()) {
+      if (f.noLocalInternal) internal++;
+      if (f.noLocalExternal) external++;
+    }
+    return { internal, external };
+  }
+
   /** The port keys ("ns/name:port") of service `svc` ("ns/name") that have a fragment. */
   ownersOf(svc: string): string[] {
     return [...(this.bySvc.get(svc) ?? [])];

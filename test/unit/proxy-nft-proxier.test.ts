@@ -16,7 +16,7 @@ import { NftablesProxier, type NftablesProxierOptions } from '../../proxy/nftabl
 import { newNftablesProxier } from '../../proxy/nftables/setup.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeNft } from '../fakes/nft.ts';
-import { metricValue } from '../fakes/proxyobjects.ts';
+import { labeledMetricValue, metricValue, NO_LOCAL_SERVICES, NO_LOCAL_SLICES } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -71,6 +71,19 @@ describe('proxy NftablesProxier', () => {
     expect(nft.checkInvariants()).to.deep.equal([]);
     expect(sysctls).to.deep.equal([]);
     expect(await metric('nodelet_proxy_nftables_elements')).to.equal(3); // 1 verdict, 2 dnat; no hairpin pairs for endpoints on other nodes
+  });
+
+  it('counts the service ports whose Local policy finds no endpoint here (kubeproxy_sync_proxy_rules_no_local_endpoints_total)', async () => {
+    for (const s of NO_LOCAL_SERVICES) proxier.onServiceAdd(s);
+    for (const s of NO_LOCAL_SLICES) proxier.onSliceAdd(s);
+    await proxier.syncProxyRules();
+    const noLocal = (policy: string) => labeledMetricValue(registry, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', { traffic_policy: policy });
+    expect(await noLocal('internal')).to.equal(1);
+    expect(await noLocal('external')).to.equal(1);
+    proxier.onSliceDelete(NO_LOCAL_SLICES[1]!);
+    expect((await proxier.syncProxyRules()).full).to.equal(false);
+    expect(await noLocal('internal')).to.equal(1);
+    expect(await noLocal('external')).to.equal(0);
   });
 
   it('a change is an incremental transaction with only the changed elements', async () => {

@@ -9,7 +9,7 @@ import { IptablesProxier, ROUTE_LOCALNET, type IptablesProxierOptions } from '..
 import { endpointChainName, serviceChainName } from '../../proxy/iptables/rules.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
-import { metricValue } from '../fakes/proxyobjects.ts';
+import { labeledMetricValue, metricValue, NO_LOCAL_SERVICES, NO_LOCAL_SLICES } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -107,6 +107,20 @@ describe('proxy IptablesProxier', () => {
     // Observed once.
     await proxier.syncProxyRules();
     expect(await metric('kubeproxy_network_programming_duration_seconds')).to.equal(1);
+  });
+
+  it('counts the service ports whose Local policy finds no endpoint here (kubeproxy_sync_proxy_rules_no_local_endpoints_total)', async () => {
+    for (const s of NO_LOCAL_SERVICES) proxier.onServiceAdd(s);
+    for (const s of NO_LOCAL_SLICES) proxier.onSliceAdd(s);
+    await proxier.syncProxyRules();
+    const noLocal = (policy: string) => labeledMetricValue(registry, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', { traffic_policy: policy });
+    expect(await noLocal('internal')).to.equal(1);
+    expect(await noLocal('external')).to.equal(1);
+    // A partial sync counts every service too, not only the changed one.
+    proxier.onSliceDelete(NO_LOCAL_SLICES[0]!);
+    expect((await proxier.syncProxyRules()).full).to.equal(false);
+    expect(await noLocal('internal')).to.equal(0);
+    expect(await noLocal('external')).to.equal(1);
   });
 
   it('masquerades cluster-IP traffic from pods only, or from everyone with masqueradeAll', async () => {
