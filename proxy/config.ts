@@ -11,6 +11,7 @@ import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
 import { ipv4InCIDR } from './types.ts';
 import { OOM_SCORE_ADJ_DEFAULT } from './oomscore.ts';
+import { DETECT_LOCAL_MODES, type DetectLocalMode } from './localdetect.ts';
 
 export interface BindAddress {
   readonly host: string;
@@ -40,6 +41,11 @@ export interface ProxyConfig {
   readonly logLevel: LogLevel;
   /** Upstream --cleanup: remove every mode's rules and exit (no API server needed). */
   readonly cleanup: boolean;
+  /** Upstream --detect-local-mode: how pod traffic is told apart (ClusterCIDR by default). */
+  readonly detectLocalMode: DetectLocalMode;
+  /** --pod-bridge-interface (BridgeInterface mode) and --pod-interface-name-prefix (InterfaceNamePrefix mode). */
+  readonly podBridgeInterface?: string;
+  readonly podInterfaceNamePrefix?: string;
   /** Upstream --oom-score-adj: this process's OOM score, set at start (-1000..1000). */
   readonly oomScoreAdj: number;
   /** --conntrack-*: the kernel conntrack settings written at start. */
@@ -82,6 +88,9 @@ const FLAGS = [
   'conntrack-udp-timeout-stream',
   'masquerade-all',
   'oom-score-adj',
+  'detect-local-mode',
+  'pod-bridge-interface',
+  'pod-interface-name-prefix',
 ] as const;
 type FlagName = (typeof FLAGS)[number];
 
@@ -229,6 +238,20 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   const backend = (get('iptables-backend') ?? PROXY_DEFAULTS.iptablesBackend).trim();
   if (backend !== 'auto' && backend !== 'nft' && backend !== 'legacy') throw invalid('iptables-backend', `'${backend}' is not one of auto, nft, legacy`);
 
+  const detectRaw = (get('detect-local-mode') ?? '').trim();
+  const detectLocalMode = (detectRaw === '' ? 'ClusterCIDR' : detectRaw) as DetectLocalMode;
+  if (!DETECT_LOCAL_MODES.includes(detectLocalMode)) throw invalid('detect-local-mode', `'${detectRaw}' is not one of ${DETECT_LOCAL_MODES.join(', ')}`);
+  const podBridgeInterface = get('pod-bridge-interface')?.trim() || undefined;
+  const podInterfaceNamePrefix = get('pod-interface-name-prefix')?.trim() || undefined;
+  if (detectLocalMode === 'BridgeInterface' && !podBridgeInterface) throw invalid('pod-bridge-interface', 'is required with --detect-local-mode=BridgeInterface');
+  if (detectLocalMode === 'InterfaceNamePrefix' && !podInterfaceNamePrefix) {
+    throw invalid('pod-interface-name-prefix', 'is required with --detect-local-mode=InterfaceNamePrefix');
+  }
+  for (const [flag, v] of [['pod-bridge-interface', podBridgeInterface], ['pod-interface-name-prefix', podInterfaceNamePrefix]] as const) {
+    // A Linux interface name: up to 15 characters, no spaces, quotes or slashes (it goes into rules as is).
+    if (v !== undefined && !/^[A-Za-z0-9_.:-]{1,15}$/.test(v)) throw invalid(flag, `'${v}' is not an interface name`);
+  }
+
   const oomRaw = get('oom-score-adj')?.trim();
   if (oomRaw !== undefined && !/^-?\d+$/.test(oomRaw)) throw invalid('oom-score-adj', `'${oomRaw}' is not a whole number`);
   const oomScoreAdj = oomRaw === undefined ? OOM_SCORE_ADJ_DEFAULT : Number(oomRaw);
@@ -268,6 +291,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     localhostNodePorts,
     logLevel,
     cleanup,
+    detectLocalMode,
+    ...(podBridgeInterface ? { podBridgeInterface } : {}),
+    ...(podInterfaceNamePrefix ? { podInterfaceNamePrefix } : {}),
     oomScoreAdj,
     conntrack,
     ...(fromFile ? { configFile: fromFile.info } : {}),

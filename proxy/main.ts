@@ -36,7 +36,8 @@ import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
-import { type NodeGetter, primaryNodeIP } from './nodeip.ts';
+import { fromNode, type NodeGetter, podCIDRv4, primaryNodeIP } from './nodeip.ts';
+import type { LocalDetector } from './localdetect.ts';
 import { applyOomScoreAdj } from './oomscore.ts';
 import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { loadSplicer } from './userspace/splicer.ts';
@@ -92,9 +93,11 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
     return { proxier, mode: 'userspace' };
   }
   const afterFullSync = deps.afterFullSync ?? (() => void collectGarbage());
+  const getNode = deps.getNode ?? nodeGetter(deps.kc);
   const nodeIPs = cfg.nodePortPrimary
-    ? [await primaryNodeIP(deps.getNode ?? nodeGetter(deps.kc), cfg.nodeName, deps.clock, deps.log, deps.signal)]
+    ? [await primaryNodeIP(getNode, cfg.nodeName, deps.clock, deps.log, deps.signal)]
     : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
+  const detector = await localDetector(deps, cfg, getNode);
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
   }
@@ -115,6 +118,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
         nodeIPs,
         ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
         masqueradeAll: cfg.masqueradeAll,
+        ...(detector ? { localDetector: detector } : {}),
         localhostNodePorts: cfg.localhostNodePorts,
         minSyncPeriodMs: cfg.minSyncPeriodMs,
         syncPeriodMs: cfg.syncPeriodMs,
@@ -132,6 +136,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
       nodeIPs,
       ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
       masqueradeAll: cfg.masqueradeAll,
+      ...(detector ? { localDetector: detector } : {}),
       localhostNodePorts: cfg.localhostNodePorts,
       minSyncPeriodMs: cfg.minSyncPeriodMs,
       syncPeriodMs: cfg.syncPeriodMs,
@@ -139,6 +144,28 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
     },
   );
   return { proxier: withConntrack(inner), mode: 'iptables' };
+}
+
+/** --detect-local-mode as a detector (undefined: none, as upstream's no-op one: no pod traffic is told apart). */
+async function localDetector(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter): Promise<LocalDetector | undefined> {
+  switch (cfg.detectLocalMode) {
+    case 'BridgeInterface':
+      return { mode: 'BridgeInterface', iface: cfg.podBridgeInterface ?? '' };
+    case 'InterfaceNamePrefix':
+      return { mode: 'InterfaceNamePrefix', prefix: cfg.podInterfaceNamePrefix ?? '' };
+    case 'NodeCIDR': {
+      const r = await fromNode(getNode, cfg.nodeName, podCIDRv4, deps.clock, deps.signal);
+      if ('value' in r) {
+        deps.log.info('local traffic: the node\'s pod CIDR', { podCIDR: r.value });
+        return { mode: 'NodeCIDR', cidr: r.value };
+      }
+      deps.log.warn('--detect-local-mode=NodeCIDR: the Node has no IPv4 pod CIDR; pod traffic is not told apart', { reason: r.why });
+      return undefined;
+    }
+    default:
+      if (!cfg.clusterCIDR) deps.log.info('no --cluster-cidr: traffic to cluster IPs from outside the cluster is not masqueraded');
+      return cfg.clusterCIDR ? { mode: 'ClusterCIDR', cidr: cfg.clusterCIDR } : undefined;
+  }
 }
 
 function nodeGetter(kc: KubeClient): NodeGetter {

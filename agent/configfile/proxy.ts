@@ -13,6 +13,7 @@ import {
   readFileUtf8,
 } from './document.ts';
 import { type FileFlags, readLogging } from './kubelet.ts';
+import { DETECT_LOCAL_MODES } from '../../proxy/localdetect.ts';
 
 /** The proxy flags a KubeProxyConfiguration can set. */
 export type ProxyFileFlag =
@@ -35,13 +36,16 @@ export type ProxyFileFlag =
   | 'conntrack-udp-timeout-stream'
   | 'masquerade-all'
   | 'oom-score-adj'
+  | 'detect-local-mode'
+  | 'pod-bridge-interface'
+  | 'pod-interface-name-prefix'
   | 'v';
 
 const MODES = ['iptables', 'nftables', 'userspace'];
 
 const UNSUPPORTED = [
   'featureGates', 'bindAddress', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
-  'winkernel', 'detectLocalMode', 'detectLocal', 'configSyncPeriod', 'portRange',
+  'winkernel', 'configSyncPeriod', 'portRange',
   'windowsRunAsService',
 ];
 
@@ -132,6 +136,19 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
     flags.set(key === 'healthzBindAddress' ? 'healthz-bind-address' : 'metrics-bind-address', v.trim());
   }
 
+  const detectMode = f.string('detectLocalMode')?.trim();
+  if (detectMode) {
+    if (!(DETECT_LOCAL_MODES as readonly string[]).includes(detectMode)) throw f.fail('detectLocalMode', `'${detectMode}' is not one of ${DETECT_LOCAL_MODES.join(', ')}`);
+    flags.set('detect-local-mode', detectMode);
+  }
+  const detect = f.object('detectLocal');
+  if (detect) {
+    const bridge = detect.string('bridgeInterface')?.trim();
+    if (bridge) flags.set('pod-bridge-interface', bridge);
+    const prefix = detect.string('interfaceNamePrefix')?.trim();
+    if (prefix) flags.set('pod-interface-name-prefix', prefix);
+    detect.finish();
+  }
   const oom = f.int('oomScoreAdj');
   if (oom !== undefined) {
     if (oom < -1000 || oom > 1000) throw f.fail('oomScoreAdj', `${oom} is outside -1000..1000`);

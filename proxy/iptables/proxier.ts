@@ -15,6 +15,7 @@ import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
+import type { LocalDetector } from '../localdetect.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -30,6 +31,8 @@ export interface IptablesProxierOptions {
   clusterCIDR?: string;
   /** Upstream's --masquerade-all: every cluster-IP connection gets KUBE-MARK-MASQ, whatever its source. */
   masqueradeAll?: boolean;
+  /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
+  localDetector?: LocalDetector;
   localhostNodePorts: boolean;
   /** Upstream's --iptables-min-sync-period (default 1 s). */
   minSyncPeriodMs?: number;
@@ -126,7 +129,7 @@ export class IptablesProxier extends ProxierBase {
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
   private readonly afterFullSync: (() => void) | undefined;
-  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'clusterCIDR'>;
+  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector'> & Pick<IptablesProxierOptions, 'clusterCIDR'>;
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
@@ -153,6 +156,7 @@ export class IptablesProxier extends ProxierBase {
       nodeIPs: options.nodeIPs,
       localhostNodePorts: options.localhostNodePorts,
       masqueradeAll: options.masqueradeAll ?? false,
+      ...(options.localDetector ? { localDetector: options.localDetector } : {}),
       minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
       syncPeriodMs: options.syncPeriodMs ?? 30000,
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
@@ -224,6 +228,7 @@ export class IptablesProxier extends ProxierBase {
           nodeIPs: this.opts.nodeIPs,
           localhostNodePorts: this.opts.localhostNodePorts,
           masqueradeAll: this.opts.masqueradeAll,
+          ...(this.opts.localDetector ? { localDetector: this.opts.localDetector } : {}),
           ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
         },
         {

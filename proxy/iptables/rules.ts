@@ -15,6 +15,7 @@
 // Not done (yet): topology hints, nfacct counters, IPv6.
 import { isIPv4 } from 'node:net';
 import { sha256Words } from '../../lib/sha256.ts';
+import { detectorOf, iptablesLocalMatches, type LocalDetector } from '../localdetect.ts';
 import { compareEndpoints, endpointString, ipv4InCIDR, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
@@ -53,6 +54,8 @@ export interface RulesInput {
   masqueradeAll?: boolean;
   /** The pod CIDR of the cluster: traffic to a cluster IP from outside it is masqueraded. */
   clusterCIDR?: string;
+  /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
+  localDetector?: LocalDetector;
   /** Adds --random-fully to the MASQUERADE rule (when iptables supports it). */
   randomFully?: boolean;
 }
@@ -605,9 +608,7 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
 export function* generateRulesChunked(input: RulesInput, options: RulesOptions): Generator<string, RulesRest, void> {
   const ctx: Context = {
     input,
-    localDetect: input.clusterCIDR
-      ? { ifLocal: `-s ${input.clusterCIDR}`, ifNotLocal: `! -s ${input.clusterCIDR}` }
-      : undefined,
+    localDetect: ((d) => (d ? iptablesLocalMatches(d) : undefined))(detectorOf(input)),
     large: countEndpoints(input) > LARGE_CLUSTER_ENDPOINTS,
   };
   const existing = options.existingChains;

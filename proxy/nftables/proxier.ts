@@ -16,6 +16,7 @@ import { FULL_SYNC_PERIOD_MS, ROUTE_LOCALNET, type Sysctl } from '../iptables/pr
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { portKey } from '../types.ts';
+import type { LocalDetector } from '../localdetect.ts';
 import type { Nft } from './nft.ts';
 import { serviceFragment } from './rules.ts';
 import { NftState } from './state.ts';
@@ -28,6 +29,8 @@ export interface NftablesProxierOptions {
   clusterCIDR?: string;
   /** Upstream --masquerade-all. */
   masqueradeAll?: boolean;
+  /** --detect-local-mode other than ClusterCIDR. */
+  localDetector?: LocalDetector;
   localhostNodePorts: boolean;
   minSyncPeriodMs?: number;
   /** The periodic resync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
@@ -194,6 +197,7 @@ export class NftablesProxier extends ProxierBase {
       localhostNodePorts: this.opts.localhostNodePorts,
       ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
       ...(this.opts.masqueradeAll ? { masqueradeAll: true } : {}),
+      ...(this.opts.localDetector ? { localDetector: this.opts.localDetector } : {}),
     };
   }
 

@@ -46,6 +46,7 @@
 import { isIPv4 } from 'node:net';
 import { categorizeEndpoints } from '../iptables/rules.ts';
 import { ipv4InCIDR, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { detectorOf, type LocalDetector, nftLocalMatches } from '../localdetect.ts';
 
 export const FAMILY = 'ip';
 export const TABLE = 'nodelet';
@@ -99,6 +100,8 @@ export interface NftRulesInput {
   clusterCIDR?: string;
   /** Upstream --masquerade-all: every cluster-IP connection is masqueraded, whatever its source. */
   masqueradeAll?: boolean;
+  /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
+  localDetector?: LocalDetector;
 }
 
 export interface NftChain {
@@ -178,7 +181,8 @@ function nodePortMatch(input: NftOptions): string | undefined {
 export function staticChains(input: NftOptions): Map<string, NftChain> {
   const chains = new Map<string, NftChain>();
   const b = { chain: (name: string, rules: string[], hook?: string) => void chains.set(name, hook ? { hook, rules } : { rules }) };
-  const cidr = input.clusterCIDR;
+  const detector = detectorOf(input);
+  const local = detector ? nftLocalMatches(detector).local : undefined;
   const np = nodePortMatch(input);
   b.chain('nat_prerouting', ['jump services'], 'type nat hook prerouting priority dstnat; policy accept;');
   // "priority dstnat" is not accepted for the output hook by nft 1.0.6; -100 is its value.
@@ -195,12 +199,12 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
     ...(np ? [`${np} ${PORT_KEY} vmap @service_nodeports`] : []),
   ]);
   b.chain('external_policy_local', [
-    ...(cidr ? [`ip saddr ${cidr} ${ADDR_KEY} vmap @external_cluster`] : []),
+    ...(local ? [`${local} ${ADDR_KEY} vmap @external_cluster`] : []),
     `fib saddr type local ${MARK} ${ADDR_KEY} vmap @external_cluster`,
     `${ADDR_KEY} vmap @external_local`,
   ]);
   b.chain('nodeport_policy_local', [
-    ...(cidr ? [`ip saddr ${cidr} ${PORT_KEY} vmap @nodeport_cluster`] : []),
+    ...(local ? [`${local} ${PORT_KEY} vmap @nodeport_cluster`] : []),
     `fib saddr type local ${MARK} ${PORT_KEY} vmap @nodeport_cluster`,
     `${PORT_KEY} vmap @nodeport_local`,
   ]);
@@ -354,7 +358,7 @@ function dnatRule(kind: Kind, proto: string, k: number, pick: string): { rule: s
 }
 
 /** A load-balancing chain, from its name alone (so any two uses of a name agree). */
-export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'masqueradeAll'>): LbChainDef | undefined {
+export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'localDetector' | 'masqueradeAll'>): LbChainDef | undefined {
   const p = PICK_CHAIN.exec(name);
   if (p) {
     const [kind, proto, k, i, t] = [p[1] as Kind, p[2] as string, Number(p[3]), Number(p[4]), Number(p[5])];
@@ -370,7 +374,8 @@ export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'ma
   const k = Number(m[4]);
   const t = Number(m[5] ?? 0);
   if (sticky !== (m[5] !== undefined)) return undefined;
-  const masq = kind !== 'svc' ? [] : opts.masqueradeAll ? [MARK] : opts.clusterCIDR ? [`ip saddr != ${opts.clusterCIDR} ${MARK}`] : [];
+  const detector = detectorOf(opts);
+  const masq = kind !== 'svc' ? [] : opts.masqueradeAll ? [MARK] : detector ? [`${nftLocalMatches(detector).notLocal} ${MARK}`] : [];
   if (kind === 'ext' || kind === 'npext') {
     const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k, t);
     return { rules: [`${MARK} goto ${next}`], maps: [], next: [next] };

@@ -317,6 +317,12 @@ logging: {verbosity: 5}
     expect(() => proxy(`${PROXY}conntrack: {maxPerCore: many}\n`)).to.throw(/KubeProxyConfiguration\.conntrack\.maxPerCore: must be a whole number/);
   });
 
+  it('detectLocalMode and detectLocal reach the flags; a bad mode names the field', () => {
+    expect(proxy(`${PROXY}detectLocalMode: BridgeInterface\ndetectLocal: {bridgeInterface: cbr0, interfaceNamePrefix: ""}\n`)).to.include({ detectLocalMode: 'BridgeInterface', podBridgeInterface: 'cbr0' });
+    expect(proxy(`${PROXY}detectLocalMode: ""\n`)).to.include({ detectLocalMode: 'ClusterCIDR' });
+    expect(() => proxy(`${PROXY}detectLocalMode: Magic\n`)).to.throw(/KubeProxyConfiguration\.detectLocalMode: 'Magic' is not one of/);
+  });
+
   it('oomScoreAdj: a value in -1000..1000; null (kubeadm) is the default', () => {
     expect(proxy(`${PROXY}oomScoreAdj: -500\n`).oomScoreAdj).to.equal(-500);
     expect(proxy(`${PROXY}oomScoreAdj: null\n`).oomScoreAdj).to.equal(-999);

@@ -42,6 +42,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       localhostNodePorts: true,
       logLevel: 'info',
       cleanup: false,
+      detectLocalMode: 'ClusterCIDR',
       masqueradeAll: false,
       oomScoreAdj: -999,
       conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86400, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: false, udpTimeoutS: 0, udpStreamTimeoutS: 0 },

@@ -164,6 +164,22 @@ describe('proxy startProxy wiring', () => {
     expect(nat).to.not.include('--dst-type LOCAL');
   });
 
+  it('with --detect-local-mode=NodeCIDR, pod traffic is told apart by the Node\'s pod CIDR', async () => {
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    services.release();
+    slices.release();
+    const getNode = async (name: string) => ({ metadata: { name }, spec: { podCIDR: '10.244.7.0/24' } });
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode, listWatches: { services, slices } },
+      cfg('--detect-local-mode=NodeCIDR', '--cluster-cidr=10.244.0.0/16'),
+    );
+    await settle(10);
+    const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
+    expect(nat).to.match(/ ! -s 10\.244\.7\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
+    expect(nat).to.not.include('10.244.0.0/16');
+  });
+
   it('builds the userspace proxier for --proxy-mode=userspace', async () => {
     const services = new GatedListWatch<V1Service>([]);
     const slices = new GatedListWatch<V1EndpointSlice>([]);
