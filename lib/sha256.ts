@@ -83,17 +83,3 @@ export function sha256Words(text: string): Int32Array {
   }
   return H;
 }
-
-/** The digest of `text` as 32 bytes. */
-export function sha256(text: string): Uint8Array {
-  const words = sha256Words(text);
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 8; i++) {
-    const w = words[i]!;
-    out[4 * i] = w >>> 24;
-    out[4 * i + 1] = (w >>> 16) & 255;
-    out[4 * i + 2] = (w >>> 8) & 255;
-    out[4 * i + 3] = w & 255;
-  }
-  return out;
-}

@@ -12,8 +12,8 @@
 import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
 import type { Logger } from '../lib/log.ts';
-import type { Table } from './iptables/iptables.ts';
-import { binariesFor, type Backend, WAIT_FLAGS } from './iptables/restore.ts';
+import { ruleTarget, type Table } from './iptables/iptables.ts';
+import { binariesFor, type Backend, saveRulesets, saveTables, WAIT_FLAGS } from './iptables/restore.ts';
 import {
   isServiceChain,
   KUBE_EXTERNAL_SERVICES,
@@ -60,11 +60,6 @@ export function ownedChain(modes: readonly ProxyMode[], table: OwnedTable, chain
     if (m === 'iptables' && table === 'nat' && isServiceChain(chain)) return true;
   }
   return false;
-}
-
-/** The chain or target a rule spec jumps or goes to (-j/-g); quoted comments cannot fake one. */
-export function ruleTarget(spec: string): string | undefined {
-  return /(?:^|\s)-[jg] (\S+)/.exec(spec.replace(/"(?:[^"\\]|\\.)*"/g, '""'))?.[1];
 }
 
 export interface TableCleanup {
@@ -151,11 +146,21 @@ export interface CleanupReport {
  * tool that cannot run here (no binary, no permission) means there is
  * nothing of that kind to remove: logged at debug, not an error.
  */
-export async function cleanupLeftovers(deps: CleanupDeps, modes: readonly ProxyMode[], backends: readonly Backend[]): Promise<CleanupReport> {
+export async function cleanupLeftovers(
+  deps: CleanupDeps,
+  modes: readonly ProxyMode[],
+  backends: readonly Backend[],
+  saved?: ReadonlyMap<Backend, string>,
+): Promise<CleanupReport> {
   const report: CleanupReport = { removed: [], errors: [] };
   const chainModes = modes.filter((m) => m !== 'nftables');
   if (chainModes.length > 0) {
-    for (const backend of backends) await cleanupIptables(deps, chainModes, backend, report);
+    const rulesets = saved ?? (await saveRulesets(deps.exec, backends));
+    for (const backend of backends) {
+      const save = rulesets.get(backend);
+      if (save === undefined) deps.log.debug('no leftover check: the backend cannot save here', { backend });
+      else await cleanupIptables(deps, chainModes, backend, saveTables(save), report);
+    }
   }
   if (modes.includes('nftables')) await cleanupNftables(deps, report);
   if (report.removed.length > 0) deps.log.info('removed leftover proxy rules', { modes, removed: summarize(report.removed) });
@@ -170,21 +175,11 @@ function summarize(removed: readonly string[]): string[] {
   return perService > 0 ? [...named, `${perService} per-service chains`] : named;
 }
 
-async function cleanupIptables(deps: CleanupDeps, modes: readonly ProxyMode[], backend: Backend, report: CleanupReport): Promise<void> {
+async function cleanupIptables(deps: CleanupDeps, modes: readonly ProxyMode[], backend: Backend, tables: ReadonlyMap<string, string>, report: CleanupReport): Promise<void> {
   const bin = binariesFor(backend);
   for (const table of TABLES) {
-    let save: string;
-    try {
-      const res = await deps.exec(bin.save, ['-t', table], { allowFail: true, timeoutMs: 60_000 });
-      if (res.code !== 0) {
-        deps.log.debug('no leftover check: cannot save the table', { backend, table, stderr: res.stderr.trim().slice(-300) });
-        return;
-      }
-      save = res.stdout;
-    } catch (err) {
-      deps.log.debug('no leftover check: iptables not available', { backend, error: describeError(err) });
-      return;
-    }
+    const save = tables.get(table);
+    if (save === undefined) continue; // a table the backend does not have holds nothing of ours
     const plan = tableCleanup(table, save, (c) => ownedChain(modes, table, c));
     if (plan.kept.length > 0) {
       deps.log.warn('leftover proxy chains kept: chains not ours jump to them', { backend, table, chains: plan.kept.slice(0, 20) });

@@ -158,8 +158,11 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   for (const [f, v] of fromFile?.flags ?? []) if (!values.has(f)) values.set(f, v);
   const get = (f: FlagName) => values.get(f);
 
-  const cleanupFlag = get('cleanup');
-  const cleanup = cleanupFlag === undefined ? false : parseBool('cleanup', cleanupFlag);
+  const bool = (f: FlagName, dflt: boolean): boolean => {
+    const raw = get(f);
+    return raw === undefined ? dflt : parseBool(f, raw);
+  };
+  const cleanup = bool('cleanup', false);
   const kubeconfig = get('kubeconfig') ?? '';
   if (kubeconfig.trim() === '' && !cleanup) {
     throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
@@ -221,13 +224,12 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     return Number(raw);
   };
   const seconds = (f: FlagName, dflt: number) => Math.floor(duration(f, dflt * 1000, 0) / 1000);
-  const beLiberal = get('conntrack-tcp-be-liberal');
   const conntrack: ConntrackConfig = Object.freeze({
     maxPerCore: count('conntrack-max-per-core', CONNTRACK_DEFAULTS.maxPerCore),
     min: count('conntrack-min', CONNTRACK_DEFAULTS.min),
     tcpEstablishedTimeoutS: seconds('conntrack-tcp-timeout-established', CONNTRACK_DEFAULTS.tcpEstablishedTimeoutS),
     tcpCloseWaitTimeoutS: seconds('conntrack-tcp-timeout-close-wait', CONNTRACK_DEFAULTS.tcpCloseWaitTimeoutS),
-    tcpBeLiberal: beLiberal === undefined ? CONNTRACK_DEFAULTS.tcpBeLiberal : parseBool('conntrack-tcp-be-liberal', beLiberal),
+    tcpBeLiberal: bool('conntrack-tcp-be-liberal', CONNTRACK_DEFAULTS.tcpBeLiberal),
     udpTimeoutS: seconds('conntrack-udp-timeout', CONNTRACK_DEFAULTS.udpTimeoutS),
     udpStreamTimeoutS: seconds('conntrack-udp-timeout-stream', CONNTRACK_DEFAULTS.udpStreamTimeoutS),
   });
@@ -257,11 +259,8 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   const oomScoreAdj = oomRaw === undefined ? OOM_SCORE_ADJ_DEFAULT : Number(oomRaw);
   if (oomScoreAdj < -1000 || oomScoreAdj > 1000) throw invalid('oom-score-adj', `${oomScoreAdj} is outside -1000..1000`);
 
-  const masq = get('masquerade-all');
-  const masqueradeAll = masq === undefined ? false : parseBool('masquerade-all', masq);
-
-  const lnp = get('iptables-localhost-nodeports');
-  const localhostNodePorts = lnp === undefined ? true : parseBool('iptables-localhost-nodeports', lnp);
+  const masqueradeAll = bool('masquerade-all', false);
+  const localhostNodePorts = bool('iptables-localhost-nodeports', true);
 
   let logLevel: LogLevel = 'info';
   const v = get('v');

@@ -31,7 +31,7 @@ import {
 } from './healthcheck.ts';
 import { IptablesProxier, type Sysctl } from './iptables/proxier.ts';
 import { newNftablesProxier } from './nftables/setup.ts';
-import { type Backend, type BackendChoice, detectBackend, ExecIptables } from './iptables/restore.ts';
+import { type Backend, type BackendChoice, detectBackend, ExecIptables, saveRulesets } from './iptables/restore.ts';
 import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
@@ -80,9 +80,11 @@ interface Built {
   mode: ProxyMode;
 }
 
-async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Promise<Built> {
+async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rulesets: Promise<ReadonlyMap<Backend, string>>): Promise<Built> {
+  // Detection reads the rulesets saved at start; a backend given by flag needs no save here.
+  const backendOf = async () => detectBackend(exec, cfg.iptablesBackend, cfg.iptablesBackend === 'auto' ? await rulesets : undefined);
   if (cfg.mode === 'userspace') {
-    const backend = await detectBackend(exec, cfg.iptablesBackend);
+    const backend = await backendOf();
     const { splicer, error } = loadSplicer();
     deps.log.info('userspace proxier', { backend, relay: splicer ? 'splice' : 'copy' });
     if (!splicer) deps.log.warn('userspace proxy: the native splice relay is not built (make deps); copying bytes in JS at about half the throughput', { error });
@@ -126,7 +128,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec): Prom
     );
     if (nft) return { proxier: withConntrack(nft), mode: 'nftables' };
   }
-  const backend = await detectBackend(exec, cfg.iptablesBackend);
+  const backend = await backendOf();
   const log = deps.log.child({ component: 'iptables' });
   log.info('iptables proxier', { backend, nodeIPs: nodeIPs.length ? nodeIPs : 'all local addresses' });
   const inner = new IptablesProxier(
@@ -200,9 +202,12 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   deps.signal.addEventListener('abort', onOuterAbort, { once: true });
   if (deps.signal.aborted) abort.abort();
 
-  const { proxier, mode } = await buildProxier(deps, cfg, exec);
+  // One save of each backend's rules, for backend detection and the leftover cleanup.
+  const backends = cleanupBackends(cfg.iptablesBackend);
+  const rulesets = saveRulesets(exec, backends);
+  const { proxier, mode } = await buildProxier(deps, cfg, exec, rulesets);
   // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
-  const leftovers = cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), cleanupBackends(cfg.iptablesBackend));
+  const leftovers = rulesets.then((saved) => cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), backends, saved));
   const conntrack = applyConntrackSettings(deps.kernelFiles ?? realKernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
   const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry) });
 

@@ -22,7 +22,8 @@ export function primaryIPv4(node: V1Node | undefined): string | undefined {
   return undefined;
 }
 
-export const PRIMARY_WAIT_MS = 30_000;
+/** How long a field of the Node is asked for, as upstream. */
+export const NODE_WAIT_MS = 30_000;
 export const LOOPBACK = '127.0.0.1';
 
 /**
@@ -31,7 +32,7 @@ export const LOOPBACK = '127.0.0.1';
  * upstream; undefined after that, with why.
  */
 export async function fromNode<T>(get: NodeGetter, name: string, pick: (node: V1Node) => T | undefined, clock: Clock, signal?: AbortSignal): Promise<{ value: T } | { why: string }> {
-  const deadline = clock.now() + PRIMARY_WAIT_MS;
+  const deadline = clock.now() + NODE_WAIT_MS;
   let why = 'the Node has no such field';
   for (;;) {
     try {

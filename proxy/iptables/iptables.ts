@@ -55,6 +55,13 @@ export function splitWords(spec: string): string[] {
   return words;
 }
 
+/** The chain or target a rule spec jumps or goes to (-j/-g), if any; quoted comments cannot fake one. */
+export function ruleTarget(spec: string): string | undefined {
+  const words = splitWords(spec);
+  const i = words.findIndex((w) => w === '-j' || w === '-g' || w === '--jump' || w === '--goto');
+  return i >= 0 ? words[i + 1] : undefined;
+}
+
 /** The chain names declared in iptables-save output (`:NAME POLICY [p:b]`) of one table. */
 export function chainsFromSave(text: string): Set<string> {
   const out = new Set<string>();

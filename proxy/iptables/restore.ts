@@ -103,22 +103,42 @@ export function countKubeRules(saveText: string): number {
   return n;
 }
 
-async function kubeRules(exec: Exec, cmd: string): Promise<number> {
-  try {
-    const res = await exec(cmd, [], { allowFail: true });
-    return res.code === 0 ? countKubeRules(res.stdout) : 0;
-  } catch {
-    return 0; // binary missing
-  }
+/**
+ * Each backend's whole ruleset (`iptables-<backend>-save`, every table it
+ * has); a backend that cannot run here (no binary, no permission) is left out.
+ * At start the proxy saves once and both detectBackend and the leftover
+ * cleanup read it.
+ */
+export async function saveRulesets(exec: Exec, backends: readonly Backend[]): Promise<Map<Backend, string>> {
+  const out = new Map<Backend, string>();
+  await Promise.all(
+    backends.map(async (b) => {
+      try {
+        const res = await exec(binariesFor(b).save, [], { allowFail: true, timeoutMs: 60_000 });
+        if (res.code === 0) out.set(b, res.stdout);
+      } catch {
+        // binary missing
+      }
+    }),
+  );
+  return out;
+}
+
+/** The tables of iptables-save text by name, each from its `*name` line to its COMMIT. */
+export function saveTables(text: string): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const m of text.matchAll(/^\*(\S+)\n[\s\S]*?^COMMIT$/gm)) out.set(m[1]!, m[0]);
+  return out;
 }
 
 /**
  * The backend to use: `choice` when not 'auto'; else the one whose tables
- * hold more KUBE- rules (iptables-legacy-save vs iptables-nft-save; a
- * missing binary counts as zero), nft when equal.
+ * hold more KUBE- rules (iptables-legacy-save vs iptables-nft-save, or the
+ * rulesets `saved` already holds; a missing binary counts as zero), nft when equal.
  */
-export async function detectBackend(exec: Exec, choice: BackendChoice = 'auto'): Promise<Backend> {
+export async function detectBackend(exec: Exec, choice: BackendChoice = 'auto', saved?: ReadonlyMap<Backend, string>): Promise<Backend> {
   if (choice !== 'auto') return choice;
-  const [legacy, nft] = await Promise.all([kubeRules(exec, 'iptables-legacy-save'), kubeRules(exec, 'iptables-nft-save')]);
+  const texts = saved ?? (await saveRulesets(exec, ['legacy', 'nft']));
+  const [legacy, nft] = [countKubeRules(texts.get('legacy') ?? ''), countKubeRules(texts.get('nft') ?? '')];
   return legacy > nft ? 'legacy' : 'nft';
 }

@@ -7,7 +7,7 @@
 // restore would accept: jumps into empty chains and service chains nobody uses.
 import { NodeletError } from '../../lib/errors.ts';
 import { inputText } from '../../lib/exec.ts';
-import { formatArgs, splitWords, type Iptables, type Table } from '../../proxy/iptables/iptables.ts';
+import { formatArgs, ruleTarget, splitWords, type Iptables, type Table } from '../../proxy/iptables/iptables.ts';
 import { isServiceChain } from '../../proxy/iptables/rules.ts';
 
 const BUILTIN_CHAINS: Record<Table, readonly string[]> = {
@@ -40,12 +40,6 @@ function cloneTable(t: ChainMap): ChainMap {
 }
 
 /** The chain a rule jumps or goes to, if any. */
-export function ruleTarget(spec: string): string | undefined {
-  const words = splitWords(spec);
-  const i = words.findIndex((w) => w === '-j' || w === '-g' || w === '--jump' || w === '--goto');
-  return i >= 0 ? words[i + 1] : undefined;
-}
-
 function fail(lineNo: number, line: string, why: string): never {
   throw new NodeletError('PROXY_RESTORE_FAILED', `iptables-restore: line ${lineNo} failed (${why}): ${line}`);
 }

@@ -4,7 +4,8 @@
 import { expect } from 'chai';
 import { inputText, type Exec, type ExecResult } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
-import { cleanupLeftovers, leftoverModes, ownedChain, ruleTarget, tableCleanup } from '../../proxy/cleanup.ts';
+import { cleanupLeftovers, leftoverModes, ownedChain, tableCleanup } from '../../proxy/cleanup.ts';
+import { ruleTarget } from '../../proxy/iptables/iptables.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
 import { runCleanup } from '../../proxy/main.ts';
 
@@ -180,15 +181,12 @@ interface Call {
   input: string;
 }
 
-/** An exec that answers saves from `tables` (by command and table), records every call, and runs `answer` for the rest. */
-function recordingExec(tables: Record<string, string>, answer: (cmd: string, args: readonly string[]) => ExecResult | Error = () => ok()): { exec: Exec; calls: Call[] } {
+/** An exec that answers whole-ruleset saves from `rulesets` (by command), records every call, and runs `answer` for the rest. */
+function recordingExec(rulesets: Record<string, string>, answer: (cmd: string, args: readonly string[]) => ExecResult | Error = () => ok()): { exec: Exec; calls: Call[] } {
   const calls: Call[] = [];
   const exec: Exec = async (cmd, args, opts) => {
     calls.push({ cmd, args, input: inputText(opts?.input) });
-    if (cmd.endsWith('-save')) {
-      const key = `${cmd} ${args[1]}`;
-      if (key in tables) return ok(tables[key]);
-    }
+    if (cmd.endsWith('-save') && args.length === 0 && cmd in rulesets) return ok(rulesets[cmd]);
     const r = answer(cmd, args);
     if (r instanceof Error) throw r;
     return r;
@@ -205,7 +203,7 @@ const NFT_TABLES = 'table ip filter\ntable ip nodelet\n';
 describe('proxy leftovers: cleanupLeftovers', () => {
   it('restores the plan per backend and table, and deletes the nftables table when listed', async () => {
     const { exec, calls } = recordingExec(
-      { 'iptables-legacy-save nat': NAT_SAVE, 'iptables-legacy-save filter': '', 'iptables-nft-save nat': '', 'iptables-nft-save filter': '' },
+      { 'iptables-legacy-save': NAT_SAVE, 'iptables-nft-save': '' },
       (cmd, args) => (cmd === 'nft' && args[0] === 'list' ? ok(NFT_TABLES) : ok()),
     );
     const report = await cleanupLeftovers({ exec, log: nullLogger() }, ['userspace', 'nftables'], ['legacy', 'nft']);
@@ -235,7 +233,7 @@ describe('proxy leftovers: cleanupLeftovers', () => {
 
   it('reports a restore or delete that fails, and goes on with the rest', async () => {
     const { exec } = recordingExec(
-      { 'iptables-nft-save nat': NAT_SAVE, 'iptables-nft-save filter': '*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FORWARD - [0:0]\nCOMMIT\n' },
+      { 'iptables-nft-save': `${NAT_SAVE}*filter\n:INPUT ACCEPT [0:0]\n:KUBE-FORWARD - [0:0]\nCOMMIT\n` },
       (cmd, args) => {
         if (cmd === 'iptables-nft-restore') return { code: 4, stdout: '', stderr: 'iptables-nft-restore: line 9 failed\n' };
         if (cmd === 'nft') return args[0] === 'list' ? ok(NFT_TABLES) : { code: 1, stdout: '', stderr: 'Error: Could not process rule: Device or resource busy\n' };
@@ -257,7 +255,7 @@ describe('nodelet proxy --cleanup (runCleanup)', () => {
     const cfg = parseProxyFlags(['--cleanup', '--hostname-override', 'n1']);
     expect(cfg.cleanup).to.equal(true);
     const { exec, calls } = recordingExec(
-      { 'iptables-legacy-save nat': NAT_SAVE, 'iptables-legacy-save filter': '', 'iptables-nft-save nat': '', 'iptables-nft-save filter': '' },
+      { 'iptables-legacy-save': NAT_SAVE, 'iptables-nft-save': '' },
       (cmd, args) => (cmd === 'nft' && args[0] === 'list' ? ok(NFT_TABLES) : ok()),
     );
     expect(await runCleanup(cfg, exec, nullLogger())).to.equal(0);
@@ -269,7 +267,7 @@ describe('nodelet proxy --cleanup (runCleanup)', () => {
 
   it('exits 1 when something could not be removed', async () => {
     const cfg = parseProxyFlags(['--cleanup', '--hostname-override', 'n1', '--iptables-backend', 'legacy']);
-    const { exec, calls } = recordingExec({ 'iptables-legacy-save nat': NAT_SAVE, 'iptables-legacy-save filter': '' }, (cmd) =>
+    const { exec, calls } = recordingExec({ 'iptables-legacy-save': NAT_SAVE }, (cmd) =>
       cmd.endsWith('-restore') ? { code: 1, stdout: '', stderr: 'iptables-legacy-restore: unable to initialize table' } : ok(''),
     );
     expect(await runCleanup(cfg, exec, nullLogger())).to.equal(1);

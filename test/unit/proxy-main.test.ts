@@ -114,7 +114,7 @@ describe('proxy startProxy wiring', () => {
   it('removes the other modes\' leftover rules before its first sync', async () => {
     const leftover = '*nat\n:OUTPUT ACCEPT [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n-A OUTPUT -j KUBE-PORTALS-HOST\nCOMMIT\n';
     const base = exec;
-    exec = async (cmd, args, opts) => (cmd === 'iptables-nft-save' && args.join(' ') === '-t nat' ? { code: 0, stdout: leftover, stderr: '' } : base(cmd, args, opts));
+    exec = async (cmd, args, opts) => (cmd === 'iptables-nft-save' && args.length === 0 ? { code: 0, stdout: leftover, stderr: '' } : base(cmd, args, opts));
     const services = new GatedListWatch<V1Service>([web]);
     const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
     services.release();
