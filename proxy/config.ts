@@ -9,7 +9,7 @@ import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
-import { ipv4InCIDR } from './types.ts';
+import { DEFAULT_MASQUERADE_BIT, ipv4InCIDR } from './types.ts';
 import { OOM_SCORE_ADJ_DEFAULT } from './oomscore.ts';
 import { DETECT_LOCAL_MODES, type DetectLocalMode } from './localdetect.ts';
 
@@ -26,6 +26,8 @@ export interface ProxyConfig {
   readonly clusterCIDR?: string;
   /** Upstream --masquerade-all: SNAT every connection to a cluster IP (some CNI plugins need it). */
   readonly masqueradeAll: boolean;
+  /** Upstream --iptables-masquerade-bit (0..31, default 14): the fwmark bit that says "masquerade this", in iptables and nftables modes. */
+  readonly masqueradeBit: number;
   /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
   readonly nodePortAddresses: readonly string[];
   /** --nodeport-addresses primary: NodePorts answer on the node's primary IP (from its Node object) only. */
@@ -87,6 +89,7 @@ const FLAGS = [
   'conntrack-udp-timeout',
   'conntrack-udp-timeout-stream',
   'masquerade-all',
+  'iptables-masquerade-bit',
   'oom-score-adj',
   'detect-local-mode',
   'pod-bridge-interface',
@@ -260,6 +263,10 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   if (oomScoreAdj < -1000 || oomScoreAdj > 1000) throw invalid('oom-score-adj', `${oomScoreAdj} is outside -1000..1000`);
 
   const masqueradeAll = bool('masquerade-all', false);
+  const bitRaw = get('iptables-masquerade-bit')?.trim();
+  if (bitRaw !== undefined && !/^\d+$/.test(bitRaw)) throw invalid('iptables-masquerade-bit', `'${bitRaw}' is not a whole number`);
+  const masqueradeBit = bitRaw === undefined ? DEFAULT_MASQUERADE_BIT : Number(bitRaw);
+  if (masqueradeBit > 31) throw invalid('iptables-masquerade-bit', `${masqueradeBit} is outside 0..31`);
   const localhostNodePorts = bool('iptables-localhost-nodeports', true);
 
   let logLevel: LogLevel = 'info';
@@ -280,6 +287,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     mode,
     ...(clusterCIDR ? { clusterCIDR } : {}),
     masqueradeAll,
+    masqueradeBit,
     nodePortAddresses: Object.freeze(nodePortAddresses),
     nodePortPrimary,
     minSyncPeriodMs,

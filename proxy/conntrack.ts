@@ -4,7 +4,9 @@
 // - a UDP service port gains its first ready endpoint (or appears with one):
 //   flows that started while nothing caught the service IP must be forgotten,
 //   or they never meet the new DNAT rule;
-// - a ready endpoint goes away: flows DNATed to it would keep going there.
+// - a ready endpoint goes away, or stops being one this node sends to (its
+//   topology hints no longer name this zone): flows DNATed to it would keep
+//   going there.
 // The decision is pure (conntrackDeletions); ConntrackCleaner wraps a Proxier,
 // keeps its own view of services and endpoints from the same events, and runs
 // the deletes after the proxier's next successful sync (the new rules must be
@@ -17,12 +19,16 @@ import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
 import type { Logger } from '../lib/log.ts';
 import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
+import type { LocalDetector } from './localdetect.ts';
 import type { Proxier } from './proxier.ts';
+import { categorizeEndpoints, type Topology, ZONE_LABEL } from './categorize.ts';
 import { portKey, serviceKey, type ServicePortInfo } from './types.ts';
 
 export interface ProxyState {
   services: ServiceMap;
   endpoints: EndpointsMap;
+  /** This node and its zone (none: topology hints are not looked at). */
+  topology?: Topology;
 }
 
 function udpPorts(s: ServiceMap): Map<string, ServicePortInfo> {
@@ -31,9 +37,11 @@ function udpPorts(s: ServiceMap): Map<string, ServicePortInfo> {
   return out;
 }
 
+/** The ready endpoints this node sends the port's traffic to. */
 function readyIPs(state: ProxyState, sp: ServicePortInfo): Set<string> {
   const eps = state.endpoints.get(serviceKey(sp.namespace, sp.name))?.get(portKey(sp)) ?? [];
-  return new Set(eps.filter((e) => e.ready).map((e) => e.ip));
+  const { reachable } = categorizeEndpoints(eps, sp, state.topology);
+  return new Set(reachable.filter((e) => e.ready).map((e) => e.ip));
 }
 
 /** Service IPs a client may have sent to: cluster, external and load-balancer IPs. */
@@ -95,9 +103,11 @@ export class ConntrackCleaner implements Proxier {
   private readonly deps: ConntrackCleanerDeps;
   private readonly serviceChanges = new ServiceChangeTracker();
   private readonly endpointChanges: EndpointsChangeTracker;
-  private state: ProxyState = { services: new Map(), endpoints: new Map() };
+  private state: ProxyState;
   private pending: Pending[] = [];
   private lastSeenSync = 0;
+  /** The topology of the next fold. */
+  private topology: Topology;
   /** When the oldest change not yet folded into `state` arrived. */
   private firstUnfolded: number | undefined;
   private stopped = false;
@@ -108,6 +118,8 @@ export class ConntrackCleaner implements Proxier {
     this.inner = inner;
     this.deps = deps;
     this.endpointChanges = new EndpointsChangeTracker(deps.nodeName);
+    this.topology = { nodeName: deps.nodeName, zone: '' };
+    this.state = { services: new Map(), endpoints: new Map(), topology: this.topology };
   }
 
   routedEndpoints(): ReadonlySet<string> | undefined {
@@ -150,6 +162,16 @@ export class ConntrackCleaner implements Proxier {
     this.inner.onSliceDelete(slice);
     this.noteChange(this.endpointChanges.update(slice, undefined));
   }
+  setLocalDetector(detector: LocalDetector): void {
+    this.inner.setLocalDetector(detector);
+  }
+  onTopologyChange(labels: Readonly<Record<string, string>>): void {
+    this.inner.onTopologyChange(labels);
+    const zone = labels[ZONE_LABEL] ?? '';
+    if (zone === this.topology.zone) return;
+    this.topology = { ...this.topology, zone };
+    this.noteChange(true);
+  }
 
   /**
    * Notes a change; the loop folds changes in batches (at most once per poll
@@ -169,7 +191,7 @@ export class ConntrackCleaner implements Proxier {
     if (after === undefined) return;
     this.firstUnfolded = undefined;
     const prev = this.state;
-    const next: ProxyState = { services: new Map(prev.services), endpoints: new Map(prev.endpoints) };
+    const next: ProxyState = { services: new Map(prev.services), endpoints: new Map(prev.endpoints), topology: this.topology };
     this.serviceChanges.drain(next.services);
     this.endpointChanges.drain(next.endpoints);
     this.state = next;

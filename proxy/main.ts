@@ -6,7 +6,7 @@
 // rules are removed (proxy/cleanup.ts) and the conntrack settings written
 // (proxy/conntracklimits.ts). runProxy is the `nodelet proxy`
 // command; with --cleanup it only removes every mode's rules.
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { type Clock, realClock } from '../lib/clock.ts';
 import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
 import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
-import { trimEndpointSlice, trimService } from './trim.ts';
+import { trimEndpointSlice, trimNode, trimService } from './trim.ts';
 import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
@@ -63,9 +63,12 @@ export interface ProxyDeps {
   kernelFiles?: KernelFiles;
   /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
   afterFullSync?: () => void;
-  /** Overrides the API list/watches (tests). */
-  listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice> };
+  /** Overrides the API list/watches (tests); without `nodes`, this node's topology labels are not watched. */
+  listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice>; nodes?: ListWatch<V1Node> };
 }
+
+/** How long the first sync waits for this proxy's Node to be listed (for its zone). */
+const NODE_LIST_WAIT_MS = 5000;
 
 export interface RunningProxy {
   stop(): Promise<void>;
@@ -78,6 +81,8 @@ const writeSysctl: Sysctl = (key, value) => writeFile(`/proc/sys/${key.replaceAl
 interface Built {
   proxier: Proxier;
   mode: ProxyMode;
+  /** The pod CIDR that tells pod traffic apart (--detect-local-mode NodeCIDR), when the Node had one. */
+  podCIDR?: string;
 }
 
 async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rulesets: Promise<ReadonlyMap<Backend, string>>): Promise<Built> {
@@ -100,6 +105,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
     ? [await primaryNodeIP(getNode, cfg.nodeName, deps.clock, deps.log, deps.signal)]
     : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
   const detector = await localDetector(deps, cfg, getNode);
+  const podCIDR = detector?.mode === 'NodeCIDR' ? { podCIDR: detector.cidr } : {};
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
   }
@@ -120,13 +126,14 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
         nodeIPs,
         ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
         masqueradeAll: cfg.masqueradeAll,
+        masqueradeBit: cfg.masqueradeBit,
         ...(detector ? { localDetector: detector } : {}),
         localhostNodePorts: cfg.localhostNodePorts,
         minSyncPeriodMs: cfg.minSyncPeriodMs,
         syncPeriodMs: cfg.syncPeriodMs,
       },
     );
-    if (nft) return { proxier: withConntrack(nft), mode: 'nftables' };
+    if (nft) return { proxier: withConntrack(nft), mode: 'nftables', ...podCIDR };
   }
   const backend = await backendOf();
   const log = deps.log.child({ component: 'iptables' });
@@ -138,6 +145,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
       nodeIPs,
       ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
       masqueradeAll: cfg.masqueradeAll,
+      masqueradeBit: cfg.masqueradeBit,
       ...(detector ? { localDetector: detector } : {}),
       localhostNodePorts: cfg.localhostNodePorts,
       minSyncPeriodMs: cfg.minSyncPeriodMs,
@@ -145,7 +153,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
       backend,
     },
   );
-  return { proxier: withConntrack(inner), mode: 'iptables' };
+  return { proxier: withConntrack(inner), mode: 'iptables', ...podCIDR };
 }
 
 /** --detect-local-mode as a detector (undefined: none, as upstream's no-op one: no pod traffic is told apart). */
@@ -205,7 +213,8 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   // One save of each backend's rules, for backend detection and the leftover cleanup.
   const backends = cleanupBackends(cfg.iptablesBackend);
   const rulesets = saveRulesets(exec, backends);
-  const { proxier, mode } = await buildProxier(deps, cfg, exec, rulesets);
+  const built = await buildProxier(deps, cfg, exec, rulesets);
+  const { proxier, mode } = built;
   // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
   const leftovers = rulesets.then((saved) => cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), backends, saved));
   const conntrack = applyConntrackSettings(deps.kernelFiles ?? realKernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
@@ -215,10 +224,13 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
     services: kubeListWatch<V1Service>(deps.kc, '/api/v1/services', { labelSelector: PROXY_LABEL_SELECTOR }),
     slices: kubeListWatch<V1EndpointSlice>(deps.kc, '/apis/discovery.k8s.io/v1/endpointslices', { labelSelector: PROXY_LABEL_SELECTOR }),
   };
+  // This proxy's own Node, for its zone label (topology hints), as upstream's node informer.
+  const nodeLW = deps.listWatches ? deps.listWatches.nodes : kubeListWatch<V1Node>(deps.kc, '/api/v1/nodes', { fieldSelector: `metadata.name=${cfg.nodeName}` });
   const informerLog = log.child({ component: 'informer' });
   // Each object as the proxy needs it, no more (proxy/trim.ts).
   const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: informerLog, transform: trimService });
   const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: informerLog, transform: trimEndpointSlice });
+  const node = nodeLW && new Informer<V1Node>({ name: 'node', listWatch: nodeLW, clock, log: informerLog, transform: trimNode });
 
   // Health-check node ports follow the informers' stores, recomputed after any change (coalesced, serialized).
   const hcServer = new ServiceHealthServer({ log: log.child({ component: 'healthcheck' }), proxyHealthy: () => health.healthy() });
@@ -251,6 +263,17 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   };
   services.addHandler(svcHandler);
   slices.addHandler(sliceHandler);
+  // NodeCIDR mode follows the Node's pod CIDR: one set after start, or changed (upstream restarts for that).
+  let podCIDR = built.podCIDR;
+  const onNode = (n: V1Node) => {
+    proxier.onTopologyChange(n.metadata?.labels ?? {});
+    const cidr = cfg.detectLocalMode === 'NodeCIDR' && mode !== 'userspace' ? podCIDRv4(n) : undefined;
+    if (cidr === undefined || cidr === podCIDR) return;
+    log.info(podCIDR ? 'local traffic: the node\'s pod CIDR changed' : 'local traffic: the node has a pod CIDR now', { podCIDR: cidr, was: podCIDR });
+    podCIDR = cidr;
+    proxier.setLocalDetector({ mode: 'NodeCIDR', cidr });
+  };
+  node?.addHandler({ onAdd: onNode, onUpdate: (_, n) => onNode(n), onDelete: () => proxier.onTopologyChange({}) });
 
   const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health, undefined, proxier));
   const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, deps.registry));
@@ -267,8 +290,12 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
 
   services.start(abort.signal);
   slices.start(abort.signal);
+  node?.start(abort.signal);
+  // The first sync uses the zone when the Node is listed in time; an unlisted
+  // Node (no permission to list it, say) delays nothing for longer.
+  const nodeListed = node && Promise.race([node.waitForSync(abort.signal), clock.sleep(NODE_LIST_WAIT_MS, abort.signal)]);
   try {
-    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal), leftovers, conntrack]);
+    await Promise.all([services.waitForSync(abort.signal), slices.waitForSync(abort.signal), nodeListed, leftovers, conntrack]);
   } catch (err) {
     await stop();
     throw err;

@@ -8,6 +8,8 @@ import { RoutedSnapshot, type RoutedSource } from './routed.ts';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { ChangeMetrics } from './changemetrics.ts';
+import { type Topology, ZONE_LABEL } from './categorize.ts';
+import type { LocalDetector } from './localdetect.ts';
 
 export type ProxyMode = 'iptables' | 'userspace' | 'nftables';
 
@@ -22,6 +24,18 @@ export interface Proxier extends RoutedSource {
   onSliceAdd(slice: V1EndpointSlice): void;
   onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void;
   onSliceDelete(slice: V1EndpointSlice): void;
+  /**
+   * This node's labels, from its Node object ({} when it has none or is gone):
+   * its zone picks the endpoints of services with topology hints (upstream's
+   * OnTopologyChange). A change of zone rewrites every service.
+   */
+  onTopologyChange(labels: Readonly<Record<string, string>>): void;
+  /**
+   * How pod traffic is told apart from now on (--detect-local-mode NodeCIDR:
+   * the Node's pod CIDR, set or changed after start); the next sync rewrites
+   * everything. Userspace mode tells nothing apart and ignores it.
+   */
+  setLocalDetector(detector: LocalDetector): void;
 }
 
 /**
@@ -41,8 +55,10 @@ export abstract class ProxierBase implements Proxier {
   private readonly wallClock: Clock;
   /** Trigger times (ms) of drained endpoint changes whose sync has not gone through yet. */
   private unprogrammed: number[] = [];
+  private readonly topo: Topology;
 
   protected constructor(nodeName: string, deps: { registry: Registry; clock: Clock }) {
+    this.topo = { nodeName, zone: '' };
     this.wallClock = deps.clock;
     // Trigger times from before this start (the initial list) are not latencies of ours.
     this.endpointChanges = new EndpointsChangeTracker(nodeName, deps.clock.now());
@@ -51,8 +67,11 @@ export abstract class ProxierBase implements Proxier {
 
   abstract start(): void;
   abstract stop(): Promise<void>;
+  abstract setLocalDetector(detector: LocalDetector): void;
   /** An informer event changed something: queue a sync. */
   protected abstract changed(): void;
+  /** What was synced no longer holds for any service (the zone changed): the next sync rewrites everything. */
+  protected abstract invalidate(): void;
 
   routedEndpoints(): ReadonlySet<string> | undefined {
     return this.routed.routedEndpoints();
@@ -75,6 +94,19 @@ export abstract class ProxierBase implements Proxier {
   }
   onSliceDelete(slice: V1EndpointSlice): void {
     this.sliceEvent(slice, undefined);
+  }
+
+  onTopologyChange(labels: Readonly<Record<string, string>>): void {
+    const zone = labels[ZONE_LABEL] ?? '';
+    if (zone === this.topo.zone) return;
+    this.topo.zone = zone;
+    this.invalidate();
+    this.changed();
+  }
+
+  /** This node and its zone, as of now (a copy: a sync keeps what it used). */
+  protected topology(): Topology {
+    return { ...this.topo };
   }
 
   private serviceEvent(prev: V1Service | undefined, cur: V1Service | undefined): void {
@@ -113,7 +145,7 @@ export abstract class ProxierBase implements Proxier {
 
   /** The rules or listeners of the last drain() took effect: the drained changes' latencies are observed. */
   protected synced(): void {
-    this.routed.synced(this.services, this.endpoints);
+    this.routed.synced(this.services, this.endpoints, this.topology());
     if (this.unprogrammed.length === 0) return;
     const now = this.wallClock.now();
     // Wall clocks of two machines: a trigger "in the future" is clock skew, counted as 0.

@@ -4,7 +4,7 @@
 // loses no requests: the pod is signalled only once no new connection can
 // reach it. Kept as a snapshot of the synced state (map copies, no walk) and
 // worked out on the first question after each sync.
-import { usable, usesClusterEndpoints, usesLocalEndpoints } from './iptables/rules.ts';
+import { categorizeEndpoints, type Topology } from './categorize.ts';
 import type { EndpointsMap, ServiceMap } from './changetracker.ts';
 import { portKey } from './types.ts';
 
@@ -19,12 +19,12 @@ export interface RoutedSource {
 }
 
 export class RoutedSnapshot implements RoutedSource {
-  private snap: { services: ServiceMap; endpoints: EndpointsMap } | undefined;
+  private snap: { services: ServiceMap; endpoints: EndpointsMap; topology: Topology | undefined } | undefined;
   private ips: Set<string> | undefined;
 
   /** After a successful sync: what was programmed (copies of the maps; their values are replaced, never changed). */
-  synced(services: ServiceMap, endpoints: EndpointsMap): void {
-    this.snap = { services: new Map(services), endpoints: new Map(endpoints) };
+  synced(services: ServiceMap, endpoints: EndpointsMap, topology?: Topology): void {
+    this.snap = { services: new Map(services), endpoints: new Map(endpoints), topology };
     this.ips = undefined;
   }
 
@@ -36,9 +36,8 @@ export class RoutedSnapshot implements RoutedSource {
         const byPort = this.snap.endpoints.get(svc);
         if (!byPort) continue;
         for (const sp of ports) {
-          const eps = byPort.get(portKey(sp)) ?? [];
-          if (usesClusterEndpoints(sp)) for (const e of usable(eps)) if (e.ready) ips.add(e.ip);
-          if (usesLocalEndpoints(sp)) for (const e of usable(eps.filter((x) => x.isLocal))) if (e.ready) ips.add(e.ip);
+          const { reachable } = categorizeEndpoints(byPort.get(portKey(sp)) ?? [], sp, this.snap.topology);
+          for (const e of reachable) if (e.ready) ips.add(e.ip);
         }
       }
       this.ips = ips;

@@ -5,7 +5,7 @@
 // pod a slice endpoint points at, annotations such as kubectl's
 // last-applied-configuration, owner references, managed fields) is memory
 // held for nothing, 10k times over in a large cluster.
-import type { V1EndpointSlice, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
 import { LAST_CHANGE_TRIGGER_TIME } from './changetracker.ts';
 import { SOURCE_RANGES_ANNOTATION } from './types.ts';
 
@@ -39,8 +39,8 @@ export function trimEndpointSlice(slice: V1EndpointSlice): V1EndpointSlice {
   const out: V1EndpointSlice = {
     ...pick(slice, ['apiVersion', 'kind', 'ports']),
     addressType: slice.addressType,
-    // Each endpoint without its targetRef (the pod), deprecatedTopology and hints.
-    endpoints: (slice.endpoints ?? []).map((e) => pick(e, ['addresses', 'conditions', 'nodeName', 'zone'])),
+    // Each endpoint without its targetRef (the pod) and deprecatedTopology.
+    endpoints: (slice.endpoints ?? []).map((e) => pick(e, ['addresses', 'conditions', 'nodeName', 'zone', 'hints'])),
   };
   if (slice.metadata) {
     out.metadata = pick(slice.metadata, META_KEYS);
@@ -48,5 +48,13 @@ export function trimEndpointSlice(slice: V1EndpointSlice): V1EndpointSlice {
     const trigger = slice.metadata.annotations?.[LAST_CHANGE_TRIGGER_TIME];
     if (trigger !== undefined) out.metadata.annotations = { [LAST_CHANGE_TRIGGER_TIME]: trigger };
   }
+  return out;
+}
+
+/** This proxy's Node: its labels (the zone, for topology hints), its pod CIDRs (NodeCIDR mode) and identity. */
+export function trimNode(node: V1Node): V1Node {
+  const out: V1Node = pick(node, ['apiVersion', 'kind']);
+  if (node.metadata) out.metadata = pick(node.metadata, META_KEYS);
+  if (node.spec) out.spec = pick(node.spec, ['podCIDR', 'podCIDRs']);
   return out;
 }

@@ -10,6 +10,14 @@ export type TrafficPolicy = 'Cluster' | 'Local';
 /** Upstream's default for sessionAffinityConfig.clientIP.timeoutSeconds (3 hours). */
 export const DEFAULT_STICKY_SECONDS = 10800;
 
+/** Upstream's --iptables-masquerade-bit default: mark 0x4000 says "masquerade this". */
+export const DEFAULT_MASQUERADE_BIT = 14;
+
+/** The fwmark of a masquerade bit, as iptables-save prints it ("0x4000" for 14). */
+export function masqueradeMark(bit: number = DEFAULT_MASQUERADE_BIT): string {
+  return `0x${(2 ** bit).toString(16)}`;
+}
+
 /** The label that ties an EndpointSlice to its Service. */
 export const SERVICE_NAME_LABEL = 'kubernetes.io/service-name';
 
@@ -52,6 +60,10 @@ export interface Endpoint {
   nodeName?: string;
   /** On this node (nodeName matches). */
   isLocal: boolean;
+  /** hints.forZones names: the zones whose nodes should use this endpoint (left out when none). */
+  zoneHints?: string[];
+  /** hints.forNodes names (trafficDistribution PreferSameNode; left out when none). */
+  nodeHints?: string[];
 }
 
 /** "ns/name": the key of a Service (and of its slices' service). */
@@ -177,6 +189,12 @@ export function compareEndpoints(a: Endpoint, b: Endpoint): number {
   return ipToNumber(a.ip) - ipToNumber(b.ip) || a.port - b.port;
 }
 
+/** The names of a hint list, sorted; undefined when there are none. */
+function hintNames(list: readonly { name: string }[] | undefined): string[] | undefined {
+  const names = (list ?? []).map((h) => h.name).filter((n) => typeof n === 'string' && n !== '');
+  return names.length > 0 ? names.sort() : undefined;
+}
+
 /**
  * Endpoints per service port key ("ns/name:port"), merged over all the given
  * slices as upstream's EndpointSliceCache does: the slice port is matched to
@@ -209,6 +227,10 @@ export function endpointsFromSlices(slices: readonly V1EndpointSlice[], nodeName
           isLocal: e.nodeName !== undefined && e.nodeName === nodeName,
         };
         if (e.nodeName !== undefined) ep.nodeName = e.nodeName;
+        const zones = hintNames(e.hints?.forZones);
+        if (zones) ep.zoneHints = zones;
+        const nodes = hintNames(e.hints?.forNodes);
+        if (nodes) ep.nodeHints = nodes;
         const id = endpointString(ep);
         if (!set.has(id) || ep.isLocal) set.set(id, ep);
       }

@@ -35,6 +35,7 @@ export type ProxyFileFlag =
   | 'conntrack-udp-timeout'
   | 'conntrack-udp-timeout-stream'
   | 'masquerade-all'
+  | 'iptables-masquerade-bit'
   | 'oom-score-adj'
   | 'detect-local-mode'
   | 'pod-bridge-interface'
@@ -163,13 +164,14 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
 }
 
 /**
- * iptables.* and nftables.*: nodelet has one pair of sync periods and one
- * masqueradeAll for every mode, so either section sets them; iptables wins
- * where both are given.
+ * iptables.* and nftables.*: nodelet has one pair of sync periods, one
+ * masqueradeAll and one masqueradeBit for every mode, so either section sets
+ * them; iptables wins where both are given.
  */
 function readModeSections(f: Fields, flags: Map<ProxyFileFlag, string>): void {
   const periods: Record<'syncPeriod' | 'minSyncPeriod', { ms: number; field: Fields } | undefined> = { syncPeriod: undefined, minSyncPeriod: undefined };
   let masqueradeAll: { value: boolean; field: Fields } | undefined;
+  let masqueradeBit: { value: number; field: Fields } | undefined;
   for (const section of ['iptables', 'nftables'] as const) {
     const s = f.object(section);
     if (!s) continue;
@@ -190,9 +192,12 @@ function readModeSections(f: Fields, flags: Map<ProxyFileFlag, string>): void {
       if (lnp !== undefined) flags.set('iptables-localhost-nodeports', String(lnp));
       s.unsupported(['snatNodeInternalIP']);
     }
-    // kubeadm writes the default, 14 (mark 0x4000), which is the mark nodelet uses; another bit is not supported.
     const bit = s.int('masqueradeBit');
-    if (bit !== undefined && bit !== 14) s.warn('masqueradeBit', `nodelet uses bit 14 (mark 0x4000); ${bit} is not supported and is ignored`);
+    if (bit !== undefined) {
+      if (bit < 0 || bit > 31) throw s.fail('masqueradeBit', `${bit} is outside 0..31`);
+      if (!masqueradeBit) masqueradeBit = { value: bit, field: s };
+      else if (masqueradeBit.value !== bit) s.warn('masqueradeBit', `nodelet uses one masqueradeBit for every mode and takes ${masqueradeBit.field.field('masqueradeBit')}; ignored`);
+    }
     s.finish();
   }
   const sync = periods.syncPeriod;
@@ -203,6 +208,7 @@ function readModeSections(f: Fields, flags: Map<ProxyFileFlag, string>): void {
   if (sync) flags.set('iptables-sync-period', `${sync.ms}ms`);
   if (min) flags.set('iptables-min-sync-period', `${min.ms}ms`);
   if (masqueradeAll) flags.set('masquerade-all', String(masqueradeAll.value));
+  if (masqueradeBit) flags.set('iptables-masquerade-bit', String(masqueradeBit.value));
 }
 
 /**

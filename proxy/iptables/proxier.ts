@@ -16,6 +16,7 @@ import { BoundedFrequencyRunner } from '../runner.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
+import { DEFAULT_MASQUERADE_BIT } from '../types.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -31,6 +32,8 @@ export interface IptablesProxierOptions {
   clusterCIDR?: string;
   /** Upstream's --masquerade-all: every cluster-IP connection gets KUBE-MARK-MASQ, whatever its source. */
   masqueradeAll?: boolean;
+  /** Upstream's --iptables-masquerade-bit (default 14). */
+  masqueradeBit?: number;
   /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
   localDetector?: LocalDetector;
   localhostNodePorts: boolean;
@@ -129,7 +132,7 @@ export class IptablesProxier extends ProxierBase {
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
   private readonly afterFullSync: (() => void) | undefined;
-  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector'> & Pick<IptablesProxierOptions, 'clusterCIDR'>;
+  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector' | 'clusterCIDR'>;
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
 
@@ -156,6 +159,7 @@ export class IptablesProxier extends ProxierBase {
       nodeIPs: options.nodeIPs,
       localhostNodePorts: options.localhostNodePorts,
       masqueradeAll: options.masqueradeAll ?? false,
+      masqueradeBit: options.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
       ...(options.localDetector ? { localDetector: options.localDetector } : {}),
       minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
       syncPeriodMs: options.syncPeriodMs ?? 30000,
@@ -186,6 +190,16 @@ export class IptablesProxier extends ProxierBase {
   protected changed(): void {
     this.metrics.lastQueued.set(this.clock.now() / 1000);
     this.runner.run();
+  }
+
+  protected invalidate(): void {
+    this.needFullSync = true;
+  }
+
+  setLocalDetector(detector: LocalDetector): void {
+    this.opts.localDetector = detector;
+    this.invalidate();
+    this.changed();
   }
 
   /**
@@ -228,8 +242,10 @@ export class IptablesProxier extends ProxierBase {
           nodeIPs: this.opts.nodeIPs,
           localhostNodePorts: this.opts.localhostNodePorts,
           masqueradeAll: this.opts.masqueradeAll,
+          masqueradeBit: this.opts.masqueradeBit,
           ...(this.opts.localDetector ? { localDetector: this.opts.localDetector } : {}),
           ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
+          topology: this.topology(),
         },
         {
           full,

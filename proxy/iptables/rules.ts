@@ -12,11 +12,12 @@
 // name order (see generateRulesChunked: both backends restore that much
 // faster); it is handed to iptables-restore in pieces.
 //
-// Not done (yet): topology hints, nfacct counters, IPv6.
+// Not done (yet): nfacct counters, IPv6.
 import { isIPv4 } from 'node:net';
 import { sha256Words } from '../../lib/sha256.ts';
 import { detectorOf, iptablesLocalMatches, type LocalDetector } from '../localdetect.ts';
-import { compareEndpoints, endpointString, ipv4InCIDR, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { type Categorized, categorizeEndpoints, externallyAccessible, externalPolicyLocal, internalPolicyLocal, type Topology, usesClusterEndpoints, usesLocalEndpoints } from '../categorize.ts';
+import { compareEndpoints, endpointString, ipv4InCIDR, masqueradeMark, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -30,8 +31,6 @@ export const KUBE_FIREWALL = 'KUBE-FIREWALL';
 /** Drops what a KUBE-FW-* chain let through undNATed: load-balancer traffic from sources outside the ranges. */
 export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 
-/** The mark for "masquerade this" (upstream's default --iptables-masquerade-bit 14). */
-export const MASQ_MARK = '0x4000';
 
 /** Prefixes of the per-service chains this generator owns (and may delete when stale). */
 export const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;
@@ -52,12 +51,16 @@ export interface RulesInput {
   localhostNodePorts: boolean;
   /** Masquerade all traffic to cluster IPs. */
   masqueradeAll?: boolean;
+  /** The fwmark bit that says "masquerade this" (default 14, mark 0x4000). */
+  masqueradeBit?: number;
   /** The pod CIDR of the cluster: traffic to a cluster IP from outside it is masqueraded. */
   clusterCIDR?: string;
   /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
   localDetector?: LocalDetector;
   /** Adds --random-fully to the MASQUERADE rule (when iptables supports it). */
   randomFully?: boolean;
+  /** This node and its zone, for topology hints (none: every ready endpoint). */
+  topology?: Topology;
 }
 
 export interface RulesOptions {
@@ -164,54 +167,6 @@ export function probability(n: number): string {
   return (1 / n).toFixed(10);
 }
 
-// ---- endpoint selection, as upstream's CategorizeEndpoints (without topology) ----
-
-interface Categorized {
-  cluster: Endpoint[];
-  local: Endpoint[];
-  /** Union of the two: the endpoints that get a KUBE-SEP chain. */
-  reachable: Endpoint[];
-  /** Some usable endpoint exists anywhere in the cluster. */
-  hasAny: boolean;
-}
-
-function externallyAccessible(sp: ServicePortInfo): boolean {
-  return sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerIPs.length > 0;
-}
-
-function externalPolicyLocal(sp: ServicePortInfo): boolean {
-  return externallyAccessible(sp) && sp.externalTrafficPolicy === 'Local';
-}
-
-function internalPolicyLocal(sp: ServicePortInfo): boolean {
-  return sp.internalTrafficPolicy === 'Local';
-}
-
-/** Cluster endpoints are needed unless only Local policy applies (external Local still short-circuits to them). */
-export function usesClusterEndpoints(sp: ServicePortInfo): boolean {
-  return !internalPolicyLocal(sp) || externallyAccessible(sp);
-}
-
-export function usesLocalEndpoints(sp: ServicePortInfo): boolean {
-  return internalPolicyLocal(sp) || externalPolicyLocal(sp);
-}
-
-/** Ready endpoints; when there are none, the serving and terminating ones (so draining pods still answer). */
-export function usable(eps: readonly Endpoint[]): Endpoint[] {
-  const ready = eps.filter((e) => e.ready);
-  return ready.length > 0 ? ready : eps.filter((e) => e.serving && e.terminating);
-}
-
-export function categorizeEndpoints(unsorted: readonly Endpoint[], sp: ServicePortInfo): Categorized {
-  const eps = [...unsorted].sort(compareEndpoints);
-  const cluster = usesClusterEndpoints(sp) ? usable(eps) : [];
-  const local = usesLocalEndpoints(sp) ? usable(eps.filter((e) => e.isLocal)) : [];
-  const hasAny = eps.some((e) => e.ready || (e.serving && e.terminating));
-  const seen = new Set(cluster.map(endpointString));
-  const reachable = [...cluster, ...local.filter((e) => !seen.has(endpointString(e)))].sort(compareEndpoints);
-  return { cluster, local, reachable, hasAny };
-}
-
 // ---- text ----
 
 function host(ip: string): string {
@@ -290,7 +245,7 @@ interface ServicePlan {
   chains: string[];
 }
 
-function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan {
+function planService(sp: ServicePortInfo, eps: readonly Endpoint[], topo: Topology | undefined): ServicePlan {
   const name = portKey(sp);
   const proto = sp.protocol.toLowerCase();
   const h = portProtoHash(name, proto);
@@ -298,7 +253,7 @@ function planService(sp: ServicePortInfo, eps: readonly Endpoint[]): ServicePlan
   const svlChain = `KUBE-SVL-${h}`;
   const extChain = `KUBE-EXT-${h}`;
   const fwChain = `KUBE-FW-${h}`;
-  const cat = categorizeEndpoints(eps, sp);
+  const cat = categorizeEndpoints(eps, sp, topo);
   const usesClusterChain = cat.cluster.length > 0 && usesClusterEndpoints(sp);
   const usesLocalChain = cat.local.length > 0 && usesLocalEndpoints(sp);
   // The EXT chain is needed even without external endpoints, for the short-circuit of local traffic.
@@ -551,10 +506,11 @@ interface ServiceEntry {
 }
 
 function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceEntry {
-  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}`;
+  const topo = ctx.input.topology;
+  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}|${topo?.nodeName ?? ''}|${topo?.zone ?? ''}`;
   const hit = ruleCache.get(sp);
   if (hit && hit.eps === eps && hit.settings === settings) return { chains: hit.out.chains, text: hit.out };
-  const plan = planService(sp, eps);
+  const plan = planService(sp, eps, topo);
   const make = () => {
     const o = serviceRules(sp, clusterIP, plan, ctx);
     const out: ServiceText = {
@@ -618,11 +574,12 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL];
   const filterRules: string[] = [];
   const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
+  const mark = masqueradeMark(input.masqueradeBit);
   const headRules = [
-    `-A ${KUBE_POSTROUTING} -m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`,
-    `-A ${KUBE_POSTROUTING} -j MARK --xor-mark ${MASQ_MARK}`,
+    `-A ${KUBE_POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`,
+    `-A ${KUBE_POSTROUTING} -j MARK --xor-mark ${mark}`,
     `-A ${KUBE_POSTROUTING} ${comment('kubernetes service traffic requiring SNAT')} -j MASQUERADE${input.randomFully ? ' --random-fully' : ''}`,
-    `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${MASQ_MARK}`,
+    `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${mark}`,
   ];
   let natAppends = headRules.length;
   if (input.localhostNodePorts) {
@@ -709,7 +666,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
 
   filterRules.push(
     `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
-    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding rules')} -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT`,
+    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
     `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
   );
 

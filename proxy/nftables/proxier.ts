@@ -29,6 +29,8 @@ export interface NftablesProxierOptions {
   clusterCIDR?: string;
   /** Upstream --masquerade-all. */
   masqueradeAll?: boolean;
+  /** Upstream's masquerade bit (default 14). */
+  masqueradeBit?: number;
   /** --detect-local-mode other than ClusterCIDR. */
   localDetector?: LocalDetector;
   localhostNodePorts: boolean;
@@ -138,6 +140,16 @@ export class NftablesProxier extends ProxierBase {
     this.runner.run();
   }
 
+  protected invalidate(): void {
+    this.state = undefined;
+  }
+
+  setLocalDetector(detector: LocalDetector): void {
+    this.opts.localDetector = detector;
+    this.invalidate();
+    this.changed();
+  }
+
   /** One sync. Never throws: a failure is logged and counted, the next sync is full, a retry comes after minSyncPeriod. */
   async syncProxyRules(): Promise<NftSyncResult> {
     const started = this.clock.now();
@@ -197,6 +209,7 @@ export class NftablesProxier extends ProxierBase {
       localhostNodePorts: this.opts.localhostNodePorts,
       ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
       ...(this.opts.masqueradeAll ? { masqueradeAll: true } : {}),
+      ...(this.opts.masqueradeBit !== undefined ? { masqueradeBit: this.opts.masqueradeBit } : {}),
       ...(this.opts.localDetector ? { localDetector: this.opts.localDetector } : {}),
     };
   }
@@ -207,18 +220,20 @@ export class NftablesProxier extends ProxierBase {
     const endpoints = flattenEndpoints(this.endpoints);
     const ports = flattenServices(this.services).map((sp) => [portKey(sp), sp] as const);
     ports.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? [], this.opts.nodeIPs));
+    const topo = this.topology();
+    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? [], this.opts.nodeIPs, topo));
     state.takeJournal(); // journaling from here on
     return state;
   }
 
   /** Brings the model up to date for the services ("ns/name") whose service or endpoints changed. */
   private update(state: NftState, changed: ReadonlySet<string>): void {
+    const topo = this.topology();
     for (const svc of changed) {
       const eps = this.endpoints.get(svc);
       const now = new Map((this.services.get(svc) ?? []).map((sp) => [portKey(sp), sp] as const));
       for (const owner of state.ownersOf(svc)) if (!now.has(owner)) state.set(owner, undefined);
-      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? [], this.opts.nodeIPs));
+      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? [], this.opts.nodeIPs, topo));
     }
   }
 

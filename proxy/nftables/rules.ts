@@ -44,15 +44,12 @@
 // model with ipv6_addr keys). No topology. loadBalancerSourceRanges are two
 // sets (firewalled keys; allowed key . source ranges) and one rule before DNAT.
 import { isIPv4 } from 'node:net';
-import { categorizeEndpoints } from '../iptables/rules.ts';
-import { ipv4InCIDR, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { categorizeEndpoints, type Topology } from '../categorize.ts';
+import { ipv4InCIDR, masqueradeMark, type Endpoint, type ServicePortInfo } from '../types.ts';
 import { detectorOf, type LocalDetector, nftLocalMatches } from '../localdetect.ts';
 
 export const FAMILY = 'ip';
 export const TABLE = 'nodelet';
-/** The mark for "masquerade this" (kube-proxy's default masquerade bit 14, shared with the iptables mode). */
-export const MASQ_MARK = '0x4000';
-
 export const VMAP_ADDR = 'type ipv4_addr . inet_proto . inet_service : verdict';
 export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
 /**
@@ -100,8 +97,12 @@ export interface NftRulesInput {
   clusterCIDR?: string;
   /** Upstream --masquerade-all: every cluster-IP connection is masqueraded, whatever its source. */
   masqueradeAll?: boolean;
+  /** The fwmark bit that says "masquerade this" (default 14, mark 0x4000). */
+  masqueradeBit?: number;
   /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
   localDetector?: LocalDetector;
+  /** This node and its zone, for topology hints (none: every ready endpoint). */
+  topology?: Topology;
 }
 
 export interface NftChain {
@@ -160,7 +161,10 @@ export function dnatMapName(kind: Kind, proto: string, k: number): string | unde
   return base && `${base}_${proto}_${k}`;
 }
 
-const MARK = `meta mark set meta mark | ${MASQ_MARK}`;
+/** The statement that marks a packet for masquerading. */
+function markSet(opts: Pick<NftOptions, 'masqueradeBit'>): string {
+  return `meta mark set meta mark | ${masqueradeMark(opts.masqueradeBit)}`;
+}
 const ADDR_KEY = 'ip daddr . meta l4proto . th dport';
 const PORT_KEY = 'meta l4proto . th dport';
 /** What a sticky client is remembered by: per service address and port, as upstream per service port. */
@@ -184,14 +188,16 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
   const detector = detectorOf(input);
   const local = detector ? nftLocalMatches(detector).local : undefined;
   const np = nodePortMatch(input);
+  const MARK = markSet(input);
+  const mark = masqueradeMark(input.masqueradeBit);
   b.chain('nat_prerouting', ['jump services'], 'type nat hook prerouting priority dstnat; policy accept;');
   // "priority dstnat" is not accepted for the output hook by nft 1.0.6; -100 is its value.
   b.chain('nat_output', ['jump services'], 'type nat hook output priority -100; policy accept;');
   b.chain('nat_postrouting', [
     // Hairpin: an endpoint that reached itself through a service must be masqueraded, or it answers itself.
     `ct status dnat ip saddr . ip daddr @hairpin ${MARK}`,
-    `meta mark & ${MASQ_MARK} == 0 return`,
-    `meta mark set meta mark ^ ${MASQ_MARK}`,
+    `meta mark & ${mark} == 0 return`,
+    `meta mark set meta mark ^ ${mark}`,
     'masquerade fully-random',
   ], 'type nat hook postrouting priority srcnat; policy accept;');
   b.chain('services', [
@@ -258,12 +264,12 @@ export interface Fragment {
 const REJECT = `goto ${REJECT_CHAIN}`;
 
 /** The fragment of one service port, or undefined when it has no IPv4 cluster IP. */
-export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], nodeIPs: readonly string[] = []): Fragment | undefined {
+export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], nodeIPs: readonly string[] = [], topo?: Topology): Fragment | undefined {
   const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
   if (!clusterIP) return undefined;
   const proto = sp.protocol.toLowerCase();
   const sticky = sp.sessionAffinity === 'ClientIP';
-  const { cluster, local, hasAny } = categorizeEndpoints(eps, sp);
+  const { cluster, local, hasAny } = categorizeEndpoints(eps, sp, topo);
   const accessible = sp.nodePort !== 0 || sp.externalIPs.length > 0 || sp.loadBalancerIPs.length > 0;
   const extLocal = accessible && sp.externalTrafficPolicy === 'Local';
   const internal = sp.internalTrafficPolicy === 'Local' ? local : cluster;
@@ -358,7 +364,7 @@ function dnatRule(kind: Kind, proto: string, k: number, pick: string): { rule: s
 }
 
 /** A load-balancing chain, from its name alone (so any two uses of a name agree). */
-export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'localDetector' | 'masqueradeAll'>): LbChainDef | undefined {
+export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'localDetector' | 'masqueradeAll' | 'masqueradeBit'>): LbChainDef | undefined {
   const p = PICK_CHAIN.exec(name);
   if (p) {
     const [kind, proto, k, i, t] = [p[1] as Kind, p[2] as string, Number(p[3]), Number(p[4]), Number(p[5])];
@@ -375,6 +381,7 @@ export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'lo
   const t = Number(m[5] ?? 0);
   if (sticky !== (m[5] !== undefined)) return undefined;
   const detector = detectorOf(opts);
+  const MARK = markSet(opts);
   const masq = kind !== 'svc' ? [] : opts.masqueradeAll ? [MARK] : detector ? [`${nftLocalMatches(detector).notLocal} ${MARK}`] : [];
   if (kind === 'ext' || kind === 'npext') {
     const next = lbChainName(kind === 'ext' ? 'svc' : 'np', sticky, proto, k, t);

@@ -237,6 +237,6 @@ export function buildRuleset(input: NftRulesInput): Ruleset {
   const { services, endpoints, ...opts } = input;
   const st = new NftState(opts, false);
   const sorted = [...services].map((sp) => [portKey(sp), sp] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts.nodeIPs));
+  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts.nodeIPs, opts.topology));
   return st.rs;
 }

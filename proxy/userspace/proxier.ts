@@ -43,6 +43,7 @@ import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { clusterEndpoints, type Topology } from '../categorize.ts';
 import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import type { Iptables } from '../iptables/iptables.ts';
 import { ProxierBase } from '../proxier.ts';
@@ -89,10 +90,13 @@ export function chooseHostIP(ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): st
   return undefined;
 }
 
-/** Ready endpoints; when none is ready, the serving terminating ones (as the iptables mode). */
-export function usableEndpoints(eps: readonly Endpoint[]): string[] {
-  const ready = eps.filter((e) => e.ready);
-  return (ready.length > 0 ? ready : eps.filter((e) => e.serving && e.terminating)).map(endpointString);
+/**
+ * Ready endpoints, within the topology hints that name this node or zone;
+ * when none is ready, the serving terminating ones (as the iptables mode).
+ * Traffic policies are not looked at (upstream's userspace mode had none).
+ */
+export function usableEndpoints(eps: readonly Endpoint[], topo?: Topology): string[] {
+  return clusterEndpoints(eps, topo).map(endpointString);
 }
 
 interface PortEntry {
@@ -198,6 +202,12 @@ export class UserspaceProxier extends ProxierBase {
     this.runner.run();
   }
 
+  /** Every sync sets every port's endpoints: nothing is kept to invalidate. */
+  protected invalidate(): void {}
+
+  /** Userspace mode tells no pod traffic apart (upstream's had no local detection). */
+  setLocalDetector(): void {}
+
   /** The proxy port of a service port key ("ns/name:port"), if it is being proxied. */
   proxyPort(key: string): number | undefined {
     return this.ports.get(key)?.socket.port;
@@ -234,7 +244,8 @@ export class UserspaceProxier extends ProxierBase {
     }
 
     const endpoints = flattenEndpoints(this.endpoints);
-    for (const key of this.ports.keys()) this.lb.setEndpoints(key, usableEndpoints(endpoints.get(key) ?? []));
+    const topo = this.topology();
+    for (const key of this.ports.keys()) this.lb.setEndpoints(key, usableEndpoints(endpoints.get(key) ?? [], topo));
     this.lb.cleanupStaleStickySessions();
     // The balancer takes new connections to these from now on, whatever the iptables part does.
     this.synced();

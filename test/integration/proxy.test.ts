@@ -263,6 +263,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       '--iptables-sync-period', '10s',
       // iptables mode answers node ports on the node's primary IP only (its Node object's InternalIP); the others on every local address.
       ...(mode === 'iptables' ? ['--nodeport-addresses', 'primary'] : []),
+      // nftables mode marks with another bit than the default 14.
+      ...(mode === 'nftables' ? ['--iptables-masquerade-bit', '12'] : []),
       '--v', '4',
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
@@ -306,6 +308,8 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       expect(nat).to.not.include(':KUBE-SERVICES').and.not.include(':KUBE-PORTALS-HOST');
       const table = (await inNode(n, 'nft', ['list', 'table', 'ip', 'nodelet'], { timeoutMs: 15_000 })).stdout;
       expect(table).to.include('map service_ips').and.include('chain nat_prerouting');
+      // This mode runs with --iptables-masquerade-bit 12 (the hairpin and NodePort tests need its masquerade to work).
+      expect(table).to.include('meta mark & 0x00001000 == 0x00000000 return').and.not.include('0x00004000');
       return;
     }
     const own = mode === 'userspace' ? ':KUBE-PORTALS-HOST' : ':KUBE-SERVICES';
@@ -472,6 +476,26 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await eventually('a source outside the ranges to be dropped', fromNode, (b) => b === 'ERR 28');
     expect(await curlFromNode(`http://${await clusterIP('fw')}/`), 'the cluster IP is not filtered').to.equal('a');
     await kubectlRun(['-n', NS, 'delete', 'service', 'fw', '--wait=false']);
+  });
+
+  it('follows topology hints for its Node\'s zone label, and the label as it changes', async () => {
+    const ZONE = 'topology.kubernetes.io/zone';
+    const zones: Record<string, string> = { a: 'zone-a', b: 'zone-a', c: 'zone-b' };
+    const eps = BACKENDS.map((b) => `  - addresses: ["${ipOf(b)}"]\n    conditions: {ready: true}\n    nodeName: ${nodeName}\n    hints: {forZones: [{name: ${zones[b]}}]}`);
+    const zonedSlice = slice('zoned', 'TCP', 'http', 8080, []).replace('  []', eps.join('\n'));
+    await apply([service('zoned', '  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'), zonedSlice].join('---\n'));
+    const ip = await clusterIP('zoned');
+    const seen = async () => [...new Set(await curlMany(`http://${ip}/`, 20))].sort().join(',');
+    try {
+      await kubectlRun(['label', 'node', nodeName, `${ZONE}=zone-a`, '--overwrite']);
+      await eventually('only zone-a\'s endpoints (a, b) to answer', seen, (s) => s === 'a,b');
+      await kubectlRun(['label', 'node', nodeName, `${ZONE}=zone-b`, '--overwrite']);
+      await eventually('only zone-b\'s endpoint (c) to answer', seen, (s) => s === 'c');
+    } finally {
+      await kubectlRun(['label', 'node', nodeName, `${ZONE}-`], { allowFail: true });
+    }
+    // No zone: the hints are not used.
+    await eventually('every endpoint to answer again', seen, (s) => s === 'a,b,c');
   });
 
   // Last: it stops the proxy.

@@ -338,6 +338,17 @@ logging: {verbosity: 5}
     expect(proxy(`${PROXY}iptables: {masqueradeAll: true}\n`, '--masquerade-all=false').masqueradeAll).to.equal(false);
   });
 
+  it('masqueradeBit from iptables or nftables (0..31); a conflicting pair warns and iptables wins; the flag wins over both', () => {
+    expect(proxy(PROXY).masqueradeBit).to.equal(14);
+    expect(proxy(`${PROXY}iptables: {masqueradeBit: 12}\n`).masqueradeBit).to.equal(12);
+    expect(proxy(`${PROXY}nftables: {masqueradeBit: 0}\n`).masqueradeBit).to.equal(0);
+    const c = proxy(`${PROXY}iptables: {masqueradeBit: 12}\nnftables: {masqueradeBit: 13}\n`);
+    expect(c.masqueradeBit).to.equal(12);
+    expect(c.configFile?.warnings.map((w) => w.field)).to.deep.equal(['KubeProxyConfiguration.nftables.masqueradeBit']);
+    expect(proxy(`${PROXY}iptables: {masqueradeBit: 12}\n`, '--iptables-masquerade-bit=15').masqueradeBit).to.equal(15);
+    expect(() => proxy(`${PROXY}iptables: {masqueradeBit: 32}\n`)).to.throw('KubeProxyConfiguration.iptables.masqueradeBit: 32 is outside 0..31');
+  });
+
   it("nodePortAddresses [primary]: the node's primary IP", () => {
     expect(proxy(`${PROXY}nodePortAddresses: [primary]\n`)).to.deep.include({ nodePortPrimary: true, nodePortAddresses: [] });
   });
@@ -356,9 +367,8 @@ logging: {verbosity: 5}
   });
 
   it('warns about unknown and unsupported fields with their path; kubeadm-style empty defaults stay quiet', () => {
-    const c = proxy(`${PROXY}bindAddress: 0.0.0.0\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeBit: 12, minSyncPerod: 1s}\nnftables: {masqueradeBit: 14}\nfeatureGates: {}\n`);
+    const c = proxy(`${PROXY}bindAddress: 0.0.0.0\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeBit: 14, minSyncPerod: 1s}\nnftables: {masqueradeBit: 14}\nfeatureGates: {}\n`);
     expect(c.configFile?.warnings.map((w) => `${w.field}: ${w.message}`)).to.deep.equal([
-      'KubeProxyConfiguration.iptables.masqueradeBit: nodelet uses bit 14 (mark 0x4000); 12 is not supported and is ignored',
       'KubeProxyConfiguration.iptables.minSyncPerod: unknown field; ignored',
       'KubeProxyConfiguration.bindAddress: not supported by nodelet; ignored',
     ]);

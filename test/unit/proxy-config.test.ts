@@ -44,6 +44,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       cleanup: false,
       detectLocalMode: 'ClusterCIDR',
       masqueradeAll: false,
+      masqueradeBit: 14,
       oomScoreAdj: -999,
       conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86400, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: false, udpTimeoutS: 0, udpStreamTimeoutS: 0 },
     });
@@ -108,6 +109,13 @@ describe('proxy flags (parseProxyFlags)', () => {
 
   it('takes --nodeport-addresses primary (kube-proxy 1.29+)', () => {
     expect(parse('--nodeport-addresses=primary')).to.deep.include({ nodePortPrimary: true, nodePortAddresses: [] });
+  });
+
+  it('takes --iptables-masquerade-bit 0..31 (default 14)', () => {
+    expect(parse('--iptables-masquerade-bit=12').masqueradeBit).to.equal(12);
+    expect(parse('--iptables-masquerade-bit', '0').masqueradeBit).to.equal(0);
+    expect(messageOf(() => parse('--iptables-masquerade-bit=32'))).to.match(/--iptables-masquerade-bit: 32 is outside 0\.\.31/);
+    expect(messageOf(() => parse('--iptables-masquerade-bit=-1'))).to.match(/--iptables-masquerade-bit: '-1' is not a whole number/);
   });
 
   it('takes --masquerade-all bare or with a value (default false)', () => {

@@ -4,6 +4,7 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Exec } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { ConntrackCleaner, conntrackDeletions, type ProxyState } from '../../proxy/conntrack.ts';
+import type { LocalDetector } from '../../proxy/localdetect.ts';
 import type { Proxier } from '../../proxy/proxier.ts';
 import { endpointsFromSlices, serviceKey, servicePortsFromService } from '../../proxy/types.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
@@ -17,18 +18,18 @@ const svc = (name: string, protocol: 'UDP' | 'TCP' = 'UDP', nodePort?: number): 
   },
 });
 
-const slice = (service: string, ips: string[], notReady: string[] = []): V1EndpointSlice => ({
+const slice = (service: string, ips: string[], notReady: string[] = [], zones: Record<string, string> = {}): V1EndpointSlice => ({
   metadata: { name: `${service}-abc`, namespace: 'ns', labels: { 'kubernetes.io/service-name': service } },
   addressType: 'IPv4',
   ports: [{ name: 'p', port: 5353, protocol: 'UDP' }],
   endpoints: [
-    ...ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+    ...ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, ...(zones[ip] ? { hints: { forZones: [{ name: zones[ip] }] } } : {}) })),
     ...notReady.map((ip) => ({ addresses: [ip], conditions: { ready: false } })),
   ],
 });
 
-function state(services: V1Service[], slices: V1EndpointSlice[]): ProxyState {
-  const s: ProxyState = { services: new Map(), endpoints: new Map() };
+function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string): ProxyState {
+  const s: ProxyState = { services: new Map(), endpoints: new Map(), ...(zone !== undefined ? { topology: { nodeName: 'n1', zone } } : {}) };
   for (const v of services) s.services.set(serviceKey('ns', v.metadata!.name!), servicePortsFromService(v));
   for (const sl of slices) {
     const name = sl.metadata!.labels!['kubernetes.io/service-name']!;
@@ -84,6 +85,12 @@ describe('proxy conntrack cleanup decisions (conntrackDeletions)', () => {
       want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53'],
     },
     {
+      name: 'the node moves to another zone: flows to the endpoints hinted for the old one go',
+      prev: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' })], 'z1'),
+      cur: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' })], 'z2'),
+      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1'],
+    },
+    {
       name: 'TCP services never need it',
       prev: state([svc('web', 'TCP')], [slice('web', ['192.0.2.1'])]),
       cur: state([], [slice('web', ['192.0.2.2'])]),
@@ -108,6 +115,8 @@ class RecordingProxier implements Proxier {
   onSliceAdd(s: V1EndpointSlice) { this.calls.push(`slice+ ${s.metadata?.name}`); }
   onSliceUpdate(_p: V1EndpointSlice, s: V1EndpointSlice) { this.calls.push(`slice~ ${s.metadata?.name}`); }
   onSliceDelete(s: V1EndpointSlice) { this.calls.push(`slice- ${s.metadata?.name}`); }
+  onTopologyChange(labels: Readonly<Record<string, string>>) { this.calls.push(`topology ${JSON.stringify(labels)}`); }
+  setLocalDetector(d: LocalDetector) { this.calls.push(`detector ${JSON.stringify(d)}`); }
 }
 
 describe('proxy ConntrackCleaner', () => {
@@ -144,7 +153,12 @@ describe('proxy ConntrackCleaner', () => {
     cleaner.onSliceUpdate(sl, sl);
     cleaner.onSliceDelete(sl);
     cleaner.onServiceDelete(s);
-    expect(inner.calls).to.deep.equal(['start', 'svc+ dns', 'svc~ dns', 'slice+ dns-abc', 'slice~ dns-abc', 'slice- dns-abc', 'svc- dns']);
+    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
+    cleaner.setLocalDetector({ mode: 'NodeCIDR', cidr: '10.244.0.0/24' });
+    expect(inner.calls).to.deep.equal([
+      'start', 'svc+ dns', 'svc~ dns', 'slice+ dns-abc', 'slice~ dns-abc', 'slice- dns-abc', 'svc- dns',
+      'topology {"topology.kubernetes.io/zone":"z1"}', 'detector {"mode":"NodeCIDR","cidr":"10.244.0.0/24"}',
+    ]);
   });
 
   it('runs the deletes only after a sync that ended after the change, then once more after the next sync', async () => {
@@ -166,6 +180,29 @@ describe('proxy ConntrackCleaner', () => {
     lastSync = clock.now();
     await clock.advance(100);
     expect(ran.length).to.equal(2);
+  });
+
+  it('after the node\'s zone changes, forgets the flows to endpoints hinted for the old zone only', async () => {
+    cleaner.start();
+    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
+    cleaner.onServiceAdd(svc('dns'));
+    cleaner.onSliceAdd(slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' }));
+    await clock.advance(200);
+    lastSync = clock.now();
+    await clock.advance(1000);
+    lastSync = clock.now();
+    await clock.advance(1000);
+    ran = [];
+    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1', other: 'label' }); // same zone: nothing
+    await clock.advance(200);
+    lastSync = clock.now();
+    await clock.advance(1000);
+    expect(ran).to.deep.equal([]);
+    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z2' });
+    await clock.advance(200);
+    lastSync = clock.now();
+    await clock.advance(1000);
+    expect(ran).to.deep.equal(['conntrack -D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1']);
   });
 
   it('does nothing for TCP changes', async () => {

@@ -3,14 +3,14 @@
 // synced. Cluster IPs in 10.96.0.0/12, endpoints in 192.0.2.0/24 (RFC 5737).
 import { expect } from 'chai';
 import { KubeClient } from '../../lib/kube/client.ts';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { Registry } from 'prom-client';
 import { errorCode } from '../../lib/errors.ts';
 import { inputText, type Exec, type ExecResult } from '../../lib/exec.ts';
 import type { ListWatch, WatchEvent } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
-import { startProxy, type RunningProxy } from '../../proxy/main.ts';
+import { type ProxyDeps, startProxy, type RunningProxy } from '../../proxy/main.ts';
 import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
 import { CONNTRACK_HASHSIZE, CONNTRACK_MAX, type KernelFiles } from '../../proxy/conntracklimits.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
@@ -84,6 +84,22 @@ describe('proxy startProxy wiring', () => {
   const cfg = (...extra: string[]) =>
     parseProxyFlags(['--kubeconfig', '/k', '--hostname-override', 'n1', '--healthz-bind-address=', '--metrics-bind-address=', '--iptables-localhost-nodeports=false', ...extra]);
 
+  /** Starts the proxy on list/watches that answer at once (web and its slice unless `empty`), and lets its first sync run. */
+  async function startListed(args: string[], deps: Partial<ProxyDeps> = {}, empty = false): Promise<RunningProxy> {
+    const services = new GatedListWatch<V1Service>(empty ? [] : [web]);
+    const slices = new GatedListWatch<V1EndpointSlice>(empty ? [] : [webSlice]);
+    services.release();
+    slices.release();
+    running = await startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices }, ...deps },
+      cfg(...args),
+    );
+    await settle(10);
+    return running;
+  }
+
+  const firstNat = () => restores.find((t) => t.startsWith('*nat')) ?? '';
+
   it('starts the proxier only after both informers synced, then syncs the rules the objects call for', async () => {
     const clock = new FakeClock();
     const services = new GatedListWatch<V1Service>([web]);
@@ -111,19 +127,62 @@ describe('proxy startProxy wiring', () => {
     expect(restores.join('\n')).to.not.include('--to-destination 192.0.2.10:8080');
   });
 
+  it('watches its Node: the first sync uses its zone for topology hints, and a label change resyncs', async () => {
+    const clock = new FakeClock();
+    const zoned: V1EndpointSlice = {
+      ...webSlice,
+      endpoints: [
+        { addresses: ['192.0.2.10'], conditions: { ready: true }, hints: { forZones: [{ name: 'zone-a' }] } },
+        { addresses: ['192.0.2.11'], conditions: { ready: true }, hints: { forZones: [{ name: 'zone-b' }] } },
+      ],
+    };
+    const node = (zone: string, rv: string): V1Node => ({ metadata: { name: 'n1', resourceVersion: rv, labels: { 'topology.kubernetes.io/zone': zone } } });
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([zoned]);
+    const nodes = new GatedListWatch<V1Node>([node('zone-a', '5')]);
+    const starting = startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices, nodes } },
+      cfg(),
+    );
+    services.release();
+    slices.release();
+    await settle(10);
+    expect(restores, 'no sync before the Node is listed (or the wait for it ends)').to.deep.equal([]);
+    nodes.release();
+    running = await starting;
+    await settle(10);
+    const dnats = () => [...(restores.filter((t) => t.startsWith('*nat')).at(-1) ?? '').matchAll(/--to-destination (\S+)/g)].map((m) => m[1]);
+    expect(dnats()).to.deep.equal(['192.0.2.10:8080']);
+    nodes.emit?.({ type: 'MODIFIED', object: node('zone-b', '6') });
+    await clock.advance(1000);
+    await settle(10);
+    expect(dnats()).to.deep.equal(['192.0.2.11:8080']);
+  });
+
+  it('starts without the zone when its Node is not listed within 5 s', async () => {
+    const clock = new FakeClock();
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    const nodes = new GatedListWatch<V1Node>([]);
+    const starting = startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices, nodes } },
+      cfg(),
+    );
+    services.release();
+    slices.release();
+    await settle(10);
+    expect(restores).to.deep.equal([]);
+    await clock.advance(5000);
+    running = await starting;
+    await settle(10);
+    expect(restores.find((t) => t.startsWith('*nat'))).to.include('--to-destination 192.0.2.10:8080');
+  });
+
   it('removes the other modes\' leftover rules before its first sync', async () => {
     const leftover = '*nat\n:OUTPUT ACCEPT [0:0]\n:KUBE-PORTALS-HOST - [0:0]\n-A OUTPUT -j KUBE-PORTALS-HOST\nCOMMIT\n';
     const base = exec;
     exec = async (cmd, args, opts) => (cmd === 'iptables-nft-save' && args.length === 0 ? { code: 0, stdout: leftover, stderr: '' } : base(cmd, args, opts));
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
-    services.release();
-    slices.release();
-    running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
-      cfg('--iptables-backend=nft'),
-    );
-    await settle(10);
+    await startListed(['--iptables-backend=nft']);
     const cleanup = restores.findIndex((t) => t.includes('-X KUBE-PORTALS-HOST'));
     const sync = restores.findIndex((t) => t.includes('--to-destination 192.0.2.10:8080'));
     expect(cleanup, 'the cleanup restore').to.be.at.least(0);
@@ -132,16 +191,9 @@ describe('proxy startProxy wiring', () => {
   });
 
   it('writes kube-proxy\'s conntrack settings before its first sync (--conntrack-* flags)', async () => {
-    const services = new GatedListWatch<V1Service>([]);
-    const slices = new GatedListWatch<V1EndpointSlice>([]);
-    services.release();
-    slices.release();
     kernel.set(CONNTRACK_MAX, '65536\n');
     kernel.set(CONNTRACK_HASHSIZE, '16384\n');
-    running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
-      cfg('--conntrack-max-per-core=1000000', '--conntrack-tcp-timeout-close-wait=0'),
-    );
+    await startListed(['--conntrack-max-per-core=1000000', '--conntrack-tcp-timeout-close-wait=0'], {}, true);
     expect(Number(kernel.get(CONNTRACK_MAX)), 'at least a million: one CPU or more').to.be.at.least(1_000_000);
     expect(Number(kernel.get(CONNTRACK_HASHSIZE))).to.equal(Math.floor(Number(kernel.get(CONNTRACK_MAX)) / 4));
     expect(kernel.get('/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established')).to.equal('86400\n');
@@ -149,47 +201,60 @@ describe('proxy startProxy wiring', () => {
   });
 
   it('with --nodeport-addresses primary, node ports answer on the Node object\'s InternalIP only', async () => {
-    const services = new GatedListWatch<V1Service>([]);
-    const slices = new GatedListWatch<V1EndpointSlice>([]);
-    services.release();
-    slices.release();
     const getNode = async (name: string) => ({ metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }] } });
-    running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode, listWatches: { services, slices } },
-      cfg('--nodeport-addresses=primary'),
-    );
-    await settle(10);
-    const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
+    await startListed(['--nodeport-addresses=primary'], { getNode }, true);
+    const nat = firstNat();
     expect(nat).to.match(/^-A KUBE-SERVICES -d 192\.0\.2\.44\/32 .*-j KUBE-NODEPORTS$/m);
     expect(nat).to.not.include('--dst-type LOCAL');
   });
 
   it('with --detect-local-mode=NodeCIDR, pod traffic is told apart by the Node\'s pod CIDR', async () => {
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
-    services.release();
-    slices.release();
     const getNode = async (name: string) => ({ metadata: { name }, spec: { podCIDR: '10.244.7.0/24' } });
-    running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode, listWatches: { services, slices } },
-      cfg('--detect-local-mode=NodeCIDR', '--cluster-cidr=10.244.0.0/16'),
-    );
-    await settle(10);
-    const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
+    await startListed(['--detect-local-mode=NodeCIDR', '--cluster-cidr=10.244.0.0/16'], { getNode });
+    const nat = firstNat();
     expect(nat).to.match(/ ! -s 10\.244\.7\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
     expect(nat).to.not.include('10.244.0.0/16');
   });
 
-  it('builds the userspace proxier for --proxy-mode=userspace', async () => {
-    const services = new GatedListWatch<V1Service>([]);
-    const slices = new GatedListWatch<V1EndpointSlice>([]);
-    services.release();
-    slices.release();
-    running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
-      cfg('--proxy-mode=userspace'),
+  it('with --detect-local-mode=NodeCIDR, follows a pod CIDR the Node gets after start, and one that changes', async () => {
+    const clock = new FakeClock();
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    const nodeAt = (rv: string, podCIDR?: string): V1Node => ({ metadata: { name: 'n1', resourceVersion: rv }, spec: podCIDR ? { podCIDR } : {} });
+    const nodes = new GatedListWatch<V1Node>([nodeAt('1')]);
+    for (const lw of [services, slices, nodes]) lw.release();
+    // No pod CIDR when asked at start (the wait for it is cut short by the fake clock).
+    const starting = startProxy(
+      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode: async () => nodeAt('1'), listWatches: { services, slices, nodes } },
+      cfg('--detect-local-mode=NodeCIDR'),
     );
-    expect(running.proxier).to.be.instanceOf(UserspaceProxier);
+    for (let i = 0; i < 40 && !running; i++) {
+      await clock.advance(1000);
+      running = await Promise.race([starting, settle(5).then(() => undefined)]);
+    }
+    await settle(10);
+    const lastNat = () => restores.filter((t) => t.startsWith('*nat')).at(-1) ?? '';
+    expect(lastNat()).to.include('-d 10.96.0.80/32');
+    expect(lastNat(), 'no pod traffic told apart yet').to.not.match(/! -s \S+ -d 10\.96\.0\.80\/32/);
+    nodes.emit?.({ type: 'MODIFIED', object: nodeAt('2', '10.244.7.0/24') });
+    await clock.advance(1000);
+    await settle(10);
+    expect(lastNat()).to.match(/ ! -s 10\.244\.7\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
+    nodes.emit?.({ type: 'MODIFIED', object: nodeAt('3', '10.244.9.0/24') });
+    await clock.advance(1000);
+    await settle(10);
+    expect(lastNat()).to.match(/ ! -s 10\.244\.9\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
+    expect(lastNat()).to.not.include('10.244.7.0/24');
+  });
+
+  it('passes --iptables-masquerade-bit to the rules', async () => {
+    await startListed(['--iptables-masquerade-bit=12']);
+    expect(firstNat()).to.include('-A KUBE-MARK-MASQ -j MARK --or-mark 0x1000');
+  });
+
+  it('builds the userspace proxier for --proxy-mode=userspace', async () => {
+    await startListed(['--proxy-mode=userspace'], {}, true);
+    expect(running!.proxier).to.be.instanceOf(UserspaceProxier);
   });
 
   it('fails with CONFIG_INVALID when --nodeport-addresses matches no local address', async () => {

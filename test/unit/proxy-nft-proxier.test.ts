@@ -86,6 +86,26 @@ describe('proxy NftablesProxier', () => {
     expect(await noLocal('external')).to.equal(0);
   });
 
+  it('routes to the endpoints hinted for the node\'s zone; a zone change reloads the table (a full sync)', async () => {
+    const hinted: V1EndpointSlice = {
+      ...slice('web', []),
+      endpoints: [['10.244.1.5', 'zone-a'], ['10.244.2.6', 'zone-b'], ['10.244.1.7', 'zone-a']].map(([ip, zone]) => ({ addresses: [ip!], conditions: { ready: true }, hints: { forZones: [{ name: zone! }] } })),
+    };
+    const targets = () => [...nft.elements('dnat_tcp_2'), ...nft.elements('dnat_tcp_1'), ...nft.elements('dnat_tcp_3')].map(([, v]) => v).sort();
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-a' });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(hinted);
+    await proxier.syncProxyRules();
+    expect(targets()).to.deep.equal(['10.244.1.5 . 8080', '10.244.1.7 . 8080']);
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-b' });
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(targets()).to.deep.equal(['10.244.2.6 . 8080']);
+    proxier.onTopologyChange({});
+    await proxier.syncProxyRules();
+    expect(targets()).to.have.length(3);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
   it('a change is an incremental transaction with only the changed elements', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5', '10.244.2.6']));

@@ -264,6 +264,17 @@ describe('proxy nftables generator', () => {
     });
   }
 
+  it('marks with another masquerade bit when given one (12: 0x1000), everywhere', () => {
+    const text = fullTransaction(buildRuleset(input([svc({ nodePort: 30080, externalTrafficPolicy: 'Local' })], { 'ns1/svc1:http': [B] }, { masqueradeAll: true, masqueradeBit: 12 })));
+    expect(text).to.not.include('0x4000');
+    for (const want of [
+      `add rule ${T} nat_postrouting meta mark & 0x1000 == 0 return`,
+      `add rule ${T} nat_postrouting meta mark set meta mark ^ 0x1000`,
+      `add rule ${T} nat_postrouting ct status dnat ip saddr . ip daddr @hairpin meta mark set meta mark | 0x1000`,
+      `add rule ${T} svc_tcp_1 meta mark set meta mark | 0x1000`,
+    ]) expect(lines(text)).to.include(want);
+  });
+
   it('writes the fixed part of the table: hooks, dispatch chains, masquerading, rejects', () => {
     const text = fullTransaction(buildRuleset(input([], {}, { localhostNodePorts: true })));
     expect(lines(text).slice(0, 3)).to.deep.equal([`add table ${T}`, `delete table ${T}`, `add table ${T}`]);

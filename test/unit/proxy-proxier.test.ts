@@ -141,6 +141,33 @@ describe('proxy IptablesProxier', () => {
     expect(all[0]).to.include('-d 10.96.0.10/32').and.not.include('-s ');
   });
 
+  it('follows topology hints for the node\'s zone; a zone change makes the next sync full, with its endpoints only', async () => {
+    const hinted = (ips: Record<string, string>): V1EndpointSlice => ({
+      ...slice('web', Object.keys(ips)),
+      endpoints: Object.entries(ips).map(([ip, zone]) => ({ addresses: [ip], conditions: { ready: true }, hints: { forZones: [{ name: zone }] } })),
+    });
+    const sepJumps = () => ipt.rules('nat', svcChain('web')).map((r) => /-j (KUBE-SEP-\S+)/.exec(r)?.[1]).filter(Boolean);
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-a' });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(hinted({ '10.244.1.5': 'zone-a', '10.244.2.6': 'zone-b', '10.244.1.7': 'zone-a' }));
+    proxier.onServiceAdd(service('db', '10.96.0.20', 5432));
+    proxier.onSliceAdd(slice('db', ['10.244.3.7']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(sepJumps()).to.deep.equal([sepChain('web', '10.244.1.5'), sepChain('web', '10.244.1.7')]);
+
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-a', 'kubernetes.io/hostname': 'node-a' });
+    expect(await proxier.syncProxyRules()).to.deep.include({ full: false }); // the zone did not change
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-b' });
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(sepJumps()).to.deep.equal([sepChain('web', '10.244.2.6')]);
+    expect(ipt.table('nat').has(sepChain('web', '10.244.1.5')), 'the other zone\'s endpoint chain is gone').to.equal(false);
+    // No zone label: hints are ignored, every endpoint is used.
+    proxier.onTopologyChange({});
+    await proxier.syncProxyRules();
+    expect(sepJumps()).to.have.length(3);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
+  });
+
   it('a change to one service gives a partial sync that rewrites only its chains', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));

@@ -18,7 +18,7 @@ const service = (name: string, ip: string, over: Record<string, unknown> = {}): 
   spec: { clusterIP: ip, ports: [{ name: 'http', port: 80, protocol: 'TCP' }], ...over },
 });
 
-type Ep = { ip: string; ready: boolean; terminating?: boolean; node?: string };
+type Ep = { ip: string; ready: boolean; terminating?: boolean; node?: string; zone?: string };
 const slice = (svc: string, eps: Ep[], rv = '1'): V1EndpointSlice => ({
   addressType: 'IPv4',
   metadata: { namespace: 'ns1', name: `${svc}-abc`, resourceVersion: rv, labels: { 'kubernetes.io/service-name': svc } },
@@ -27,6 +27,7 @@ const slice = (svc: string, eps: Ep[], rv = '1'): V1EndpointSlice => ({
     addresses: [e.ip],
     nodeName: e.node ?? 'node-b',
     conditions: { ready: e.ready, serving: e.ready || !!e.terminating, terminating: !!e.terminating },
+    ...(e.zone ? { hints: { forZones: [{ name: e.zone }] } } : {}),
   })),
 });
 
@@ -52,6 +53,17 @@ describe('proxy: routed endpoints for the agent', () => {
     expect(proxier.routedEndpoints()!.has('10.244.1.6')).to.equal(true);
     await proxier.syncProxyRules();
     expect([...proxier.routedEndpoints()!]).to.deep.equal(['10.244.1.5']);
+  });
+
+  it('leaves out endpoints that topology hints give to other zones (they get no traffic from here)', async () => {
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-a' });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', [{ ip: '10.244.1.5', ready: true, zone: 'zone-a' }, { ip: '10.244.1.6', ready: true, zone: 'zone-b' }]));
+    await proxier.syncProxyRules();
+    expect([...proxier.routedEndpoints()!]).to.deep.equal(['10.244.1.5']);
+    proxier.onTopologyChange({ 'topology.kubernetes.io/zone': 'zone-b' });
+    await proxier.syncProxyRules();
+    expect([...proxier.routedEndpoints()!]).to.deep.equal(['10.244.1.6']);
   });
 
   it('leaves out serving terminating endpoints that the rules use only because nothing is ready, and services without a cluster IP', async () => {

@@ -522,6 +522,21 @@ describe('generateRules: remembered per-service rules', () => {
   });
 });
 
+describe('generateRules: --iptables-masquerade-bit', () => {
+  it('uses the mark of the given bit (12: 0x1000) in KUBE-MARK-MASQ, KUBE-POSTROUTING and KUBE-FORWARD', () => {
+    const out = generateRules(input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }, { masqueradeBit: 12 }), { full: true });
+    expect(out.nat + out.filter).to.not.include('0x4000');
+    expect(out.nat.split('\n')).to.include.members([
+      '-A KUBE-POSTROUTING -m mark ! --mark 0x1000/0x1000 -j RETURN',
+      '-A KUBE-POSTROUTING -j MARK --xor-mark 0x1000',
+      '-A KUBE-MARK-MASQ -j MARK --or-mark 0x1000',
+    ]);
+    expect(out.filter).to.include('-m mark --mark 0x1000/0x1000 -j ACCEPT');
+    // Bit 31 is a valid mark too (beyond a signed 32-bit shift).
+    expect(generateRules(input([], {}, { masqueradeBit: 31 }), { full: true }).nat).to.include('--or-mark 0x80000000');
+  });
+});
+
 describe('generateRules: large cluster mode (upstream largeClusterEndpointsThreshold)', () => {
   const many = (n: number) => Array.from({ length: n }, (_, i) => ep(`10.244.${1 + Math.floor(i / 250)}.${1 + (i % 250)}`));
   const sepLines = (text: string) => text.split('\n').filter((l) => l.startsWith('-A KUBE-SEP-'));

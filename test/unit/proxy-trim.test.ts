@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { healthCheckTargets } from '../../proxy/healthcheck.ts';
-import { trimEndpointSlice, trimService } from '../../proxy/trim.ts';
+import { trimEndpointSlice, trimNode, trimService } from '../../proxy/trim.ts';
 import { endpointsFromSlices, servicePortsFromService } from '../../proxy/types.ts';
 
 // Objects as the API server sends them, with what the proxy never reads.
@@ -72,7 +72,7 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
     expect(s.status).to.deep.equal({ loadBalancer: services[1]!.status!.loadBalancer });
     const l = trimEndpointSlice(slices[0]!);
     expect(l.metadata).to.not.have.any.keys('annotations', 'managedFields', 'ownerReferences', 'creationTimestamp', 'generation');
-    expect(l.endpoints![0]).to.deep.equal({ addresses: ['10.244.0.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'n1', zone: 'z1' });
+    expect(l.endpoints![0]).to.deep.equal({ addresses: ['10.244.0.5'], conditions: { ready: true, serving: true, terminating: false }, nodeName: 'n1', zone: 'z1', hints: { forZones: [{ name: 'z1' }] } });
     expect(JSON.stringify(l).length).to.be.lessThan(JSON.stringify(slices[0]).length / 4);
     // The input is left as it was (the informer hands on the trimmed copy).
     expect(slices[0]!.endpoints![0]).to.have.property('targetRef');
@@ -86,6 +86,17 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
   it('keeps a slice\'s last-change-trigger-time annotation, and only it (network programming latency)', () => {
     const annotated = { ...slices[0]!, metadata: { ...slices[0]!.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z', other: 'x'.repeat(500) } } };
     expect(trimEndpointSlice(annotated).metadata?.annotations).to.deep.equal({ 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z' });
+  });
+
+  it('keeps of the proxy\'s Node its identity, labels (the zone) and pod CIDRs, not the rest of its spec or its status', () => {
+    const node: V1Node = {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: meta('n1', { labels: { 'topology.kubernetes.io/zone': 'z1' }, annotations: { big: 'x'.repeat(500) } }),
+      spec: { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24'], providerID: 'x', taints: [{ key: 'k', effect: 'NoSchedule' }] },
+      status: { addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], images: [{ names: ['img'], sizeBytes: 1 }] },
+    };
+    expect(trimNode(node)).to.deep.equal({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', namespace: 'ns1', uid: 'uid-n1', resourceVersion: '42', labels: { 'topology.kubernetes.io/zone': 'z1' } }, spec: { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24'] } });
   });
 
   it('takes objects with fields missing', () => {

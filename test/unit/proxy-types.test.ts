@@ -113,6 +113,19 @@ describe('proxy types', () => {
     expect(got.get('ns1/web:metrics')?.map((e) => `${e.ip}:${e.port}`)).to.deep.equal(['10.244.2.1:9090', '10.244.10.1:9090']);
   });
 
+  it('reads an endpoint\'s topology hints (zones and nodes, sorted; none left out)', () => {
+    const got = endpointsFromSlices([slice('web-h', {
+      endpoints: [
+        { addresses: ['10.244.1.1'], nodeName: 'node1', hints: { forZones: [{ name: 'z2' }, { name: 'z1' }], forNodes: [{ name: 'node1' }] } },
+        { addresses: ['10.244.1.2'], hints: { forZones: [] } },
+        { addresses: ['10.244.1.3'] },
+      ],
+    })], 'node1').get('ns1/web:http')!;
+    expect(got[0]).to.deep.include({ zoneHints: ['z1', 'z2'], nodeHints: ['node1'] });
+    expect(got[1]).to.not.have.any.keys('zoneHints', 'nodeHints');
+    expect(got[2]).to.not.have.any.keys('zoneHints', 'nodeHints');
+  });
+
   it('ignores slices that are IPv6, FQDN or not tied to a service', () => {
     const eps = [{ addresses: ['10.244.1.1'] }];
     expect(endpointsFromSlices([slice('v6', { addressType: 'IPv6', endpoints: [{ addresses: ['fd00::1'] }] })], 'n').size).to.equal(0);

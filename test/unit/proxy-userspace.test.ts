@@ -465,4 +465,12 @@ describe(`proxy UserspaceProxier (real sockets on loopback, ${relayName})`, () =
     expect(usableEndpoints([ep('10.244.0.1', false, false, false), ep('10.244.0.2', false, true, true)])).to.deep.equal(['10.244.0.2:80']);
     expect(usableEndpoints([ep('10.244.0.1', false, false, true)])).to.deep.equal([]);
   });
+
+  it('usableEndpoints: within the topology hints for this node\'s zone, when every ready endpoint has them', () => {
+    const ep = (ip: string, zone: string) => ({ ip, port: 80, ready: true, serving: true, terminating: false, isLocal: false, zoneHints: [zone] });
+    const eps = [ep('10.244.0.1', 'zone-a'), ep('10.244.0.2', 'zone-b')];
+    expect(usableEndpoints(eps, { nodeName: 'n1', zone: 'zone-b' })).to.deep.equal(['10.244.0.2:80']);
+    expect(usableEndpoints(eps, { nodeName: 'n1', zone: 'zone-c' })).to.deep.equal(['10.244.0.1:80', '10.244.0.2:80']);
+    expect(usableEndpoints(eps)).to.deep.equal(['10.244.0.1:80', '10.244.0.2:80']);
+  });
 });
