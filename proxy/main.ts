@@ -39,6 +39,7 @@ import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './con
 import { fromNode, type NodeGetter, podCIDRv4, primaryNodeIP } from './nodeip.ts';
 import type { LocalDetector } from './localdetect.ts';
 import { applyOomScoreAdj } from './oomscore.ts';
+import { watchConfigFile } from './configwatch.ts';
 import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
@@ -315,9 +316,15 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
   const abort = new AbortController();
-  const stopped = new Promise<string>((resolve) => {
-    process.once('SIGTERM', () => resolve('SIGTERM'));
-    process.once('SIGINT', () => resolve('SIGINT'));
+  let unwatch = () => {};
+  const stopped = new Promise<StopReason>((resolve) => {
+    process.once('SIGTERM', () => resolve({ signal: 'SIGTERM' }));
+    process.once('SIGINT', () => resolve({ signal: 'SIGINT' }));
+    const file = cfg.configFile?.path;
+    if (file) {
+      unwatch = watchConfigFile(file, (event) => resolve({ configChanged: event }), (err) =>
+        log.warn('cannot watch the config file; a change to it takes a restart', { file, error: describeError(err) }));
+    }
   });
   log.info('starting', { mode: cfg.mode, apiServer: kc.server });
   await applyOomScoreAdj(cfg.oomScoreAdj, log);
@@ -325,21 +332,26 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   // process_resident_memory_bytes and friends, as kube-proxy's /metrics has them.
   collectDefaultMetrics({ register: registry });
   const starting = startProxy({ kc, log, registry, clock: realClock, signal: abort.signal }, cfg);
-  const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((sig) => ({ sig }))]);
-  if ('sig' in first) {
+  const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((reason) => ({ reason }))]);
+  const reason = 'reason' in first ? first.reason : await stopped;
+  unwatch();
+  if ('configChanged' in reason) {
+    // As kube-proxy: exit with an error so that the supervisor starts the proxy again with the new file.
+    log.error("content of the proxy server's configuration file was updated; exiting so that it is read again", { file: cfg.configFile?.path, event: reason.configChanged });
+  } else log.info('stopping', { signal: reason.signal });
+  if ('reason' in first) {
     // Stopped before the informers synced.
-    log.info('stopping', { signal: first.sig });
     abort.abort();
     await starting.then((r) => r.stop(), () => {});
-    return 0;
+  } else {
+    await first.running.stop();
+    log.info('stopped');
   }
-  const running = first.running;
-  const sig = await stopped;
-  log.info('stopping', { signal: sig });
-  await running.stop();
-  log.info('stopped');
-  return 0;
+  return 'configChanged' in reason ? 1 : 0;
 }
+
+/** Why `nodelet proxy` ends: a signal (exit 0) or a change to its --config file (exit 1, as kube-proxy). */
+type StopReason = { signal: string } | { configChanged: string };
 
 /** `nodelet proxy --cleanup`: removes every mode's rules and exits; 1 when some could not be removed. */
 export async function runCleanup(cfg: ProxyConfig, exec: Exec = realExec, log: Logger = createLogger(cfg.logLevel).child({ component: 'proxy' })): Promise<number> {

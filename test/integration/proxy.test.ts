@@ -6,7 +6,7 @@
 // inside the node netns, and the node IP.
 import { expect } from 'chai';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { closeSync, mkdirSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { KubeClient } from '../../lib/kube/client.ts';
 import type { V1ConfigMap } from '@kubernetes/client-node';
@@ -99,6 +99,7 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
   const children: ChildProcess[] = [];
   let proxy: ChildProcess | undefined;
   let proxyLog = '';
+  let proxyConfig = '';
 
   const ipOf = (b: string) => backends.get(b)!.ip;
 
@@ -253,6 +254,9 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await inNode(n, 'iptables-restore', ['-w', '--noflush'], { input: KEEP_RULES });
     // The kernel's defaults for a new namespace (an earlier suite's proxy set kube-proxy's).
     await inNode(n, 'sh', ['-c', `echo 432000 > ${CT_ESTABLISHED}; echo 60 > ${CT_CLOSE_WAIT}`]);
+    // userspace mode also reads a KubeProxyConfiguration (and exits when it changes: a test below).
+    proxyConfig = path.join(c.profile.stateDir, `proxy-test-config-${n.netns}.yaml`);
+    writeFileSync(proxyConfig, 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nconntrack: {tcpCloseWaitTimeout: 1h}\n');
     const fd = openSync(proxyLog, 'w');
     // As the fixture starts the agent: the nodelet binary inside the node netns (nsenter execs, so the pid is node's).
     proxy = spawn('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy',
@@ -265,6 +269,7 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
       ...(mode === 'iptables' ? ['--nodeport-addresses', 'primary'] : []),
       // nftables mode marks with another bit than the default 14.
       ...(mode === 'nftables' ? ['--iptables-masquerade-bit', '12'] : []),
+      ...(mode === 'userspace' ? ['--config', proxyConfig] : []),
       '--v', '4',
     ], { stdio: ['ignore', fd, fd] });
     closeSync(fd);
@@ -496,6 +501,16 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     }
     // No zone: the hints are not used.
     await eventually('every endpoint to answer again', seen, (s) => s === 'a,b,c');
+  });
+
+  it('exits with status 1 when its --config file changes, as kube-proxy (userspace mode runs with one)', async function () {
+    if (mode !== 'userspace') this.skip();
+    expect(proxy?.exitCode, 'the proxy is running').to.equal(null);
+    const exited = new Promise<number | null>((r) => proxy!.once('exit', (code) => r(code)));
+    writeFileSync(proxyConfig, 'apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nconntrack: {tcpCloseWaitTimeout: 2h}\n');
+    const code = await Promise.race([exited, sleep(15_000).then(() => 'still running')]);
+    expect(code, tail()).to.equal(1);
+    expect(readFileSync(proxyLog, 'utf8')).to.include("content of the proxy server's configuration file was updated");
   });
 
   // Last: it stops the proxy.
