@@ -43,6 +43,8 @@ export interface ProxyConfig {
   readonly logLevel: LogLevel;
   /** Upstream --cleanup: remove every mode's rules and exit (no API server needed). */
   readonly cleanup: boolean;
+  /** Upstream --init-only: write what needs full root (OOM score, conntrack settings, route_localnet) and exit. */
+  readonly initOnly: boolean;
   /** Upstream --detect-local-mode: how pod traffic is told apart (ClusterCIDR by default). */
   readonly detectLocalMode: DetectLocalMode;
   /** --pod-bridge-interface (BridgeInterface mode) and --pod-interface-name-prefix (InterfaceNamePrefix mode). */
@@ -81,6 +83,7 @@ const FLAGS = [
   'log-level',
   'config',
   'cleanup',
+  'init-only',
   'conntrack-max-per-core',
   'conntrack-min',
   'conntrack-tcp-timeout-established',
@@ -129,7 +132,7 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
 }
 
 /** Flags that may stand alone, meaning true (as pflag's booleans). */
-const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup', 'conntrack-tcp-be-liberal', 'masquerade-all']);
+const BOOL_FLAGS: ReadonlySet<FlagName> = new Set(['iptables-localhost-nodeports', 'cleanup', 'init-only', 'conntrack-tcp-be-liberal', 'masquerade-all']);
 
 /** "ip:port" (or a bare ip, taking `defaultPort`); '' disables. */
 export function parseBindAddress(flag: string, s: string, defaultPort: number): BindAddress | undefined {
@@ -166,8 +169,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     return raw === undefined ? dflt : parseBool(f, raw);
   };
   const cleanup = bool('cleanup', false);
+  const initOnly = bool('init-only', false);
   const kubeconfig = get('kubeconfig') ?? '';
-  if (kubeconfig.trim() === '' && !cleanup) {
+  if (kubeconfig.trim() === '' && !cleanup && !initOnly) {
     throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
   }
 
@@ -298,6 +302,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     localhostNodePorts,
     logLevel,
     cleanup,
+    initOnly,
     detectLocalMode,
     ...(podBridgeInterface ? { podBridgeInterface } : {}),
     ...(podInterfaceNamePrefix ? { podInterfaceNamePrefix } : {}),

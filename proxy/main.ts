@@ -29,7 +29,7 @@ import {
   proxyHttpHandler,
   ServiceHealthServer,
 } from './healthcheck.ts';
-import { IptablesProxier, type Sysctl } from './iptables/proxier.ts';
+import { IptablesProxier, ROUTE_LOCALNET, type Sysctl } from './iptables/proxier.ts';
 import { newNftablesProxier } from './nftables/setup.ts';
 import { type Backend, type BackendChoice, detectBackend, ExecIptables, saveRulesets } from './iptables/restore.ts';
 import type { Proxier, ProxyMode } from './proxier.ts';
@@ -38,7 +38,7 @@ import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
 import { fromNode, type NodeGetter, podCIDRv4, primaryNodeIP } from './nodeip.ts';
 import type { LocalDetector } from './localdetect.ts';
-import { applyOomScoreAdj } from './oomscore.ts';
+import { applyOomScoreAdj, type WriteFile } from './oomscore.ts';
 import { watchConfigFile } from './configwatch.ts';
 import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { loadSplicer } from './userspace/splicer.ts';
@@ -312,6 +312,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
 export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseProxyFlags(argv);
   if (cfg.cleanup) return runCleanup(cfg);
+  if (cfg.initOnly) return runInitOnly(cfg, { kernelFiles: realKernelFiles, sysctl: writeSysctl });
   const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: 'nodelet-proxy' });
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
@@ -352,6 +353,35 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
 
 /** Why `nodelet proxy` ends: a signal (exit 0) or a change to its --config file (exit 1, as kube-proxy). */
 type StopReason = { signal: string } | { configChanged: string };
+
+/**
+ * `nodelet proxy --init-only`, as kube-proxy's: what needs full root, done
+ * once (an init container, say), so that the proxy itself can run with
+ * CAP_NET_ADMIN only: its OOM score, the conntrack settings, and
+ * route_localnet where node ports answer on localhost. No API server needed.
+ * 1 when route_localnet could not be written; a refused OOM score or
+ * conntrack value is logged, as at every start (and as kube-proxy does).
+ */
+export async function runInitOnly(
+  cfg: ProxyConfig,
+  deps: { kernelFiles: KernelFiles; sysctl: Sysctl; writeOomScore?: WriteFile },
+  log: Logger = createLogger(cfg.logLevel).child({ component: 'proxy' }),
+): Promise<number> {
+  logConfigWarnings(log, cfg.configFile);
+  let ok = true;
+  await applyOomScoreAdj(cfg.oomScoreAdj, log, deps.writeOomScore);
+  const conntrack = await applyConntrackSettings(deps.kernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
+  if (cfg.localhostNodePorts && cfg.mode !== 'userspace') {
+    try {
+      await deps.sysctl(ROUTE_LOCALNET, '1');
+    } catch (err) {
+      log.error('cannot set route_localnet (node ports on localhost need it)', { error: describeError(err) });
+      ok = false;
+    }
+  }
+  log.info('init done', { conntrackSet: conntrack.set.length, conntrackRefused: conntrack.failed.length });
+  return ok ? 0 : 1;
+}
 
 /** `nodelet proxy --cleanup`: removes every mode's rules and exits; 1 when some could not be removed. */
 export async function runCleanup(cfg: ProxyConfig, exec: Exec = realExec, log: Logger = createLogger(cfg.logLevel).child({ component: 'proxy' })): Promise<number> {

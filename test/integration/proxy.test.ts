@@ -513,6 +513,15 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     expect(readFileSync(proxyLog, 'utf8')).to.include("content of the proxy server's configuration file was updated");
   });
 
+  it('nodelet proxy --init-only writes the conntrack settings in the node\'s namespace and exits 0, without an API server', async function () {
+    if (mode !== 'iptables') this.skip();
+    const r = await exec('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, path.join(root, 'cmd', 'nodelet.ts'), 'proxy', '--init-only',
+      '--conntrack-tcp-timeout-established', '2h', '--conntrack-tcp-timeout-close-wait', '30m'], { allowFail: true, timeoutMs: 60_000 });
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect((await inNode(n, 'cat', [CT_ESTABLISHED, CT_CLOSE_WAIT])).stdout.trim().split('\n')).to.deep.equal(['7200', '1800']);
+    expect(r.stdout).to.include('"message":"init done"');
+  });
+
   // Last: it stops the proxy.
   it('nodelet proxy --cleanup, after the proxy stopped, removes its rules (any mode\'s) and no others', async () => {
     if (proxy && proxy.exitCode === null) {

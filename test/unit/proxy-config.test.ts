@@ -42,6 +42,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       localhostNodePorts: true,
       logLevel: 'info',
       cleanup: false,
+      initOnly: false,
       detectLocalMode: 'ClusterCIDR',
       masqueradeAll: false,
       masqueradeBit: 14,
@@ -122,6 +123,12 @@ describe('proxy flags (parseProxyFlags)', () => {
     expect(parse('--masquerade-all').masqueradeAll).to.equal(true);
     expect(parse('--masquerade-all=false').masqueradeAll).to.equal(false);
     expect(messageOf(() => parse('--masquerade-all=sometimes'))).to.match(/--masquerade-all: 'sometimes' is not true or false/);
+  });
+
+  it('takes --init-only bare or with a value, and needs no kubeconfig for it', () => {
+    expect(parseProxyFlags(['--init-only'], host)).to.include({ initOnly: true, kubeconfig: '' });
+    expect(parse('--init-only=false').initOnly).to.equal(false);
+    expect(messageOf(() => parseProxyFlags(['--init-only=false'], host))).to.match(/--kubeconfig: is required/);
   });
 
   it('takes --cleanup bare or with a value, and needs no kubeconfig for it (as kube-proxy)', () => {

@@ -10,7 +10,7 @@ import { inputText, type Exec, type ExecResult } from '../../lib/exec.ts';
 import type { ListWatch, WatchEvent } from '../../lib/informer.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
-import { type ProxyDeps, startProxy, type RunningProxy } from '../../proxy/main.ts';
+import { type ProxyDeps, runInitOnly, startProxy, type RunningProxy } from '../../proxy/main.ts';
 import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
 import { CONNTRACK_HASHSIZE, CONNTRACK_MAX, type KernelFiles } from '../../proxy/conntracklimits.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
@@ -264,5 +264,46 @@ describe('proxy startProxy wiring', () => {
       cfg('--nodeport-addresses=203.0.113.0/24'),
     ).catch((err: unknown) => { code = errorCode(err); });
     expect(code).to.equal('CONFIG_INVALID');
+  });
+
+  describe('--init-only (as kube-proxy\'s)', () => {
+    const init = (args: string[], writeOom: (f: string, t: string) => Promise<void>, sysctlFails = false) => {
+      const sysctls: string[] = [];
+      const oom: string[] = [];
+      const cfg = parseProxyFlags(['--init-only', '--hostname-override', 'n1', ...args]);
+      const run = runInitOnly(cfg, {
+        kernelFiles,
+        sysctl: async (k, v) => {
+          if (sysctlFails) throw Object.assign(new Error('EROFS: read-only file system'), { code: 'EROFS' });
+          sysctls.push(`${k}=${v}`);
+        },
+        writeOomScore: async (f, t) => { oom.push(`${f}=${t.trim()}`); await writeOom(f, t); },
+      }, nullLogger());
+      return { run, sysctls, oom };
+    };
+
+    it('needs no kubeconfig; writes the OOM score, the conntrack settings and route_localnet, then exits 0', async () => {
+      const r = init([], async () => {});
+      expect(await r.run).to.equal(0);
+      expect(r.oom).to.deep.equal(['/proc/self/oom_score_adj=-999']);
+      expect(Number(kernel.get(CONNTRACK_MAX))).to.be.at.least(131072);
+      expect(kernel.get('/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established')).to.equal('86400\n');
+      expect(r.sysctls).to.deep.equal(['net.ipv4.conf.all.route_localnet=1']);
+      expect(restores, 'no rules written').to.deep.equal([]);
+    });
+
+    it('leaves route_localnet alone in userspace mode or without localhost node ports', async () => {
+      for (const args of [['--proxy-mode=userspace'], ['--iptables-localhost-nodeports=false']]) {
+        const r = init(args, async () => {});
+        expect(await r.run).to.equal(0);
+        expect(r.sysctls, args.join(' ')).to.deep.equal([]);
+      }
+    });
+
+    it('a refused OOM score is logged (exit 0, as kube-proxy); a refused route_localnet exits 1', async () => {
+      const refused = async () => { throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' }); };
+      expect(await init([], refused).run).to.equal(0);
+      expect(await init([], async () => {}, true).run).to.equal(1);
+    });
   });
 });
