@@ -10,6 +10,11 @@ import { compareEndpoints, endpointString, type Endpoint, type ServicePortInfo }
 /** The Node label that names its zone (v1.LabelTopologyZone). */
 export const ZONE_LABEL = 'topology.kubernetes.io/zone';
 
+/** A Node's zone from its labels ('' when it has none). */
+export function zoneOf(labels: Readonly<Record<string, string>>): string {
+  return labels[ZONE_LABEL] ?? '';
+}
+
 /** Where this proxy runs, for topology hints: its node and that node's zone ('' when it has no zone label). */
 export interface Topology {
   nodeName: string;

@@ -21,7 +21,7 @@ import type { Logger } from '../lib/log.ts';
 import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
 import type { LocalDetector } from './localdetect.ts';
 import type { Proxier } from './proxier.ts';
-import { categorizeEndpoints, type Topology, ZONE_LABEL } from './categorize.ts';
+import { categorizeEndpoints, type Topology, zoneOf } from './categorize.ts';
 import { portKey, serviceKey, type ServicePortInfo } from './types.ts';
 
 export interface ProxyState {
@@ -167,7 +167,7 @@ export class ConntrackCleaner implements Proxier {
   }
   onTopologyChange(labels: Readonly<Record<string, string>>): void {
     this.inner.onTopologyChange(labels);
-    const zone = labels[ZONE_LABEL] ?? '';
+    const zone = zoneOf(labels);
     if (zone === this.topology.zone) return;
     this.topology = { ...this.topology, zone };
     this.noteChange(true);

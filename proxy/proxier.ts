@@ -8,7 +8,7 @@ import { RoutedSnapshot, type RoutedSource } from './routed.ts';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { ChangeMetrics } from './changemetrics.ts';
-import { type Topology, ZONE_LABEL } from './categorize.ts';
+import { type Topology, zoneOf } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
 
 export type ProxyMode = 'iptables' | 'userspace' | 'nftables';
@@ -97,7 +97,7 @@ export abstract class ProxierBase implements Proxier {
   }
 
   onTopologyChange(labels: Readonly<Record<string, string>>): void {
-    const zone = labels[ZONE_LABEL] ?? '';
+    const zone = zoneOf(labels);
     if (zone === this.topo.zone) return;
     this.topo.zone = zone;
     this.invalidate();

@@ -50,6 +50,11 @@ export async function labeledMetricValue(registry: Registry, name: string, label
   return v?.value ?? NaN;
 }
 
+/** kubeproxy_sync_proxy_rules_no_local_endpoints_total for one traffic policy. */
+export function noLocalEndpoints(registry: Registry, policy: 'internal' | 'external'): Promise<number> {
+  return labeledMetricValue(registry, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', { traffic_policy: policy });
+}
+
 /** Service ports that have endpoints but none here for a Local policy: one internal, one external; one without endpoints. */
 export const NO_LOCAL_SERVICES: V1Service[] = [
   { metadata: { namespace: 'ns1', name: 'itp' }, spec: { clusterIP: '10.96.0.31', internalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, protocol: 'TCP' }] } },

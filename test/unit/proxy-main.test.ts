@@ -84,6 +84,10 @@ describe('proxy startProxy wiring', () => {
   const cfg = (...extra: string[]) =>
     parseProxyFlags(['--kubeconfig', '/k', '--hostname-override', 'n1', '--healthz-bind-address=', '--metrics-bind-address=', '--iptables-localhost-nodeports=false', ...extra]);
 
+  /** The wiring's deps with fakes: no API server, exec and kernel files faked (`over` replaces any of them). */
+  const fakeDeps = (over: Partial<ProxyDeps> = {}): ProxyDeps =>
+    ({ kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, ...over });
+
   /** Starts the proxy on list/watches that answer at once (web and its slice unless `empty`), and lets its first sync run. */
   async function startListed(args: string[], deps: Partial<ProxyDeps> = {}, empty = false): Promise<RunningProxy> {
     const services = new GatedListWatch<V1Service>(empty ? [] : [web]);
@@ -91,7 +95,7 @@ describe('proxy startProxy wiring', () => {
     services.release();
     slices.release();
     running = await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices }, ...deps },
+      fakeDeps({ listWatches: { services, slices }, ...deps }),
       cfg(...args),
     );
     await settle(10);
@@ -105,7 +109,7 @@ describe('proxy startProxy wiring', () => {
     const services = new GatedListWatch<V1Service>([web]);
     const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
     const starting = startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices } },
+      fakeDeps({ clock, listWatches: { services, slices } }),
       cfg(),
     );
     services.release();
@@ -141,7 +145,7 @@ describe('proxy startProxy wiring', () => {
     const slices = new GatedListWatch<V1EndpointSlice>([zoned]);
     const nodes = new GatedListWatch<V1Node>([node('zone-a', '5')]);
     const starting = startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices, nodes } },
+      fakeDeps({ clock, listWatches: { services, slices, nodes } }),
       cfg(),
     );
     services.release();
@@ -165,7 +169,7 @@ describe('proxy startProxy wiring', () => {
     const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
     const nodes = new GatedListWatch<V1Node>([]);
     const starting = startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, listWatches: { services, slices, nodes } },
+      fakeDeps({ clock, listWatches: { services, slices, nodes } }),
       cfg(),
     );
     services.release();
@@ -225,7 +229,7 @@ describe('proxy startProxy wiring', () => {
     for (const lw of [services, slices, nodes]) lw.release();
     // No pod CIDR when asked at start (the wait for it is cut short by the fake clock).
     const starting = startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock, signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode: async () => nodeAt('1'), listWatches: { services, slices, nodes } },
+      fakeDeps({ clock, getNode: async () => nodeAt('1'), listWatches: { services, slices, nodes } }),
       cfg('--detect-local-mode=NodeCIDR'),
     );
     for (let i = 0; i < 40 && !running; i++) {
@@ -260,7 +264,7 @@ describe('proxy startProxy wiring', () => {
   it('fails with CONFIG_INVALID when --nodeport-addresses matches no local address', async () => {
     let code: string | undefined;
     await startProxy(
-      { kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles },
+      fakeDeps(),
       cfg('--nodeport-addresses=203.0.113.0/24'),
     ).catch((err: unknown) => { code = errorCode(err); });
     expect(code).to.equal('CONFIG_INVALID');

@@ -16,7 +16,7 @@ import { NftablesProxier, type NftablesProxierOptions } from '../../proxy/nftabl
 import { newNftablesProxier } from '../../proxy/nftables/setup.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeNft } from '../fakes/nft.ts';
-import { labeledMetricValue, metricValue, NO_LOCAL_SERVICES, NO_LOCAL_SLICES } from '../fakes/proxyobjects.ts';
+import { metricValue, NO_LOCAL_SERVICES, NO_LOCAL_SLICES, noLocalEndpoints } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
@@ -77,7 +77,7 @@ describe('proxy NftablesProxier', () => {
     for (const s of NO_LOCAL_SERVICES) proxier.onServiceAdd(s);
     for (const s of NO_LOCAL_SLICES) proxier.onSliceAdd(s);
     await proxier.syncProxyRules();
-    const noLocal = (policy: string) => labeledMetricValue(registry, 'kubeproxy_sync_proxy_rules_no_local_endpoints_total', { traffic_policy: policy });
+    const noLocal = (policy: 'internal' | 'external') => noLocalEndpoints(registry, policy);
     expect(await noLocal('internal')).to.equal(1);
     expect(await noLocal('external')).to.equal(1);
     proxier.onSliceDelete(NO_LOCAL_SLICES[1]!);
