@@ -1,15 +1,17 @@
 // kube-proxy's two health surfaces (pkg/proxy/healthcheck):
 // - the proxy health server (--healthz-bind-address, 10256): /healthz and
 //   /livez answer 200 with {lastUpdated, currentTime} while rule syncs are
-//   recent, 503 otherwise; the metrics server serves /metrics beside them;
+//   recent, 503 otherwise; /healthz also answers 503 while this node is being
+//   deleted or is tainted for deletion by the cluster autoscaler (KEP-3836), so
+//   load balancers drain it first; the metrics server serves /metrics beside them;
 // - one HTTP server per service health-check node port (LoadBalancer services
 //   with externalTrafficPolicy Local), answering 200 while this node has a
 //   ready local endpoint for the service, so a load balancer skips nodes
 //   without one.
 import http from 'node:http';
 import { isIP } from 'node:net';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
-import type { Registry } from 'prom-client';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import { Counter, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -42,22 +44,58 @@ export function lastSyncFromRegistry(registry: Registry): () => Promise<number |
   };
 }
 
+/** The taint the cluster autoscaler puts on a node it is about to delete. */
+export const TO_BE_DELETED_TAINT = 'ToBeDeletedByClusterAutoscaler';
+
+/**
+ * Whether load balancers may still send traffic through this node, as
+ * upstream's NodeEligible: not being deleted and not tainted for deletion.
+ * An unknown Node (not listed, no permission) is eligible. Pure.
+ */
+export function nodeEligible(node: V1Node | undefined): boolean {
+  if (!node) return true;
+  if (node.metadata?.deletionTimestamp) return false;
+  return !(node.spec?.taints ?? []).some((t) => t.key === TO_BE_DELETED_TAINT);
+}
+
 export interface ProxyHealthOptions {
   clock: Clock;
   timeoutMs: number;
   lastSynced: () => Promise<number | undefined>;
+  /** Where kubeproxy_proxy_healthz_total and kubeproxy_proxy_livez_total go (none: not counted). */
+  registry?: Registry;
 }
 
 export class ProxyHealth {
   private readonly opts: ProxyHealthOptions;
+  private eligible = true;
+  private readonly answers: Record<'/healthz' | '/livez', Counter<'code'> | undefined>;
   constructor(opts: ProxyHealthOptions) {
     this.opts = opts;
+    const registers = opts.registry ? [opts.registry] : undefined;
+    this.answers = {
+      '/healthz': registers && new Counter({ name: 'kubeproxy_proxy_healthz_total', help: 'Cumulative proxy healthz HTTP status', labelNames: ['code'], registers }),
+      '/livez': registers && new Counter({ name: 'kubeproxy_proxy_livez_total', help: 'Cumulative proxy livez HTTP status', labelNames: ['code'], registers }),
+    };
   }
+  /** The proxier's own health (what the service health-check ports and /livez use): the Node plays no part. */
   async status(): Promise<ProxyHealthStatus> {
     return proxyHealth(await this.opts.lastSynced(), this.opts.clock.now(), this.opts.timeoutMs);
   }
   async healthy(): Promise<boolean> {
     return (await this.status()).healthy;
+  }
+  /** Follows this proxy's Node; true when eligibility changed. */
+  syncNode(node: V1Node | undefined): boolean {
+    const was = this.eligible;
+    this.eligible = nodeEligible(node);
+    return was !== this.eligible;
+  }
+  get nodeEligible(): boolean {
+    return this.eligible;
+  }
+  counted(path: '/healthz' | '/livez', code: number): void {
+    this.answers[path]?.inc({ code: String(code) });
   }
 }
 
@@ -90,8 +128,14 @@ export function proxyHttpHandler(health: ProxyHealth, registry?: Registry, route
       health.status().then(
         (st) => {
           const body: Record<string, unknown> = { lastUpdated: iso(st.lastUpdated), currentTime: iso(st.currentTime) };
-          if (path === '/healthz') body.nodeEligible = true; // upstream also checks the Node's deletion; we do not
-          res.writeHead(st.healthy ? 200 : 503, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
+          let ok = st.healthy;
+          if (path === '/healthz') {
+            body.nodeEligible = health.nodeEligible;
+            ok &&= health.nodeEligible;
+          }
+          const code = ok ? 200 : 503;
+          health.counted(path, code);
+          res.writeHead(code, { 'content-type': 'application/json', 'x-content-type-options': 'nosniff' });
           res.end(JSON.stringify(body));
         },
         (err: unknown) => res.writeHead(500).end(describeError(err)),

@@ -219,7 +219,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
   const leftovers = rulesets.then((saved) => cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), backends, saved));
   const conntrack = applyConntrackSettings(deps.kernelFiles ?? realKernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
-  const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry) });
+  const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry), registry: deps.registry });
 
   const lw = deps.listWatches ?? {
     services: kubeListWatch<V1Service>(deps.kc, '/api/v1/services', { labelSelector: PROXY_LABEL_SELECTOR }),
@@ -266,7 +266,13 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   slices.addHandler(sliceHandler);
   // NodeCIDR mode follows the Node's pod CIDR: one set after start, or changed (upstream restarts for that).
   let podCIDR = built.podCIDR;
+  const syncEligible = (n: V1Node) => {
+    if (health.syncNode(n)) {
+      log.info(health.nodeEligible ? 'node eligible for load-balancer traffic again; /healthz follows the proxier' : 'node is being deleted or tainted for deletion; /healthz answers 503 so load balancers drain it', { node: cfg.nodeName });
+    }
+  };
   const onNode = (n: V1Node) => {
+    syncEligible(n);
     proxier.onTopologyChange(n.metadata?.labels ?? {});
     const cidr = cfg.detectLocalMode === 'NodeCIDR' && mode !== 'userspace' ? podCIDRv4(n) : undefined;
     if (cidr === undefined || cidr === podCIDR) return;
@@ -274,7 +280,8 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
     podCIDR = cidr;
     proxier.setLocalDetector({ mode: 'NodeCIDR', cidr });
   };
-  node?.addHandler({ onAdd: onNode, onUpdate: (_, n) => onNode(n), onDelete: () => proxier.onTopologyChange({}) });
+  // A deleted Node keeps the eligibility of its last state, as upstream.
+  node?.addHandler({ onAdd: onNode, onUpdate: (_, n) => onNode(n), onDelete: (n) => { syncEligible(n); proxier.onTopologyChange({}); } });
 
   const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health, undefined, proxier));
   const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, deps.registry));

@@ -55,6 +55,6 @@ export function trimEndpointSlice(slice: V1EndpointSlice): V1EndpointSlice {
 export function trimNode(node: V1Node): V1Node {
   const out: V1Node = pick(node, ['apiVersion', 'kind']);
   if (node.metadata) out.metadata = pick(node.metadata, META_KEYS);
-  if (node.spec) out.spec = pick(node.spec, ['podCIDR', 'podCIDRs']);
+  if (node.spec) out.spec = pick(node.spec, ['podCIDR', 'podCIDRs', 'taints']);
   return out;
 }

@@ -483,6 +483,22 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await kubectlRun(['-n', NS, 'delete', 'service', 'fw', '--wait=false']);
   });
 
+  it('answers /healthz 503 (nodeEligible false) while its Node is tainted ToBeDeletedByClusterAutoscaler; /livez stays 200', async () => {
+    const TAINT = 'ToBeDeletedByClusterAutoscaler';
+    const healthz = async (path: string) => {
+      const r = await fetch(`http://${n.nodeIP}:10256${path}`, { signal: AbortSignal.timeout(2000) });
+      return `${r.status} ${(await r.json() as { nodeEligible?: boolean }).nodeEligible}`;
+    };
+    try {
+      await kubectlRun(['taint', 'node', nodeName, `${TAINT}=1700000000:NoSchedule`, '--overwrite']);
+      await eventually('/healthz to answer 503 with nodeEligible false', () => healthz('/healthz'), (s) => s === '503 false');
+      expect(await healthz('/livez')).to.equal('200 undefined');
+    } finally {
+      await kubectlRun(['taint', 'node', nodeName, `${TAINT}-`], { allowFail: true });
+    }
+    await eventually('/healthz to answer 200 again', () => healthz('/healthz'), (s) => s === '200 true');
+  });
+
   it('follows topology hints for its Node\'s zone label, and the label as it changes', async () => {
     const ZONE = 'topology.kubernetes.io/zone';
     const zones: Record<string, string> = { a: 'zone-a', b: 'zone-a', c: 'zone-b' };

@@ -3,7 +3,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
 import { Gauge, Registry } from 'prom-client';
 import { nullLogger } from '../../lib/log.ts';
 import {
@@ -12,24 +12,18 @@ import {
   LAST_SYNC_METRIC,
   lastSyncFromRegistry,
   listen,
+  nodeEligible,
   ProxyHealth,
   proxyHealth,
   proxyHttpHandler,
   ServiceHealthServer,
 } from '../../proxy/healthcheck.ts';
 import { FakeClock } from '../fakes/clock.ts';
+import { freePort } from '../fakes/net.ts';
 
 async function get(port: number, path: string): Promise<{ status: number; body: string; headers: http.IncomingHttpHeaders }> {
   const res = await fetch(`http://127.0.0.1:${port}${path}`);
   return { status: res.status, body: await res.text(), headers: Object.fromEntries(res.headers) };
-}
-
-async function freePort(): Promise<number> {
-  const s = http.createServer();
-  await listen(s, '127.0.0.1', 0);
-  const port = (s.address() as AddressInfo).port;
-  await closeServer(s);
-  return port;
 }
 
 const lbLocal = (name: string, hcPort: number, over: Partial<V1Service['spec']> = {}): V1Service => ({
@@ -68,18 +62,31 @@ describe('proxy health (healthz, livez, metrics)', () => {
     expect(await read()).to.equal(1700000000500);
   });
 
+  it('a node being deleted or tainted ToBeDeletedByClusterAutoscaler is not eligible; an unknown one is', () => {
+    const node = (over: Partial<V1Node> = {}): V1Node => ({ metadata: { name: 'n1' }, ...over });
+    const cases: Array<[string, V1Node | undefined, boolean]> = [
+      ['unknown', undefined, true],
+      ['plain', node(), true],
+      ['being deleted', node({ metadata: { name: 'n1', deletionTimestamp: new Date(0) } }), false],
+      ['autoscaler taint', node({ spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1700000000', effect: 'NoSchedule' }] } }), false],
+      ['other taints', node({ spec: { taints: [{ key: 'node.kubernetes.io/unschedulable', effect: 'NoSchedule' }, { key: 'DeletionCandidateOfClusterAutoscaler', effect: 'PreferNoSchedule' }] } }), true],
+    ];
+    for (const [what, n, want] of cases) expect(nodeEligible(n), what).to.equal(want);
+  });
+
   describe('over HTTP', () => {
     let server: http.Server;
     let port: number;
     let reg: Registry;
     let gauge: Gauge;
     let clock: FakeClock;
+    let health: ProxyHealth;
 
     beforeEach(async () => {
       reg = new Registry();
       gauge = new Gauge({ name: LAST_SYNC_METRIC, help: 'The last time proxy rules were successfully synced', registers: [reg] });
       clock = new FakeClock(Date.UTC(2025, 0, 1));
-      const health = new ProxyHealth({ clock, timeoutMs: 60_000, lastSynced: lastSyncFromRegistry(reg) });
+      health = new ProxyHealth({ clock, timeoutMs: 60_000, lastSynced: lastSyncFromRegistry(reg), registry: reg });
       server = http.createServer(proxyHttpHandler(health, reg));
       await listen(server, '127.0.0.1', 0);
       port = (server.address() as AddressInfo).port;
@@ -102,6 +109,28 @@ describe('proxy health (healthz, livez, metrics)', () => {
       await clock.advance(60_000);
       expect((await get(port, '/healthz')).status).to.equal(503);
       expect((await get(port, '/livez')).status).to.equal(503);
+    });
+
+    it('/healthz answers 503 with nodeEligible false while the Node is tainted for deletion; /livez does not look at the Node', async () => {
+      gauge.set(clock.now() / 1000);
+      const tainted: V1Node = { metadata: { name: 'n1' }, spec: { taints: [{ key: 'ToBeDeletedByClusterAutoscaler', effect: 'NoSchedule' }] } };
+      expect(health.syncNode(tainted), 'eligibility changed').to.equal(true);
+      expect(health.syncNode(tainted), 'unchanged').to.equal(false);
+      let r = await get(port, '/healthz');
+      expect(r.status).to.equal(503);
+      expect(JSON.parse(r.body)).to.deep.equal({ lastUpdated: '2025-01-01T00:00:00.000Z', currentTime: '2025-01-01T00:00:00.000Z', nodeEligible: false });
+      r = await get(port, '/livez');
+      expect(r.status).to.equal(200);
+      expect(await health.healthy(), 'the proxier itself (service health-check ports) stays healthy').to.equal(true);
+      health.syncNode({ metadata: { name: 'n1' } });
+      r = await get(port, '/healthz');
+      expect(r.status).to.equal(200);
+      expect(JSON.parse(r.body).nodeEligible).to.equal(true);
+      // kube-proxy's counters of the answers, by code.
+      const metrics = await reg.metrics();
+      expect(metrics).to.include('kubeproxy_proxy_healthz_total{code="503"} 1');
+      expect(metrics).to.include('kubeproxy_proxy_healthz_total{code="200"} 1');
+      expect(metrics).to.include('kubeproxy_proxy_livez_total{code="200"} 1');
     });
 
     it('serves the registry on /metrics and 404 elsewhere', async () => {

@@ -14,6 +14,7 @@ import { type ProxyDeps, runInitOnly, startProxy, type RunningProxy } from '../.
 import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
 import { CONNTRACK_HASHSIZE, CONNTRACK_MAX, type KernelFiles } from '../../proxy/conntracklimits.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
+import { freePort } from '../fakes/net.ts';
 
 class GatedListWatch<T> implements ListWatch<T> {
   private open!: () => void;
@@ -161,6 +162,33 @@ describe('proxy startProxy wiring', () => {
     await clock.advance(1000);
     await settle(10);
     expect(dnats()).to.deep.equal(['192.0.2.11:8080']);
+  });
+
+  it('/healthz follows its Node: 503 while it is tainted for deletion by the cluster autoscaler, 200 again when untainted', async () => {
+    const clock = new FakeClock();
+    const port = await freePort();
+    const tainted = (rv: string, taint: boolean): V1Node => ({
+      metadata: { name: 'n1', resourceVersion: rv },
+      spec: taint ? { taints: [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1700000000', effect: 'NoSchedule' }] } : {},
+    });
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    const nodes = new GatedListWatch<V1Node>([tainted('5', false)]);
+    for (const lw of [services, slices, nodes]) lw.release();
+    running = await startProxy(fakeDeps({ clock, listWatches: { services, slices, nodes } }), cfg(`--healthz-bind-address=127.0.0.1:${port}`));
+    await settle(10);
+    const healthz = async (path = '/healthz') => {
+      const res = await fetch(`http://127.0.0.1:${port}${path}`);
+      return { status: res.status, eligible: ((await res.json()) as { nodeEligible?: boolean }).nodeEligible };
+    };
+    expect(await healthz()).to.deep.equal({ status: 200, eligible: true });
+    nodes.emit?.({ type: 'MODIFIED', object: tainted('6', true) });
+    await settle(10);
+    expect(await healthz()).to.deep.equal({ status: 503, eligible: false });
+    expect(await healthz('/livez')).to.deep.equal({ status: 200, eligible: undefined });
+    nodes.emit?.({ type: 'MODIFIED', object: tainted('7', false) });
+    await settle(10);
+    expect(await healthz()).to.deep.equal({ status: 200, eligible: true });
   });
 
   it('starts without the zone when its Node is not listed within 5 s', async () => {

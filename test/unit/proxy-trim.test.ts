@@ -88,7 +88,7 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
     expect(trimEndpointSlice(annotated).metadata?.annotations).to.deep.equal({ 'endpoints.kubernetes.io/last-change-trigger-time': '2026-11-24T09:40:01.123456Z' });
   });
 
-  it('keeps of the proxy\'s Node its identity, labels (the zone) and pod CIDRs, not the rest of its spec or its status', () => {
+  it('keeps of the proxy\'s Node its identity, labels (the zone), pod CIDRs and taints (eligibility), not the rest of its spec or its status', () => {
     const node: V1Node = {
       apiVersion: 'v1',
       kind: 'Node',
@@ -96,7 +96,7 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
       spec: { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24'], providerID: 'x', taints: [{ key: 'k', effect: 'NoSchedule' }] },
       status: { addresses: [{ type: 'InternalIP', address: '10.0.0.1' }], images: [{ names: ['img'], sizeBytes: 1 }] },
     };
-    expect(trimNode(node)).to.deep.equal({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', namespace: 'ns1', uid: 'uid-n1', resourceVersion: '42', labels: { 'topology.kubernetes.io/zone': 'z1' } }, spec: { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24'] } });
+    expect(trimNode(node)).to.deep.equal({ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1', namespace: 'ns1', uid: 'uid-n1', resourceVersion: '42', labels: { 'topology.kubernetes.io/zone': 'z1' } }, spec: { podCIDR: '10.244.0.0/24', podCIDRs: ['10.244.0.0/24'], taints: [{ key: 'k', effect: 'NoSchedule' }] } });
   });
 
   it('takes objects with fields missing', () => {

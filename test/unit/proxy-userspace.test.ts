@@ -16,6 +16,7 @@ import { UserspaceProxier, usableEndpoints } from '../../proxy/userspace/proxier
 import { loadSplicer, type Splicer } from '../../proxy/userspace/splicer.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
+import { freePort } from '../fakes/net.ts';
 
 const WAIT_MS = 2000;
 const KEY = 'ns1/web:http';
@@ -128,14 +129,6 @@ function refused(port: number): Promise<string> {
     }),
     `connect to ${port}`,
   );
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen({ host: '127.0.0.1', port: 0 }, () => r()));
-  const port = (s.address() as net.AddressInfo).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
 }
 
 function service(opts: { protocol?: 'TCP' | 'UDP'; nodePort?: number; affinitySeconds?: number } = {}): V1Service {
