@@ -165,6 +165,9 @@ export class ConntrackCleaner implements Proxier {
   setLocalDetector(detector: LocalDetector): void {
     this.inner.setLocalDetector(detector);
   }
+  setServiceCIDRs(cidrs: readonly string[]): void {
+    this.inner.setServiceCIDRs(cidrs);
+  }
   onTopologyChange(labels: Readonly<Record<string, string>>): void {
     this.inner.onTopologyChange(labels);
     const zone = zoneOf(labels);

@@ -6,7 +6,7 @@
 // rules are removed (proxy/cleanup.ts) and the conntrack settings written
 // (proxy/conntracklimits.ts). runProxy is the `nodelet proxy`
 // command; with --cleanup it only removes every mode's rules.
-import type { V1EndpointSlice, V1Node, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1Service, V1ServiceCIDR } from '@kubernetes/client-node';
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { type Clock, realClock } from '../lib/clock.ts';
 import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
 import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
-import { trimEndpointSlice, trimNode, trimService } from './trim.ts';
+import { trimEndpointSlice, trimNode, trimService, trimServiceCIDR } from './trim.ts';
 import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
@@ -64,8 +64,8 @@ export interface ProxyDeps {
   kernelFiles?: KernelFiles;
   /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
   afterFullSync?: () => void;
-  /** Overrides the API list/watches (tests); without `nodes`, this node's topology labels are not watched. */
-  listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice>; nodes?: ListWatch<V1Node> };
+  /** Overrides the API list/watches (tests); without `nodes`, this node's topology labels are not watched, without `serviceCIDRs` no ServiceCIDR. */
+  listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice>; nodes?: ListWatch<V1Node>; serviceCIDRs?: ListWatch<V1ServiceCIDR> };
 }
 
 /** How long the first sync waits for this proxy's Node to be listed (for its zone). */
@@ -232,6 +232,11 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   const services = new Informer<V1Service>({ name: 'services', listWatch: lw.services, clock, log: informerLog, transform: trimService });
   const slices = new Informer<V1EndpointSlice>({ name: 'endpointslices', listWatch: lw.slices, clock, log: informerLog, transform: trimEndpointSlice });
   const node = nodeLW && new Informer<V1Node>({ name: 'node', listWatch: nodeLW, clock, log: informerLog, transform: trimNode });
+  // nftables mode drops traffic to unallocated addresses of the ServiceCIDRs, which it watches (as upstream; not waited for).
+  const cidrLW = mode !== 'nftables' ? undefined : deps.listWatches ? deps.listWatches.serviceCIDRs : kubeListWatch<V1ServiceCIDR>(deps.kc, '/apis/networking.k8s.io/v1/servicecidrs');
+  const serviceCIDRs = cidrLW && new Informer<V1ServiceCIDR>({ name: 'servicecidrs', listWatch: cidrLW, clock, log: informerLog, transform: trimServiceCIDR });
+  const onServiceCIDRs = () => proxier.setServiceCIDRs([...new Set(serviceCIDRs?.list().flatMap((sc) => sc.spec?.cidrs ?? []) ?? [])]);
+  serviceCIDRs?.addHandler({ onAdd: onServiceCIDRs, onUpdate: onServiceCIDRs, onDelete: onServiceCIDRs });
 
   // Health-check node ports follow the informers' stores, recomputed after any change (coalesced, serialized).
   const hcServer = new ServiceHealthServer({ log: log.child({ component: 'healthcheck' }), proxyHealthy: () => health.healthy() });
@@ -299,6 +304,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   services.start(abort.signal);
   slices.start(abort.signal);
   node?.start(abort.signal);
+  serviceCIDRs?.start(abort.signal);
   // The first sync uses the zone when the Node is listed in time; an unlisted
   // Node (no permission to list it, say) delays nothing for longer.
   const nodeListed = node && Promise.race([node.waitForSync(abort.signal), clock.sleep(NODE_LIST_WAIT_MS, abort.signal)]);

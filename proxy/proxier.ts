@@ -36,6 +36,12 @@ export interface Proxier extends RoutedSource {
    * everything. Userspace mode tells nothing apart and ignores it.
    */
   setLocalDetector(detector: LocalDetector): void;
+  /**
+   * The cluster's ServiceCIDRs (networking.k8s.io/v1), whenever they change:
+   * nftables mode drops new connections to their addresses that no service
+   * has, as upstream's; the other modes ignore them, as upstream's.
+   */
+  setServiceCIDRs(cidrs: readonly string[]): void;
 }
 
 /**
@@ -95,6 +101,8 @@ export abstract class ProxierBase implements Proxier {
   onSliceDelete(slice: V1EndpointSlice): void {
     this.sliceEvent(slice, undefined);
   }
+
+  setServiceCIDRs(_cidrs: readonly string[]): void {}
 
   onTopologyChange(labels: Readonly<Record<string, string>>): void {
     const zone = zoneOf(labels);

@@ -5,7 +5,7 @@
 // pod a slice endpoint points at, annotations such as kubectl's
 // last-applied-configuration, owner references, managed fields) is memory
 // held for nothing, 10k times over in a large cluster.
-import type { V1EndpointSlice, V1Node, V1ObjectMeta, V1Service } from '@kubernetes/client-node';
+import type { V1EndpointSlice, V1Node, V1ObjectMeta, V1Service, V1ServiceCIDR } from '@kubernetes/client-node';
 import { LAST_CHANGE_TRIGGER_TIME } from './changetracker.ts';
 import { SOURCE_RANGES_ANNOTATION } from './types.ts';
 
@@ -56,5 +56,13 @@ export function trimNode(node: V1Node): V1Node {
   const out: V1Node = pick(node, ['apiVersion', 'kind']);
   if (node.metadata) out.metadata = pick(node.metadata, META_KEYS);
   if (node.spec) out.spec = pick(node.spec, ['podCIDR', 'podCIDRs', 'taints']);
+  return out;
+}
+
+/** A ServiceCIDR (nftables mode): its identity and CIDRs. */
+export function trimServiceCIDR(sc: V1ServiceCIDR): V1ServiceCIDR {
+  const out: V1ServiceCIDR = pick(sc, ['apiVersion', 'kind']);
+  if (sc.metadata) out.metadata = pick(sc.metadata, META_KEYS);
+  if (sc.spec) out.spec = pick(sc.spec, ['cidrs']);
   return out;
 }

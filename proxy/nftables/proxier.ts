@@ -33,6 +33,8 @@ export interface NftablesProxierOptions {
   masqueradeBit?: number;
   /** --detect-local-mode other than ClusterCIDR. */
   localDetector?: LocalDetector;
+  /** The cluster's ServiceCIDRs (setServiceCIDRs keeps them current). */
+  serviceCIDRs?: readonly string[];
   localhostNodePorts: boolean;
   minSyncPeriodMs?: number;
   /** The periodic resync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
@@ -150,6 +152,16 @@ export class NftablesProxier extends ProxierBase {
     this.changed();
   }
 
+  override setServiceCIDRs(cidrs: readonly string[]): void {
+    const sorted = [...cidrs].sort();
+    if (sorted.join(',') === (this.opts.serviceCIDRs ?? []).join(',')) return;
+    this.log.info('service CIDRs', { cidrs: sorted });
+    this.opts.serviceCIDRs = sorted;
+    // In a static chain: rare enough that the next sync may rewrite everything.
+    this.invalidate();
+    this.changed();
+  }
+
   /** One sync. Never throws: a failure is logged and counted, the next sync is full, a retry comes after minSyncPeriod. */
   async syncProxyRules(): Promise<NftSyncResult> {
     const started = this.clock.now();
@@ -211,6 +223,7 @@ export class NftablesProxier extends ProxierBase {
       ...(this.opts.masqueradeAll ? { masqueradeAll: true } : {}),
       ...(this.opts.masqueradeBit !== undefined ? { masqueradeBit: this.opts.masqueradeBit } : {}),
       ...(this.opts.localDetector ? { localDetector: this.opts.localDetector } : {}),
+      ...(this.opts.serviceCIDRs?.length ? { serviceCIDRs: this.opts.serviceCIDRs } : {}),
     };
   }
 

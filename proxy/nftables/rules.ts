@@ -40,8 +40,12 @@
 // so replacing an endpoint moves its clients to the replacement, and a change
 // of the endpoint count (another k) starts affinity afresh.
 //
+// After DNAT, as upstream's cluster-ips-check: a new connection still headed
+// for a cluster IP (a port the service does not have) is rejected, one to an
+// address of the cluster's ServiceCIDRs that no service has is dropped.
+//
 // Limits: IPv4 (family `ip`; a second table `ip6 nodelet` would take the same
-// model with ipv6_addr keys). No topology. loadBalancerSourceRanges are two
+// model with ipv6_addr keys). loadBalancerSourceRanges are two
 // sets (firewalled keys; allowed key . source ranges) and one rule before DNAT.
 import { isIPv4 } from 'node:net';
 import { categorizeEndpoints, type Topology } from '../categorize.ts';
@@ -76,12 +80,13 @@ export const STATIC_MAPS: Readonly<Record<string, string>> = {
   no_endpoint_services: VMAP_ADDR,
   no_endpoint_nodeports: VMAP_PORT,
   hairpin: SET_PAIR,
+  cluster_ips: 'type ipv4_addr',
   firewall_ips: 'type ipv4_addr . inet_proto . inet_service',
   firewall_allow: 'type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval',
 };
 
 /** The STATIC_MAPS that are sets (elements without values). */
-export const STATIC_SETS: ReadonlySet<string> = new Set(['hairpin', 'firewall_ips', 'firewall_allow']);
+export const STATIC_SETS: ReadonlySet<string> = new Set(['hairpin', 'cluster_ips', 'firewall_ips', 'firewall_allow']);
 
 export const REJECT_CHAIN = 'reject_packet';
 
@@ -103,6 +108,8 @@ export interface NftRulesInput {
   localDetector?: LocalDetector;
   /** This node and its zone, for topology hints (none: every ready endpoint). */
   topology?: Topology;
+  /** The cluster's IPv4 ServiceCIDRs (networking.k8s.io/v1): new connections to an address no service has are dropped. */
+  serviceCIDRs?: readonly string[];
 }
 
 export interface NftChain {
@@ -233,8 +240,15 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
     noEndpoints,
     ...(np ? [`ct state new ${np} ${PORT_KEY} vmap @no_endpoint_nodeports`] : []),
   ], 'type filter hook input priority filter; policy accept;');
-  b.chain('filter_forward', [noEndpoints], 'type filter hook forward priority filter; policy accept;');
-  b.chain('filter_output', [noEndpoints], 'type filter hook output priority filter; policy accept;');
+  // Still a cluster IP here: no service port matched (upstream's cluster-ips-check).
+  const cidrs = (input.serviceCIDRs ?? []).filter((c) => isIPv4(c.split('/')[0] ?? ''));
+  b.chain('cluster_ips_check', [
+    'ip daddr @cluster_ips reject',
+    ...(cidrs.length > 0 ? [`ip daddr { ${cidrs.join(', ')} } drop`] : []),
+  ]);
+  const checkClusterIPs = 'ct state new jump cluster_ips_check';
+  b.chain('filter_forward', [noEndpoints, checkClusterIPs], 'type filter hook forward priority filter; policy accept;');
+  b.chain('filter_output', [noEndpoints, checkClusterIPs], 'type filter hook output priority filter; policy accept;');
   return chains;
 }
 
@@ -259,6 +273,8 @@ export interface Fragment {
   claims: Claim[];
   /** Hairpin pairs ("ip . ip"), shared between services. */
   hairpin: string[];
+  /** The cluster IP (for cluster_ips), shared by the service's ports. */
+  clusterIP: string;
 }
 
 const REJECT = `goto ${REJECT_CHAIN}`;
@@ -278,6 +294,7 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], n
     noLocalExternal: hasAny && extLocal && local.length === 0,
     claims: [],
     hairpin: [],
+    clusterIP,
   };
 
   let claim: Claim = { key: '', elements: [] };

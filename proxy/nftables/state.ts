@@ -38,6 +38,11 @@ export interface Journal {
 
 const emptyJournal = (): Journal => ({ elements: new Map(), chains: new Map(), maps: new Map() });
 
+/** The set elements of a fragment that other service ports may contribute too. */
+function shared(frag: Fragment): Array<[set: string, key: string]> {
+  return [...frag.hairpin.map((h) => ['hairpin', h] as [string, string]), ['cluster_ips', frag.clusterIP]];
+}
+
 function gotoTargets(value: string): string[] {
   return value.startsWith('goto ') ? [value.slice(5)] : [];
 }
@@ -57,7 +62,8 @@ export class NftState {
   /** Service ("ns/name") -> its port keys with a fragment. */
   private readonly bySvc = new Map<string, Set<string>>();
   private readonly contenders = new Map<string, Contender[]>();
-  private readonly hairpinRefs = new Map<string, number>();
+  /** Set elements several service ports may contribute ("set key"): hairpin pairs, cluster IPs. */
+  private readonly sharedRefs = new Map<string, number>();
   private readonly chainRefs = new Map<string, number>();
   private readonly mapRefs = new Map<string, number>();
   private journal: Journal = emptyJournal();
@@ -126,10 +132,11 @@ export class NftState {
         this.assert(me.elements);
       }
     });
-    for (const h of frag.hairpin) {
-      const n = this.hairpinRefs.get(h) ?? 0;
-      this.hairpinRefs.set(h, n + 1);
-      if (n === 0) this.setElement('hairpin', h, '');
+    for (const [set, key] of shared(frag)) {
+      const id = `${set} ${key}`;
+      const n = this.sharedRefs.get(id) ?? 0;
+      this.sharedRefs.set(id, n + 1);
+      if (n === 0) this.setElement(set, key, '');
     }
   }
 
@@ -146,13 +153,14 @@ export class NftState {
       }
       if (list.length === 0) this.contenders.delete(c.key);
     });
-    for (const h of frag.hairpin) {
-      const n = (this.hairpinRefs.get(h) ?? 0) - 1;
+    for (const [set, key] of shared(frag)) {
+      const id = `${set} ${key}`;
+      const n = (this.sharedRefs.get(id) ?? 0) - 1;
       if (n > 0) {
-        this.hairpinRefs.set(h, n);
+        this.sharedRefs.set(id, n);
       } else {
-        this.hairpinRefs.delete(h);
-        this.setElement('hairpin', h, undefined);
+        this.sharedRefs.delete(id);
+        this.setElement(set, key, undefined);
       }
     }
   }

@@ -399,6 +399,30 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await eventually('the empty service to fail fast', () => curlFromNode(`http://${ip}/`), (b) => fast.includes(b));
   });
 
+  it('nftables: refuses a port its cluster IP does not have, and drops traffic to an unallocated address of the ServiceCIDR (neither is a timeout)', async function () {
+    if (mode !== 'nftables') this.skip();
+    const ip = await clusterIP('web');
+    // What a TCP connect from the node gets: its error code, OK, or TIMEOUT.
+    const connect = async (host: string, port: number) => {
+      const script = `const s=require('net').connect(${port},'${host}');s.on('connect',()=>{console.log('OK');process.exit(0)});` +
+        `s.on('error',(e)=>{console.log(e.code);process.exit(0)});setTimeout(()=>{console.log('TIMEOUT');process.exit(0)},4000)`;
+      return (await inNode(n, process.execPath, ['-e', script], { timeoutMs: 15_000 })).stdout.trim();
+    };
+    // Before DNAT nothing matched, after it the cluster IP is still the destination: rejected.
+    expect(await connect(ip, 81)).to.equal('ECONNREFUSED');
+    // The apiserver's default ServiceCIDR, watched: its unallocated addresses are dropped. A TCP
+    // connect cannot tell (it times out either way: the SYN would leave into the sandbox's dead-end
+    // veth); a UDP send can: a datagram dropped on output fails with EPERM, one sent succeeds.
+    const chain = async () => (await inNode(n, 'nft', ['list', 'chain', 'ip', 'nodelet', 'cluster_ips_check'], { timeoutMs: 15_000 })).stdout;
+    await eventually('the ServiceCIDR in the cluster_ips_check chain', chain, (t) => t.includes(`ip daddr ${cluster().profile.serviceCIDR} drop`));
+    const send = async (host: string) => {
+      const script = `const s=require('dgram').createSocket('udp4');s.send('x',9,'${host}',(e)=>{console.log(e?e.code:'SENT');process.exit(0)})`;
+      return (await inNode(n, process.execPath, ['-e', script], { timeoutMs: 15_000 })).stdout.trim();
+    };
+    expect(await send(cidrAddr(cluster().profile.serviceCIDR, 2 ** 20 - 300)), 'an unallocated address').to.equal('EPERM');
+    expect(await send(n.nodeIP), 'the same send to the node\'s own address').to.equal('SENT');
+  });
+
   it('answers a NodePort on the node IP from the host, over all endpoints', async () => {
     if (mode === 'iptables') {
       const line = readFileSync(proxyLog, 'utf8').split('\n').find((l) => l.includes("node port addresses: the node's primary IP"));

@@ -117,6 +117,7 @@ class RecordingProxier implements Proxier {
   onSliceDelete(s: V1EndpointSlice) { this.calls.push(`slice- ${s.metadata?.name}`); }
   onTopologyChange(labels: Readonly<Record<string, string>>) { this.calls.push(`topology ${JSON.stringify(labels)}`); }
   setLocalDetector(d: LocalDetector) { this.calls.push(`detector ${JSON.stringify(d)}`); }
+  setServiceCIDRs(cidrs: readonly string[]) { this.calls.push(`cidrs ${cidrs.join(',')}`); }
 }
 
 describe('proxy ConntrackCleaner', () => {
@@ -155,9 +156,10 @@ describe('proxy ConntrackCleaner', () => {
     cleaner.onServiceDelete(s);
     cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
     cleaner.setLocalDetector({ mode: 'NodeCIDR', cidr: '10.244.0.0/24' });
+    cleaner.setServiceCIDRs(['10.96.0.0/12']);
     expect(inner.calls).to.deep.equal([
       'start', 'svc+ dns', 'svc~ dns', 'slice+ dns-abc', 'slice~ dns-abc', 'slice- dns-abc', 'svc- dns',
-      'topology {"topology.kubernetes.io/zone":"z1"}', 'detector {"mode":"NodeCIDR","cidr":"10.244.0.0/24"}',
+      'topology {"topology.kubernetes.io/zone":"z1"}', 'detector {"mode":"NodeCIDR","cidr":"10.244.0.0/24"}', 'cidrs 10.96.0.0/12',
     ]);
   });
 

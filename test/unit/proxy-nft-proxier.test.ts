@@ -70,7 +70,7 @@ describe('proxy NftablesProxier', () => {
     expect(nft.chains.get('nat_prerouting')?.hook).to.match(/hook prerouting/);
     expect(nft.checkInvariants()).to.deep.equal([]);
     expect(sysctls).to.deep.equal([]);
-    expect(await metric('nodelet_proxy_nftables_elements')).to.equal(3); // 1 verdict, 2 dnat; no hairpin pairs for endpoints on other nodes
+    expect(await metric('nodelet_proxy_nftables_elements')).to.equal(4); // 1 verdict, 2 dnat, 1 cluster IP; no hairpin pairs for endpoints on other nodes
   });
 
   it('counts the service ports whose Local policy finds no endpoint here (kubeproxy_sync_proxy_rules_no_local_endpoints_total)', async () => {
@@ -135,6 +135,7 @@ describe('proxy NftablesProxier', () => {
     expect(nft.chains.has('svc_tcp_1')).to.equal(false);
     expect(nft.maps.has('dnat_tcp_1')).to.equal(false);
     expect(nft.elements('service_ips').size).to.equal(0);
+    expect(nft.elements('cluster_ips').size, 'its cluster IP is not active any more').to.equal(0);
     expect(nft.checkInvariants()).to.deep.equal([]);
   });
 
@@ -146,11 +147,27 @@ describe('proxy NftablesProxier', () => {
     await proxier.syncProxyRules();
     expect([...nft.elements('service_ips').keys()]).to.have.members(['10.96.0.10 . tcp . 80', '10.96.0.10 . udp . 53']);
     expect(nft.chains.has('svc_udp_1')).to.equal(true);
+    expect([...nft.elements('cluster_ips').keys()], 'one element for both ports').to.deep.equal(['10.96.0.10']);
     proxier.onServiceUpdate(two, service('web', '10.96.0.10'));
     expect((await proxier.syncProxyRules()).full).to.equal(false);
     expect([...nft.elements('service_ips')]).to.deep.equal([['10.96.0.10 . tcp . 80', 'goto svc_tcp_1']]);
+    expect([...nft.elements('cluster_ips').keys()], 'the remaining port keeps it').to.deep.equal(['10.96.0.10']);
     expect(nft.chains.has('svc_udp_1')).to.equal(false);
     expect(nft.maps.has('dnat_udp_1')).to.equal(false);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('drops new connections to unallocated addresses of the ServiceCIDRs from the next sync (a full one); the same CIDRs again change nothing', async () => {
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect(nft.chains.get('cluster_ips_check')?.rules).to.deep.equal(['ip daddr @cluster_ips reject']);
+    proxier.setServiceCIDRs(['10.96.0.0/16', 'fd00:10:96::/112', '10.97.0.0/16']);
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(nft.chains.get('cluster_ips_check')?.rules).to.deep.equal(['ip daddr @cluster_ips reject', 'ip daddr { 10.96.0.0/16, 10.97.0.0/16 } drop']);
+    expect([...nft.elements('cluster_ips').keys()]).to.deep.equal(['10.96.0.10']);
+    proxier.setServiceCIDRs(['10.97.0.0/16', '10.96.0.0/16', 'fd00:10:96::/112']);
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: false });
     expect(nft.checkInvariants()).to.deep.equal([]);
   });
 

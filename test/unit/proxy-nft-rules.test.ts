@@ -50,6 +50,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add map ${T} dnat_tcp_2 ${DNAT_ADDR}`,
       `add chain ${T} svc_tcp_2`,
       ...svcChain('svc_tcp_2', 2),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_tcp_2 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.10 . tcp . 80 . 1 : 10.244.2.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_2 }`,
@@ -58,7 +59,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
   {
     name: 'no endpoints: rejected in the filter chains',
     in: input([svc()], {}),
-    want: [`add element ${T} no_endpoint_services { 10.96.0.10 . tcp . 80 : goto reject_packet }`],
+    want: [`add element ${T} cluster_ips { 10.96.0.10 }`, `add element ${T} no_endpoint_services { 10.96.0.10 . tcp . 80 : goto reject_packet }`],
   },
   {
     name: 'UDP, no cluster CIDR: no masquerade rule in the service chain',
@@ -68,6 +69,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add map ${T} dnat_udp_1 { typeof ip daddr . meta l4proto . udp dport . numgen random mod 1 : ip daddr . udp dport; }`,
       `add chain ${T} svc_udp_1`,
       `add rule ${T} svc_udp_1 dnat ip to ${KEY} . numgen random mod 1 map @dnat_udp_1`,
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_udp_1 { 10.96.0.10 . udp . 53 . 0 : 10.244.1.1 . 5353 }`,
       `add element ${T} service_ips { 10.96.0.10 . udp . 53 : goto svc_udp_1 }`,
     ],
@@ -80,6 +82,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add chain ${T} svc_tcp_1`,
       `add rule ${T} svc_tcp_1 ${MARK}`,
       `add rule ${T} svc_tcp_1 dnat ip to ${KEY} . numgen random mod 1 map @dnat_tcp_1`,
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
       `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1 }`,
     ],
@@ -93,6 +96,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add chain ${T} svc_tcp_1`,
       `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080, 203.0.113.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
       `add element ${T} firewall_allow { 203.0.113.10 . tcp . 80 . 198.51.100.0/24, 203.0.113.10 . tcp . 80 . 192.0.2.7/32, 203.0.113.10 . tcp . 80 . 203.0.113.10/32 }`,
       `add element ${T} firewall_ips { 203.0.113.10 . tcp . 80 }`,
@@ -117,6 +121,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add rule ${T} svc_sticky_tcp_2_t60 ip saddr . ${KEY} @affinity_tcp_2_0_t60 goto svc_pick_tcp_2_0_t60`,
       `add rule ${T} svc_sticky_tcp_2_t60 ip saddr . ${KEY} @affinity_tcp_2_1_t60 goto svc_pick_tcp_2_1_t60`,
       `add rule ${T} svc_sticky_tcp_2_t60 numgen random mod 2 vmap { 0 : goto svc_pick_tcp_2_0_t60, 1 : goto svc_pick_tcp_2_1_t60 }`,
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_tcp_2 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.10 . tcp . 80 . 1 : 10.244.2.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_sticky_tcp_2_t60 }`,
@@ -134,6 +139,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add rule ${T} np_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_tcp_1`,
       `add rule ${T} npext_tcp_1 ${MARK} goto np_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_np_tcp_1 { tcp . 30080 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
@@ -150,6 +156,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add chain ${T} svc_tcp_1`,
       `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080, 198.51.100.7 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 192.0.2.50 . tcp . 80 : goto ext_tcp_1, 198.51.100.7 . tcp . 80 : goto ext_tcp_1 }`,
@@ -171,6 +178,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add rule ${T} np_local_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_local_tcp_1`,
       `add rule ${T} np_tcp_2 dnat ip to meta l4proto . th dport . numgen random mod 2 map @dnat_np_tcp_2`,
       ...svcChain('svc_tcp_2', 2),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_local_tcp_1 { 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} dnat_np_local_tcp_1 { tcp . 30080 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} dnat_np_tcp_2 { tcp . 30080 . 0 : 10.244.1.1 . 8080, tcp . 30080 . 1 : 10.244.2.1 . 8080 }`,
@@ -194,6 +202,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add chain ${T} svc_tcp_1`,
       `add rule ${T} np_tcp_1 dnat ip to meta l4proto . th dport . numgen random mod 1 map @dnat_np_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
       `add element ${T} dnat_np_tcp_1 { tcp . 30080 . 0 : 10.244.2.1 . 8080 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.2.1 . 8080 }`,
       `add element ${T} no_endpoint_nodeports { tcp . 30080 : drop }`,
@@ -212,6 +221,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
       `add chain ${T} svc_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10, 10.96.0.11 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} no_endpoint_services { 10.96.0.11 . tcp . 80 : drop }`,
@@ -228,6 +238,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add map ${T} dnat_tcp_1 ${DNAT_ADDR}`,
       `add chain ${T} svc_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10, 10.96.0.11 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 10.96.0.11 . tcp . 80 . 0 : 10.244.3.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} service_ips { 10.96.0.10 . tcp . 80 : goto svc_tcp_1, 10.96.0.11 . tcp . 80 : goto svc_tcp_1 }`,
@@ -245,6 +256,7 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
       `add chain ${T} svc_tcp_1`,
       `add rule ${T} ext_tcp_1 ${MARK} goto svc_tcp_1`,
       ...svcChain('svc_tcp_1', 1),
+      `add element ${T} cluster_ips { 10.96.0.10, 10.96.0.11 }`,
       `add element ${T} dnat_tcp_1 { 10.96.0.10 . tcp . 80 . 0 : 10.244.1.1 . 8080, 192.0.2.50 . tcp . 80 . 0 : 10.244.1.1 . 8080 }`,
       `add element ${T} hairpin { 10.244.1.1 . 10.244.1.1 }`,
       `add element ${T} no_endpoint_services { 10.96.0.11 . tcp . 80 : goto reject_packet }`,
@@ -302,6 +314,28 @@ describe('proxy nftables generator', () => {
     ]) {
       expect(lines(text)).to.include(want);
     }
+  });
+
+  it('after DNAT, rejects a new connection still headed for a cluster IP (no such port) and drops one to an unallocated ServiceCIDR address', () => {
+    const checks = (over: Partial<NftRulesInput>) =>
+      lines(fullTransaction(buildRuleset(input([svc()], {}, over)))).filter((l) => l.includes('cluster_ips'));
+    const common = [
+      `add set ${T} cluster_ips { type ipv4_addr; }`,
+      `add chain ${T} cluster_ips_check`,
+      `add rule ${T} cluster_ips_check ip daddr @cluster_ips reject`,
+    ];
+    const jumps = [
+      `add rule ${T} filter_forward ct state new jump cluster_ips_check`,
+      `add rule ${T} filter_output ct state new jump cluster_ips_check`,
+      `add element ${T} cluster_ips { 10.96.0.10 }`,
+    ];
+    expect(checks({})).to.have.members([...common, ...jumps]);
+    // IPv6 CIDRs of a dual-stack cluster are not this table's.
+    expect(checks({ serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'] })).to.have.members([...common, ...jumps, `add rule ${T} cluster_ips_check ip daddr { 10.96.0.0/12 } drop`]);
+    // The filter hooks run after the nat ones (priority filter > dstnat): a DNATed connection no longer has the cluster IP.
+    const text = lines(fullTransaction(buildRuleset(input([], {}))));
+    expect(text).to.include(`add chain ${T} filter_output { type filter hook output priority filter; policy accept; }`);
+    expect(text.indexOf(`add rule ${T} filter_output ct state new ${KEY} vmap @no_endpoint_services`)).to.be.lessThan(text.indexOf(`add rule ${T} filter_output ct state new jump cluster_ips_check`));
   });
 
   it('node ports: all local addresses but 127/8 unless localhost node ports; or only the given node IPs', () => {
