@@ -45,6 +45,8 @@ export interface ProxyConfig {
   readonly cleanup: boolean;
   /** Upstream --init-only: write what needs full root (OOM score, conntrack settings, route_localnet) and exit. */
   readonly initOnly: boolean;
+  /** Upstream --write-config-to: write this configuration as a KubeProxyConfiguration file there and exit. */
+  readonly writeConfigTo?: string;
   /** Upstream --detect-local-mode: how pod traffic is told apart (ClusterCIDR by default). */
   readonly detectLocalMode: DetectLocalMode;
   /** --pod-bridge-interface (BridgeInterface mode) and --pod-interface-name-prefix (InterfaceNamePrefix mode). */
@@ -84,6 +86,7 @@ const FLAGS = [
   'config',
   'cleanup',
   'init-only',
+  'write-config-to',
   'conntrack-max-per-core',
   'conntrack-min',
   'conntrack-tcp-timeout-established',
@@ -170,8 +173,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   };
   const cleanup = bool('cleanup', false);
   const initOnly = bool('init-only', false);
+  const writeConfigTo = get('write-config-to')?.trim() || undefined;
   const kubeconfig = get('kubeconfig') ?? '';
-  if (kubeconfig.trim() === '' && !cleanup && !initOnly) {
+  if (kubeconfig.trim() === '' && !cleanup && !initOnly && !writeConfigTo) {
     throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
   }
 
@@ -303,6 +307,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     logLevel,
     cleanup,
     initOnly,
+    ...(writeConfigTo ? { writeConfigTo } : {}),
     detectLocalMode,
     ...(podBridgeInterface ? { podBridgeInterface } : {}),
     ...(podInterfaceNamePrefix ? { podInterfaceNamePrefix } : {}),

@@ -106,12 +106,21 @@ export const ROUTED_PATH = '/nodelet/routed';
 
 const isLoopback = (addr: string | undefined) => addr !== undefined && (addr.startsWith('127.') || addr === '::1' || addr.startsWith('::ffff:127.'));
 
-/**
- * The handler of the healthz server (/healthz, /livez, and given the proxier,
- * /nodelet/routed?ip=A for the agent on this node: loopback only) and, given
- * a registry, of the metrics server (/metrics too).
- */
-export function proxyHttpHandler(health: ProxyHealth, registry?: Registry, routed?: RoutedSource): http.RequestListener {
+/** What else a health or metrics server answers besides /healthz and /livez. */
+export interface ProxyHttpExtras {
+  /** /metrics (the metrics server). */
+  registry?: Registry;
+  /** /nodelet/routed?ip=A for the agent on this node, loopback only (the healthz server). */
+  routed?: RoutedSource;
+  /** /proxyMode: the mode's name, as kube-proxy's metrics server. */
+  mode?: string;
+  /** /configz: the running configuration (configz.ts), as kube-proxy's metrics server. */
+  configz?: string;
+}
+
+/** The handler of the healthz server and of the metrics server: /healthz, /livez and `extras`. */
+export function proxyHttpHandler(health: ProxyHealth, extras: ProxyHttpExtras = {}): http.RequestListener {
+  const { registry, routed, mode, configz } = extras;
   return (req, res) => {
     const [path, query = ''] = (req.url ?? '/').split('?');
     if (routed && path === ROUTED_PATH) {
@@ -140,6 +149,14 @@ export function proxyHttpHandler(health: ProxyHealth, registry?: Registry, route
         },
         (err: unknown) => res.writeHead(500).end(describeError(err)),
       );
+      return;
+    }
+    if (mode !== undefined && path === '/proxyMode') {
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'x-content-type-options': 'nosniff' }).end(mode);
+      return;
+    }
+    if (configz !== undefined && path === '/configz') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end(configz);
       return;
     }
     if (registry && path === '/metrics') {

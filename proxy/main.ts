@@ -16,6 +16,7 @@ import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
 import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
 import { trimEndpointSlice, trimNode, trimService, trimServiceCIDR } from './trim.ts';
+import { configzBody, kubeProxyConfigurationYAML } from './configz.ts';
 import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
@@ -288,8 +289,8 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   // A deleted Node keeps the eligibility of its last state, as upstream.
   node?.addHandler({ onAdd: onNode, onUpdate: (_, n) => onNode(n), onDelete: (n) => { syncEligible(n); proxier.onTopologyChange({}); } });
 
-  const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health, undefined, proxier));
-  const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, deps.registry));
+  const healthz = await serve(log, 'healthz', cfg.healthzBindAddress, proxyHttpHandler(health, { routed: proxier }));
+  const metrics = await serve(log, 'metrics', cfg.metricsBindAddress, proxyHttpHandler(health, { registry: deps.registry, mode, configz: configzBody(cfg) }));
 
   let proxierStarted = false;
   const stop = async () => {
@@ -324,6 +325,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
 /** `nodelet proxy [flags]`: runs until SIGTERM/SIGINT. */
 export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise<number> {
   const cfg = parseProxyFlags(argv);
+  if (cfg.writeConfigTo) return writeConfigFile(cfg, cfg.writeConfigTo);
   if (cfg.cleanup) return runCleanup(cfg);
   if (cfg.initOnly) return runInitOnly(cfg, { kernelFiles: realKernelFiles, sysctl: writeSysctl });
   const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: 'nodelet-proxy' });
@@ -394,6 +396,18 @@ export async function runInitOnly(
   }
   log.info('init done', { conntrackSet: conntrack.set.length, conntrackRefused: conntrack.failed.length });
   return ok ? 0 : 1;
+}
+
+/** `nodelet proxy --write-config-to FILE`, as kube-proxy's: this configuration as a KubeProxyConfiguration, then exit. */
+export async function writeConfigFile(cfg: ProxyConfig, file: string): Promise<number> {
+  const log = createLogger(cfg.logLevel).child({ component: 'proxy' });
+  try {
+    await writeFile(file, kubeProxyConfigurationYAML(cfg), { mode: 0o644 });
+  } catch (err) {
+    throw new NodeletError('PROXY_CONFIG_WRITE_FAILED', `--write-config-to ${file}`, { cause: err });
+  }
+  log.info('wrote the configuration', { file });
+  return 0;
 }
 
 /** `nodelet proxy --cleanup`: removes every mode's rules and exits; 1 when some could not be removed. */

@@ -19,6 +19,7 @@ import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { RuntimePodCache } from './runtimepods.ts';
 import type { RuntimePodStatus } from './types.ts';
+import { goDuration } from '../../lib/kube/time.ts';
 
 export const RELIST_PERIOD_MS = 1000;
 /** Upstream's relistThreshold: PLEG is unhealthy when no relist succeeded for this long. */
@@ -246,7 +247,7 @@ export class Pleg {
     if (elapsed > this.thresholdMs) {
       return {
         ok: false,
-        message: `pleg was last seen active ${formatDuration(elapsed)} ago; threshold is ${formatDuration(this.thresholdMs)}`,
+        message: `pleg was last seen active ${goDuration(elapsed)} ago; threshold is ${goDuration(this.thresholdMs)}`,
       };
     }
     return { ok: true, message: '' };
@@ -316,14 +317,4 @@ export class Pleg {
     this.metrics.runningPods.set(running);
     for (const [state, n] of counts) this.metrics.runningContainers.set({ container_state: state }, n);
   }
-}
-
-/** Go's time.Duration text for whole milliseconds ("3m0s", "1m30.5s"). */
-export function formatDuration(ms: number): string {
-  const h = Math.floor(ms / 3_600_000);
-  const m = Math.floor((ms % 3_600_000) / 60_000);
-  const s = (ms % 60_000) / 1000;
-  if (h > 0) return `${h}h${m}m${s}s`;
-  if (m > 0) return `${m}m${s}s`;
-  return `${s}s`;
 }

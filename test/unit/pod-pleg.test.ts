@@ -5,7 +5,6 @@ import { expect } from 'chai';
 import { Registry } from 'prom-client';
 import {
   diffRelists,
-  formatDuration,
   generateEvents,
   Pleg,
   type PodLifecycleEvent,
@@ -326,12 +325,5 @@ describe('PLEG event generation', () => {
       { type: 'ContainerDied', id: 'c2', sandbox: false },
       { type: 'ContainerRemoved', id: 'c2', sandbox: false },
     ]);
-  });
-
-  it('formats durations as Go does', () => {
-    expect(formatDuration(180_000)).to.equal('3m0s');
-    expect(formatDuration(181_500)).to.equal('3m1.5s');
-    expect(formatDuration(999)).to.equal('0.999s');
-    expect(formatDuration(3_723_000)).to.equal('1h2m3s');
   });
 });

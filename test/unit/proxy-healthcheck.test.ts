@@ -87,7 +87,7 @@ describe('proxy health (healthz, livez, metrics)', () => {
       gauge = new Gauge({ name: LAST_SYNC_METRIC, help: 'The last time proxy rules were successfully synced', registers: [reg] });
       clock = new FakeClock(Date.UTC(2025, 0, 1));
       health = new ProxyHealth({ clock, timeoutMs: 60_000, lastSynced: lastSyncFromRegistry(reg), registry: reg });
-      server = http.createServer(proxyHttpHandler(health, reg));
+      server = http.createServer(proxyHttpHandler(health, { registry: reg }));
       await listen(server, '127.0.0.1', 0);
       port = (server.address() as AddressInfo).port;
     });

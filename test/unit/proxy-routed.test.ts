@@ -87,7 +87,7 @@ describe('proxy: routed endpoints for the agent', () => {
   it('the health server answers /nodelet/routed?ip= on loopback: 503 before a sync, then routed true/false; 400 for a bad address', async () => {
     const snap = new RoutedSnapshot();
     const health = new ProxyHealth({ clock: new FakeClock(), timeoutMs: 60_000, lastSynced: async () => undefined });
-    const server = http.createServer(proxyHttpHandler(health, undefined, snap));
+    const server = http.createServer(proxyHttpHandler(health, { routed: snap }));
     await listen(server, '127.0.0.1', 0);
     const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}${ROUTED_PATH}`;
     try {
