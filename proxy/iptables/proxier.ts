@@ -68,7 +68,9 @@ class ProxierMetrics {
   readonly lastSync: Gauge;
   readonly lastQueued: Gauge;
   readonly restoreFailures: Counter;
+  readonly partialRestoreFailures: Counter;
   readonly rulesTotal: Gauge<'table'>;
+  readonly rulesLast: Gauge<'table'>;
   readonly backendInfo: Gauge<'backend'>;
 
   constructor(registry: Registry) {
@@ -106,9 +108,20 @@ class ProxierMetrics {
       help: 'Cumulative proxy iptables restore failures',
       registers,
     });
+    this.partialRestoreFailures = new Counter({
+      name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
+      help: 'Cumulative proxy iptables partial restore failures',
+      registers,
+    });
     this.rulesTotal = new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_total',
       help: 'Total number of iptables rules owned by kube-proxy (as of the last full sync)',
+      labelNames: ['table'],
+      registers,
+    });
+    this.rulesLast = new Gauge({
+      name: 'kubeproxy_sync_proxy_rules_iptables_last',
+      help: 'Number of iptables rules written by kube-proxy in last sync',
       labelNames: ['table'],
       registers,
     });
@@ -266,7 +279,7 @@ export class IptablesProxier extends ProxierBase {
           generated = clock.now();
         },
       };
-      await this.restoreTable('nat', pieces);
+      await this.restoreTable('nat', pieces, full);
       if (!rest) throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore (nat) ended before it read the rules');
       const out = rest;
       const filter = beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
@@ -285,15 +298,19 @@ export class IptablesProxier extends ProxierBase {
       // A partial sync leaves the filter table alone when its text is what the last
       // restore applied (most changes touch nat only; at 10k services a restore
       // costs ~35 ms). Full syncs always write it, which repairs outside edits.
-      if (full || out.filter !== this.appliedFilter) {
+      const writeFilter = full || out.filter !== this.appliedFilter;
+      if (writeFilter) {
         this.appliedFilter = undefined;
-        await this.restoreTable('filter', filter);
+        await this.restoreTable('filter', filter, full);
         this.appliedFilter = out.filter;
       }
       // Where a sync's time goes (the full ones are rare and the ones worth reading).
       // Generation overlaps the nat restore: generateMs ends when the last piece is made, restoreNatMs is the rest.
       parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
       this.reportNoLocalEndpoints(out.noLocalEndpoints);
+      // What this sync wrote (a partial one: the changed services' chains; the filter table only when it changed).
+      this.metrics.rulesLast.set({ table: 'nat' }, out.ruleCounts.nat);
+      this.metrics.rulesLast.set({ table: 'filter' }, writeFilter ? out.ruleCounts.filter : 0);
       if (full) {
         this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);
         this.metrics.rulesTotal.set({ table: 'filter' }, out.ruleCounts.filter);
@@ -318,11 +335,12 @@ export class IptablesProxier extends ProxierBase {
     return { full, ok: true };
   }
 
-  private async restoreTable(table: Table, text: string | Iterable<string>): Promise<void> {
+  private async restoreTable(_table: Table, text: string | Iterable<string>, full: boolean): Promise<void> {
     try {
       await this.iptables.restore(text, { noflush: true });
     } catch (err) {
       this.metrics.restoreFailures.inc();
+      if (!full) this.metrics.partialRestoreFailures.inc();
       throw err;
     }
   }

@@ -342,6 +342,10 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     const metrics = await curlFromNode('http://127.0.0.1:10249/metrics');
     expect(metrics).to.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds [1-9]/m);
     expect(metrics).to.include('kubeproxy_sync_proxy_rules_duration_seconds_count');
+    expect(metrics).to.match(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
+    expect(await curlFromNode('http://127.0.0.1:10249/proxyMode')).to.equal(mode);
+    const configz = JSON.parse(await curlFromNode('http://127.0.0.1:10249/configz')) as Record<string, { mode?: string; hostnameOverride?: string }>;
+    expect(configz['kubeproxy.config.k8s.io']).to.include({ mode, hostnameOverride: nodeName });
   });
 
   it('reaches a ClusterIP service from the node, spreading 60 requests over all 3 endpoints', async () => {

@@ -191,6 +191,26 @@ describe('proxy IptablesProxier', () => {
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
   });
 
+  it('reports the rules each sync wrote (kubeproxy_sync_proxy_rules_iptables_last) and, after a full one, all of them (…_iptables_total)', async () => {
+    const rules = async (name: string, table: string) =>
+      Number(new RegExp(`^${name}\\{table="${table}"\\} (\\d+)$`, 'm').exec(await registry.metrics())?.[1]);
+    for (const [name, ip] of [['web', '10.96.0.10'], ['db', '10.96.0.20'], ['cache', '10.96.0.30']] as const) {
+      proxier.onServiceAdd(service(name, ip));
+      proxier.onSliceAdd(slice(name, ['10.244.1.5', '10.244.1.6']));
+    }
+    await proxier.syncProxyRules();
+    const total = await rules('kubeproxy_sync_proxy_rules_iptables_total', 'nat');
+    expect(total).to.be.greaterThan(20);
+    expect(await rules('kubeproxy_sync_proxy_rules_iptables_last', 'nat'), 'a full sync writes all').to.equal(total);
+    expect(await rules('kubeproxy_sync_proxy_rules_iptables_last', 'filter')).to.equal(await rules('kubeproxy_sync_proxy_rules_iptables_total', 'filter'));
+    proxier.onSliceUpdate(slice('db', ['10.244.1.5', '10.244.1.6']), slice('db', ['10.244.1.5', '10.244.1.7']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    const last = await rules('kubeproxy_sync_proxy_rules_iptables_last', 'nat');
+    expect(last, 'a partial sync writes the changed service\'s chains').to.be.greaterThan(0).and.lessThan(total);
+    expect(await rules('kubeproxy_sync_proxy_rules_iptables_last', 'filter'), 'filter unchanged: not written').to.equal(0);
+    expect(await rules('kubeproxy_sync_proxy_rules_iptables_total', 'nat')).to.equal(total);
+  });
+
   it('a partial sync restores the filter table only when its rules changed; a full one always does', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
@@ -292,6 +312,7 @@ describe('proxy IptablesProxier', () => {
     proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: false });
     expect(await metric('kubeproxy_sync_proxy_rules_iptables_restore_failures_total')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total'), 'it was a partial sync').to.equal(1);
 
     proxier.onServiceAdd(service('db', '10.96.0.20'));
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
