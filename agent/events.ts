@@ -93,6 +93,8 @@ export interface KubeEventRecorderOptions {
   api: EventsApi;
   /** Source host and reporting instance. */
   nodeName: string;
+  /** Source and reporting component (default kubelet; the proxy's are kube-proxy). */
+  component?: string;
   clock: Clock;
   log: Logger;
   /** Distinct events waiting to be written; more are dropped. */
@@ -150,6 +152,7 @@ function retryable(err: unknown): boolean {
 export class KubeEventRecorder implements EventRecorder {
   private readonly api: EventsApi;
   private readonly nodeName: string;
+  private readonly component: string;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly queueLimit: number;
@@ -168,6 +171,7 @@ export class KubeEventRecorder implements EventRecorder {
   constructor(opts: KubeEventRecorderOptions) {
     this.api = opts.api;
     this.nodeName = opts.nodeName;
+    this.component = opts.component ?? 'kubelet';
     this.clock = opts.clock;
     this.log = opts.log;
     this.queueLimit = opts.queueLimit ?? EVENT_QUEUE_LIMIT;
@@ -281,8 +285,8 @@ export class KubeEventRecorder implements EventRecorder {
       count: w.count,
       firstTimestamp: new Date(w.firstMs),
       lastTimestamp: new Date(w.lastMs),
-      source: { component: 'kubelet', host: this.nodeName },
-      reportingComponent: 'kubelet',
+      source: { component: this.component, host: this.nodeName },
+      reportingComponent: this.component,
       reportingInstance: this.nodeName,
     };
   }

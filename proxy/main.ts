@@ -42,6 +42,7 @@ import type { LocalDetector } from './localdetect.ts';
 import { applyOomScoreAdj, type WriteFile } from './oomscore.ts';
 import { watchConfigFile } from './configwatch.ts';
 import { KubeNodeApi } from '../agent/nodeapi.ts';
+import { type EventRecorder, KubeEventRecorder, KubeEventsApi, nodeRef } from '../agent/events.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
@@ -65,6 +66,8 @@ export interface ProxyDeps {
   kernelFiles?: KernelFiles;
   /** After each full sync that went through (default: a full garbage collection, lib/gc.ts). */
   afterFullSync?: () => void;
+  /** Where the proxy's events about its Node go (none: not recorded). */
+  events?: EventRecorder;
   /** Overrides the API list/watches (tests); without `nodes`, this node's topology labels are not watched, without `serviceCIDRs` no ServiceCIDR. */
   listWatches?: { services: ListWatch<V1Service>; slices: ListWatch<V1EndpointSlice>; nodes?: ListWatch<V1Node>; serviceCIDRs?: ListWatch<V1ServiceCIDR> };
 }
@@ -317,6 +320,8 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   }
   proxier.start();
   proxierStarted = true;
+  // As kube-proxy's "Starting" (action StartKubeProxy) on its Node: `kubectl describe node` lists it.
+  deps.events?.event(nodeRef(cfg.nodeName), 'Normal', 'Starting', '');
   log.info('proxy started', { mode, services: services.list().length, endpointSlices: slices.list().length });
   return { stop, proxier };
 }
@@ -347,7 +352,8 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   const registry = new Registry();
   // process_resident_memory_bytes and friends, as kube-proxy's /metrics has them.
   collectDefaultMetrics({ register: registry });
-  const starting = startProxy({ kc, log, registry, clock: realClock, signal: abort.signal }, cfg);
+  const events = new KubeEventRecorder({ api: new KubeEventsApi(kc), nodeName: cfg.nodeName, component: 'kube-proxy', clock: realClock, log: log.child({ component: 'events' }) });
+  const starting = startProxy({ kc, log, registry, clock: realClock, signal: abort.signal, events }, cfg);
   const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((reason) => ({ reason }))]);
   const reason = 'reason' in first ? first.reason : await stopped;
   unwatch();
@@ -363,6 +369,7 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
     await first.running.stop();
     log.info('stopped');
   }
+  await events.close();
   return 'configChanged' in reason ? 1 : 0;
 }
 

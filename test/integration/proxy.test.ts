@@ -348,6 +348,14 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     expect(configz['kubeproxy.config.k8s.io']).to.include({ mode, hostnameOverride: nodeName });
   });
 
+  it('records a Starting event on its Node, from kube-proxy, as upstream', async () => {
+    const starting = async () => {
+      const list = await kubectlJson(['get', 'events', '-n', 'default', '--field-selector', `involvedObject.kind=Node,involvedObject.name=${nodeName},reason=Starting,source=kube-proxy`]);
+      return (list.items as Array<{ type?: string; reportingComponent?: string }>).map((e) => `${e.type} ${e.reportingComponent}`);
+    };
+    await eventually('the Starting event', starting, (evs) => evs.includes('Normal kube-proxy'));
+  });
+
   it('reaches a ClusterIP service from the node, spreading 60 requests over all 3 endpoints', async () => {
     const ip = await clusterIP('web');
     await eventually('the web ClusterIP to answer', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'));

@@ -93,6 +93,14 @@ describe('KubeEventRecorder', () => {
     expect(e!.lastTimestamp).to.deep.equal(new Date(T0));
   });
 
+  it('reports another component when told (the proxy: kube-proxy)', async () => {
+    const proxyRec = new KubeEventRecorder({ api, nodeName: NODE, component: 'kube-proxy', clock, log: nullLogger() });
+    proxyRec.event(nodeRef(NODE), 'Normal', 'Starting', '');
+    await proxyRec.flush();
+    expect(api.list()[0]).to.deep.include({ reason: 'Starting', source: { component: 'kube-proxy', host: NODE }, reportingComponent: 'kube-proxy' });
+    await proxyRec.close();
+  });
+
   it('puts node events in the default namespace', async () => {
     rec.event(nodeRef(NODE), 'Normal', 'NodeReady', `Node ${NODE} status is now: NodeReady`);
     await rec.flush();

@@ -14,6 +14,7 @@ import { type ProxyDeps, runInitOnly, startProxy, type RunningProxy } from '../.
 import { UserspaceProxier } from '../../proxy/userspace/proxier.ts';
 import { CONNTRACK_HASHSIZE, CONNTRACK_MAX, type KernelFiles } from '../../proxy/conntracklimits.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
+import { FakeEventRecorder } from '../fakes/events.ts';
 import { freePort } from '../fakes/net.ts';
 
 class GatedListWatch<T> implements ListWatch<T> {
@@ -109,15 +110,19 @@ describe('proxy startProxy wiring', () => {
     const clock = new FakeClock();
     const services = new GatedListWatch<V1Service>([web]);
     const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
+    const events = new FakeEventRecorder();
     const starting = startProxy(
-      fakeDeps({ clock, listWatches: { services, slices } }),
+      fakeDeps({ clock, listWatches: { services, slices }, events }),
       cfg(),
     );
     services.release();
     await settle(10);
     expect(restores, 'no sync before the slices synced').to.deep.equal([]);
+    expect(events.reasons()).to.deep.equal([]);
     slices.release();
     running = await starting;
+    // As kube-proxy: "Starting" on its Node once it runs.
+    expect(events.events).to.deep.equal([{ object: { kind: 'Node', apiVersion: 'v1', name: 'n1', uid: 'n1', namespace: '' }, type: 'Normal', reason: 'Starting', message: '' }]);
     await settle(10);
     const nat = restores.find((t) => t.startsWith('*nat')) ?? '';
     expect(nat).to.include('-d 10.96.0.80/32');
