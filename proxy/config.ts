@@ -58,7 +58,23 @@ export interface ProxyConfig {
   readonly conntrack: ConntrackConfig;
   /** Set when --config named a file: its path and the fields that had no effect (main logs them). */
   readonly configFile?: ConfigFileInfo;
+  /** Upstream --master: the API server's address, over the kubeconfig's. */
+  readonly master?: string;
+  /** kube-proxy flags given that nodelet accepts and ignores (main warns about each). */
+  readonly ignoredFlags: readonly string[];
 }
+
+/**
+ * kube-proxy flags nodelet has no use for: accepted with a warning, so that a
+ * node's existing kube-proxy command line still starts (as the config file's
+ * unsupported fields are). Anything else unknown is an error.
+ */
+export const IGNORED_UPSTREAM_FLAGS: readonly string[] = [
+  'bind-address', 'bind-address-hard-fail', 'boot-id-file', 'config-sync-period', 'feature-gates', 'profiling',
+  'show-hidden-metrics-for-version', 'kube-api-burst', 'kube-api-qps', 'kube-api-content-type', 'proxy-port-range',
+  'ipvs-exclude-cidrs', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-strict-arp', 'ipvs-sync-period',
+  'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'logging-format', 'log-flush-frequency', 'vmodule',
+];
 
 export const PROXY_DEFAULTS = Object.freeze({
   mode: 'iptables' as const,
@@ -87,6 +103,7 @@ const FLAGS = [
   'cleanup',
   'init-only',
   'write-config-to',
+  'master',
   'conntrack-max-per-core',
   'conntrack-min',
   'conntrack-tcp-timeout-established',
@@ -107,7 +124,7 @@ function invalid(flag: string, why: string): NodeletError {
   return new NodeletError('CONFIG_INVALID', `--${flag}: ${why}`);
 }
 
-function scanFlags(argv: readonly string[]): Map<FlagName, string> {
+function scanFlags(argv: readonly string[], ignored: string[] = []): Map<FlagName, string> {
   const values = new Map<FlagName, string>();
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -117,6 +134,13 @@ function scanFlags(argv: readonly string[]): Map<FlagName, string> {
     const body = arg.replace(/^--?/, '');
     const eq = body.indexOf('=');
     const given = eq >= 0 ? body.slice(0, eq) : body;
+    if (IGNORED_UPSTREAM_FLAGS.includes(given)) {
+      ignored.push(given);
+      // Its value, when given apart (--profiling and --bind-address-hard-fail may stand alone, as pflag's booleans).
+      const next = argv[i + 1];
+      if (eq < 0 && next !== undefined && !next.startsWith('-') && given !== 'profiling' && given !== 'bind-address-hard-fail') i++;
+      continue;
+    }
     if (!(FLAGS as readonly string[]).includes(given)) throw new NodeletError('CONFIG_INVALID', `unknown flag --${given}`);
     const name = given as FlagName;
     let value: string;
@@ -160,7 +184,8 @@ function parseBool(flag: string, s: string): boolean {
 }
 
 export function parseProxyFlags(argv: readonly string[], host: HostProbe = realHost): ProxyConfig {
-  const values = scanFlags(argv);
+  const ignoredFlags: string[] = [];
+  const values = scanFlags(argv, ignoredFlags);
   // The file's KubeProxyConfiguration fields go under the flags: a flag given wins.
   const configPath = values.get('config')?.trim();
   const fromFile = configPath ? loadProxyConfigFile(configPath) : undefined;
@@ -175,7 +200,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   const initOnly = bool('init-only', false);
   const writeConfigTo = get('write-config-to')?.trim() || undefined;
   const kubeconfig = get('kubeconfig') ?? '';
-  if (kubeconfig.trim() === '' && !cleanup && !initOnly && !writeConfigTo) {
+  const master = get('master')?.trim() || undefined;
+  if (master !== undefined && !/^https?:\/\/[^/]/.test(master)) throw invalid('master', `'${master}' is not an http(s) URL`);
+  if (kubeconfig.trim() === '' && !master && !cleanup && !initOnly && !writeConfigTo) {
     throw invalid('kubeconfig', 'is required (path to the kubeconfig the proxy uses to reach the API server)');
   }
 
@@ -314,6 +341,8 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     oomScoreAdj,
     conntrack,
     ...(fromFile ? { configFile: fromFile.info } : {}),
+    ...(master ? { master } : {}),
+    ignoredFlags: Object.freeze(ignoredFlags),
   });
 }
 

@@ -45,6 +45,7 @@ import { KubeNodeApi } from '../agent/nodeapi.ts';
 import { type EventRecorder, KubeEventRecorder, KubeEventsApi, nodeRef } from '../agent/events.ts';
 import { loadSplicer } from './userspace/splicer.ts';
 import { KubeClient } from '../lib/kube/client.ts';
+import { loadKubeconfig } from '../lib/kube/kubeconfig.ts';
 import { logConfigWarnings } from '../agent/configfile/document.ts';
 
 /** As kube-proxy: objects labelled for another proxy, and headless services' objects, are not ours. */
@@ -333,9 +334,10 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   if (cfg.writeConfigTo) return writeConfigFile(cfg, cfg.writeConfigTo);
   if (cfg.cleanup) return runCleanup(cfg);
   if (cfg.initOnly) return runInitOnly(cfg, { kernelFiles: realKernelFiles, sysctl: writeSysctl });
-  const kc = KubeClient.fromFile(cfg.kubeconfig, { userAgent: 'nodelet-proxy' });
+  const kc = proxyClient(cfg);
   const log = createLogger(cfg.logLevel).child({ component: 'proxy', node: cfg.nodeName });
   logConfigWarnings(log, cfg.configFile);
+  for (const flag of cfg.ignoredFlags) log.warn(`--${flag}: a kube-proxy flag nodelet does not use; ignored`, { flag });
   const abort = new AbortController();
   let unwatch = () => {};
   const stopped = new Promise<StopReason>((resolve) => {
@@ -403,6 +405,14 @@ export async function runInitOnly(
   }
   log.info('init done', { conntrackSet: conntrack.set.length, conntrackRefused: conntrack.failed.length });
   return ok ? 0 : 1;
+}
+
+/** The API client: the kubeconfig's, with --master (upstream's) over its server; --master alone has no credentials. */
+export function proxyClient(cfg: Pick<ProxyConfig, 'kubeconfig' | 'master'>): KubeClient {
+  const opts = { userAgent: 'nodelet-proxy' };
+  if (!cfg.master) return KubeClient.fromFile(cfg.kubeconfig, opts);
+  const creds = cfg.kubeconfig.trim() ? loadKubeconfig(cfg.kubeconfig) : undefined;
+  return new KubeClient({ ...creds, server: cfg.master.replace(/\/+$/, '') }, opts);
 }
 
 /** `nodelet proxy --write-config-to FILE`, as kube-proxy's: this configuration as a KubeProxyConfiguration, then exit. */

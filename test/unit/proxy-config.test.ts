@@ -48,6 +48,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       masqueradeBit: 14,
       oomScoreAdj: -999,
       conntrack: { maxPerCore: 32768, min: 131072, tcpEstablishedTimeoutS: 86400, tcpCloseWaitTimeoutS: 3600, tcpBeLiberal: false, udpTimeoutS: 0, udpStreamTimeoutS: 0 },
+      ignoredFlags: [],
     });
     expect(Object.isFrozen(c)).to.equal(true);
   });
@@ -136,6 +137,19 @@ describe('proxy flags (parseProxyFlags)', () => {
     expect(parseProxyFlags(['--cleanup', '--v=4'], host)).to.include({ cleanup: true, logLevel: 'debug' });
     expect(parse('--cleanup=false').cleanup).to.equal(false);
     expect(messageOf(() => parseProxyFlags(['--cleanup=false'], host))).to.match(/--kubeconfig: is required/);
+  });
+
+  it('accepts kube-proxy flags it has no use for (warned about by main), with or without their values; other unknown flags are errors', () => {
+    const c = parse('--bind-address', '0.0.0.0', '--feature-gates=NFTablesProxyMode=true', '--profiling', '--kube-api-qps', '5', '--proxy-mode', 'nftables', '--bind-address-hard-fail');
+    expect(c.ignoredFlags).to.deep.equal(['bind-address', 'feature-gates', 'profiling', 'kube-api-qps', 'bind-address-hard-fail']);
+    expect(c.mode, 'the flags after them are read as before').to.equal('nftables');
+    expect(messageOf(() => parse('--no-such-flag=1'))).to.equal('unknown flag --no-such-flag');
+  });
+
+  it('takes --master (the API server over the kubeconfig\'s), also without a kubeconfig', () => {
+    expect(parse('--master', 'https://192.0.2.1:6443').master).to.equal('https://192.0.2.1:6443');
+    expect(parseProxyFlags(['--master=http://127.0.0.1:8080'], host)).to.include({ master: 'http://127.0.0.1:8080', kubeconfig: '' });
+    expect(messageOf(() => parse('--master', 'apiserver:6443'))).to.match(/--master: 'apiserver:6443' is not an http\(s\) URL/);
   });
 });
 

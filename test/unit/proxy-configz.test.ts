@@ -2,7 +2,7 @@
 // writes it (and --config reads it back to the same settings), /configz and
 // /proxyMode serve it. Files go to a temporary directory.
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import { errorCode } from '../../lib/errors.ts';
 import { type ProxyConfig, parseProxyFlags } from '../../proxy/config.ts';
 import { configzBody, kubeProxyConfiguration } from '../../proxy/configz.ts';
 import { closeServer, listen, ProxyHealth, proxyHttpHandler } from '../../proxy/healthcheck.ts';
-import { writeConfigFile } from '../../proxy/main.ts';
+import { proxyClient, writeConfigFile } from '../../proxy/main.ts';
 import { FakeClock } from '../fakes/clock.ts';
 
 const host = { hostname: () => 'host-1', networkInterfaces: () => ({}) };
@@ -84,6 +84,20 @@ describe('proxy configuration as a KubeProxyConfiguration (--write-config-to, /c
     expect(cfg.kubeconfig).to.equal('');
     const err = await writeConfigFile(cfg, path.join(dir, 'missing', 'k.yaml')).catch((e: unknown) => e);
     expect(errorCode(err)).to.equal('PROXY_CONFIG_WRITE_FAILED');
+  });
+
+  it('--master takes the API server\'s address over the kubeconfig\'s (its credentials stay); alone, it is the whole client', () => {
+    const kubeconfig = path.join(dir, 'kubeconfig');
+    writeFileSync(kubeconfig, [
+      'apiVersion: v1', 'kind: Config', 'current-context: c',
+      'clusters: [{name: k, cluster: {server: "https://192.0.2.1:6443", insecure-skip-tls-verify: true}}]',
+      'users: [{name: u, user: {token: secret}}]', 'contexts: [{name: c, context: {cluster: k, user: u}}]', '',
+    ].join('\n'));
+    expect(proxyClient({ kubeconfig }).server).to.equal('https://192.0.2.1:6443');
+    const over = proxyClient({ kubeconfig, master: 'https://192.0.2.9:6443/' });
+    expect(over.server).to.equal('https://192.0.2.9:6443');
+    expect(over.credentials).to.deep.include({ token: { data: 'secret' } });
+    expect(proxyClient({ kubeconfig: '', master: 'http://127.0.0.1:8080' }).server).to.equal('http://127.0.0.1:8080');
   });
 
   it('the metrics server answers /proxyMode and /configz (the configuration under its API group)', async () => {
