@@ -108,6 +108,11 @@ export abstract class ProxierBase implements Proxier {
     const zone = zoneOf(labels);
     if (zone === this.topo.zone) return;
     this.topo.zone = zone;
+    this.resyncAll();
+  }
+
+  /** Something every service's rules depend on changed: the next sync rewrites them all. */
+  protected resyncAll(): void {
     this.invalidate();
     this.changed();
   }

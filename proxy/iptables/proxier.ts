@@ -211,8 +211,7 @@ export class IptablesProxier extends ProxierBase {
 
   setLocalDetector(detector: LocalDetector): void {
     this.opts.localDetector = detector;
-    this.invalidate();
-    this.changed();
+    this.resyncAll();
   }
 
   /**

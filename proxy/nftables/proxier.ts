@@ -148,8 +148,7 @@ export class NftablesProxier extends ProxierBase {
 
   setLocalDetector(detector: LocalDetector): void {
     this.opts.localDetector = detector;
-    this.invalidate();
-    this.changed();
+    this.resyncAll();
   }
 
   override setServiceCIDRs(cidrs: readonly string[]): void {
@@ -158,8 +157,7 @@ export class NftablesProxier extends ProxierBase {
     this.log.info('service CIDRs', { cidrs: sorted });
     this.opts.serviceCIDRs = sorted;
     // In a static chain: rare enough that the next sync may rewrite everything.
-    this.invalidate();
-    this.changed();
+    this.resyncAll();
   }
 
   /** One sync. Never throws: a failure is logged and counted, the next sync is full, a retry comes after minSyncPeriod. */

@@ -104,6 +104,17 @@ describe('proxy startProxy wiring', () => {
     return running;
   }
 
+  /** Starts the proxy on web and `slice` (listed at once) and a Node list/watch of `nodeItems` (listed once released). */
+  function startWithNode(nodeItems: V1Node[], opts: { slice?: V1EndpointSlice; deps?: Partial<ProxyDeps>; args?: string[] } = {}) {
+    const services = new GatedListWatch<V1Service>([web]);
+    const slices = new GatedListWatch<V1EndpointSlice>([opts.slice ?? webSlice]);
+    const nodes = new GatedListWatch<V1Node>(nodeItems);
+    services.release();
+    slices.release();
+    const starting = startProxy(fakeDeps({ ...opts.deps, listWatches: { services, slices, nodes } }), cfg(...(opts.args ?? [])));
+    return { nodes, starting };
+  }
+
   const firstNat = () => restores.find((t) => t.startsWith('*nat')) ?? '';
 
   it('starts the proxier only after both informers synced, then syncs the rules the objects call for', async () => {
@@ -147,15 +158,7 @@ describe('proxy startProxy wiring', () => {
       ],
     };
     const node = (zone: string, rv: string): V1Node => ({ metadata: { name: 'n1', resourceVersion: rv, labels: { 'topology.kubernetes.io/zone': zone } } });
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([zoned]);
-    const nodes = new GatedListWatch<V1Node>([node('zone-a', '5')]);
-    const starting = startProxy(
-      fakeDeps({ clock, listWatches: { services, slices, nodes } }),
-      cfg(),
-    );
-    services.release();
-    slices.release();
+    const { nodes, starting } = startWithNode([node('zone-a', '5')], { slice: zoned, deps: { clock } });
     await settle(10);
     expect(restores, 'no sync before the Node is listed (or the wait for it ends)').to.deep.equal([]);
     nodes.release();
@@ -176,11 +179,9 @@ describe('proxy startProxy wiring', () => {
       metadata: { name: 'n1', resourceVersion: rv },
       spec: taint ? { taints: [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1700000000', effect: 'NoSchedule' }] } : {},
     });
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
-    const nodes = new GatedListWatch<V1Node>([tainted('5', false)]);
-    for (const lw of [services, slices, nodes]) lw.release();
-    running = await startProxy(fakeDeps({ clock, listWatches: { services, slices, nodes } }), cfg(`--healthz-bind-address=127.0.0.1:${port}`));
+    const { nodes, starting } = startWithNode([tainted('5', false)], { deps: { clock }, args: [`--healthz-bind-address=127.0.0.1:${port}`] });
+    nodes.release();
+    running = await starting;
     await settle(10);
     const healthz = async (path = '/healthz') => {
       const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -198,15 +199,7 @@ describe('proxy startProxy wiring', () => {
 
   it('starts without the zone when its Node is not listed within 5 s', async () => {
     const clock = new FakeClock();
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
-    const nodes = new GatedListWatch<V1Node>([]);
-    const starting = startProxy(
-      fakeDeps({ clock, listWatches: { services, slices, nodes } }),
-      cfg(),
-    );
-    services.release();
-    slices.release();
+    const { starting } = startWithNode([], { deps: { clock } });
     await settle(10);
     expect(restores).to.deep.equal([]);
     await clock.advance(5000);
@@ -255,16 +248,10 @@ describe('proxy startProxy wiring', () => {
 
   it('with --detect-local-mode=NodeCIDR, follows a pod CIDR the Node gets after start, and one that changes', async () => {
     const clock = new FakeClock();
-    const services = new GatedListWatch<V1Service>([web]);
-    const slices = new GatedListWatch<V1EndpointSlice>([webSlice]);
     const nodeAt = (rv: string, podCIDR?: string): V1Node => ({ metadata: { name: 'n1', resourceVersion: rv }, spec: podCIDR ? { podCIDR } : {} });
-    const nodes = new GatedListWatch<V1Node>([nodeAt('1')]);
-    for (const lw of [services, slices, nodes]) lw.release();
     // No pod CIDR when asked at start (the wait for it is cut short by the fake clock).
-    const starting = startProxy(
-      fakeDeps({ clock, getNode: async () => nodeAt('1'), listWatches: { services, slices, nodes } }),
-      cfg('--detect-local-mode=NodeCIDR'),
-    );
+    const { nodes, starting } = startWithNode([nodeAt('1')], { deps: { clock, getNode: async () => nodeAt('1') }, args: ['--detect-local-mode=NodeCIDR'] });
+    nodes.release();
     for (let i = 0; i < 40 && !running; i++) {
       await clock.advance(1000);
       running = await Promise.race([starting, settle(5).then(() => undefined)]);
