@@ -474,7 +474,7 @@ async function breakdown(c: Ctx, services: number): Promise<Breakdown[]> {
   const generateFullMs = timeIt(() => (full = generateRules(input, { full: true })), 3);
   const existing = chainsFromSave(full.nat);
   const changed = new Set([serviceKey(BENCH_NAMESPACE, serviceName(0))]);
-  const generatePartialMs = timeIt(() => generateRules(input, { full: false, changedServices: changed, existingChains: existing }), 5);
+  const generatePartialMs = timeIt(() => generateRules(input, { full: false, changedServices: changed, existingChains: existing, previousTop: full.top }), 5);
   const out: Breakdown[] = [];
   for (const backend of BACKENDS) {
     await destroyNode(c.p, NODELET_NODE);

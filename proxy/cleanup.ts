@@ -12,6 +12,7 @@
 import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
 import type { Logger } from '../lib/log.ts';
+import { CANARY_CHAIN } from './iptables/canary.ts';
 import { ruleTarget, type Table } from './iptables/iptables.ts';
 import { binariesFor, type Backend, saveRulesets, saveTables, WAIT_FLAGS } from './iptables/restore.ts';
 import {
@@ -31,18 +32,20 @@ import { NODEPORT_CONTAINER, NODEPORT_HOST, NODEPORT_NON_LOCAL, PORTALS_CONTAINE
 /** Upstream's filter chain for LoadBalancer source ranges: not made by nodelet, removed if found. */
 const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 
-type OwnedTable = 'nat' | 'filter';
-const TABLES: readonly OwnedTable[] = ['nat', 'filter'];
+type OwnedTable = 'nat' | 'filter' | 'mangle';
+const TABLES: readonly OwnedTable[] = ['nat', 'filter', 'mangle'];
 
 /** The chains each iptables-based mode makes, by table (iptables mode's per-service chains by prefix). */
 const MODE_CHAINS: Record<'iptables' | 'userspace', Record<OwnedTable, ReadonlySet<string>>> = {
   iptables: {
-    nat: new Set([KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]),
-    filter: new Set([KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_FIREWALL, KUBE_PROXY_FIREWALL]),
+    nat: new Set([KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ, CANARY_CHAIN]),
+    filter: new Set([KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_FIREWALL, KUBE_PROXY_FIREWALL, CANARY_CHAIN]),
+    mangle: new Set([CANARY_CHAIN]),
   },
   userspace: {
     nat: new Set([PORTALS_CONTAINER, PORTALS_HOST, NODEPORT_CONTAINER, NODEPORT_HOST]),
     filter: new Set([NODEPORT_NON_LOCAL]),
+    mangle: new Set(),
   },
 };
 

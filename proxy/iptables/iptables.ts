@@ -12,6 +12,8 @@ export interface Iptables {
   save(table: Table): Promise<string>;
   /** Creates the chain if missing; returns whether it existed. */
   ensureChain(table: Table, chain: string): Promise<boolean>;
+  /** Whether the chain exists; throws when iptables cannot tell (the lock is busy). */
+  chainExists(table: Table, chain: string): Promise<boolean>;
   /** Adds the rule (argv form, target included) if missing; returns whether it existed. */
   ensureRule(position: 'prepend' | 'append', table: Table, chain: string, args: readonly string[]): Promise<boolean>;
 }

@@ -13,6 +13,7 @@ import type { Logger } from '../../lib/log.ts';
 import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
+import { CanaryMonitor } from './canary.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
@@ -148,6 +149,7 @@ export class IptablesProxier extends ProxierBase {
   private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector' | 'clusterCIDR'>;
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
+  private readonly canary: CanaryMonitor;
 
   private needFullSync = true;
   private lastFullSyncMs = 0;
@@ -155,6 +157,8 @@ export class IptablesProxier extends ProxierBase {
   private largeCluster = false;
   /** The filter text (before jump inserts) of the last filter restore that went through. */
   private appliedFilter: string | undefined;
+  /** The top-level nat chains' content after the last nat restore that went through (RulesOutput.top). */
+  private appliedTop: string[] | undefined;
   private lastCleanupMs = 0;
   private routeLocalnetSet = false;
   /** nat chains known to exist after the last successful nat restore. */
@@ -188,16 +192,19 @@ export class IptablesProxier extends ProxierBase {
       this.clock,
       (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
     );
+    // As upstream: checked every syncPeriod; a flush makes the next sync full.
+    this.canary = new CanaryMonitor({ iptables: this.iptables, clock: this.clock, log: this.log, onFlush: () => this.resyncAll() }, this.opts.syncPeriodMs);
   }
 
-  /** Starts the sync loop and asks for the first (full) sync. */
+  /** Starts the sync loop and the flush watch, and asks for the first (full) sync. */
   start(): void {
     this.runner.start();
     this.runner.run();
+    this.canary.start();
   }
 
   async stop(): Promise<void> {
-    await this.runner.stop();
+    await Promise.all([this.runner.stop(), this.canary.stop()]);
   }
 
   protected changed(): void {
@@ -265,22 +272,33 @@ export class IptablesProxier extends ProxierBase {
           existingChains: existing,
           skipStaleCleanup: !cleanup,
           natExtra: missing.filter((j) => j.table === 'nat').map(jumpInsertLine),
+          ...(full || !this.appliedTop ? {} : { previousTop: this.appliedTop }),
         },
       );
       // The nat text goes to iptables-restore piece by piece as it is made: its
-      // parsing overlaps the generation (one restore still, one COMMIT).
+      // parsing overlaps the generation (one restore still, one COMMIT). A partial
+      // sync with nothing to write yields no text, and there is no restore.
       let rest: RulesRest | undefined;
       let generated = saved;
       const clock = this.clock;
-      const pieces = {
-        *[Symbol.iterator]() {
-          rest = yield* gen;
-          generated = clock.now();
-        },
-      };
-      await this.restoreTable('nat', pieces, full);
+      const first = gen.next();
+      this.appliedTop = undefined;
+      if (first.done) {
+        rest = first.value;
+        generated = clock.now();
+      } else {
+        const pieces = {
+          *[Symbol.iterator]() {
+            yield first.value;
+            rest = yield* gen;
+            generated = clock.now();
+          },
+        };
+        await this.restoreTable('nat', pieces, full);
+      }
       if (!rest) throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore (nat) ended before it read the rules');
       const out = rest;
+      this.appliedTop = out.top;
       const filter = beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
       const natRestored = this.clock.now();
       const inUse = out.chainsInUse;

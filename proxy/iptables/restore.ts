@@ -17,6 +17,9 @@ export type BackendChoice = 'auto' | Backend;
  */
 export const WAIT_FLAGS: readonly string[] = ['-w', '5', '-W', '100000'];
 
+/** iptables' exit status for a resource problem (the xtables lock not got in time). */
+const RESOURCE_PROBLEM = 4;
+
 export interface Binaries {
   iptables: string;
   save: string;
@@ -81,6 +84,14 @@ export class ExecIptables implements Iptables {
     if (res.code === 0) return false;
     if (/already exists/i.test(res.stderr)) return true;
     this.fail(this.bin.iptables, args, res);
+  }
+
+  async chainExists(table: Table, chain: string): Promise<boolean> {
+    const args = [...WAIT_FLAGS, '-t', table, '-S', chain];
+    const res = await this.run(this.bin.iptables, args);
+    // As k8s.io/utils/iptables: exit 4 (RESOURCE_PROBLEM, the lock) says nothing; any other failure is "no such chain".
+    if (res.code === RESOURCE_PROBLEM) this.fail(this.bin.iptables, args, res);
+    return res.code === 0;
   }
 
   async ensureRule(position: 'prepend' | 'append', table: Table, chain: string, rule: readonly string[]): Promise<boolean> {

@@ -79,6 +79,15 @@ export interface RulesOptions {
   skipStaleCleanup?: boolean;
   /** Lines for the end of the nat text, before COMMIT (the missing jumps from built-in chains). */
   natExtra?: readonly string[];
+  /**
+   * Partial syncs only: the `top` of the last nat restore that went through.
+   * When this sync's is the same (an endpoint change, the usual partial sync),
+   * KUBE-SERVICES, KUBE-NODEPORTS and the fixed chains are left as they are,
+   * not rewritten (upstream rewrites them every time: at 5k services that is
+   * 5000 rules, 12x the restore time of the changed service on nf_tables), and
+   * when nothing at all is to be written the generator yields no text.
+   */
+  previousTop?: readonly string[];
 }
 
 /** A rule in a builtin chain that sends traffic into ours; the adapter ensures these (prepended). */
@@ -100,6 +109,14 @@ export interface RulesOutput {
   natChains: string[];
   /** `-A` rules in each text (kubeproxy_sync_proxy_rules_iptables_total). */
   ruleCounts: Record<'nat' | 'filter', number>;
+  /**
+   * What KUBE-SERVICES, KUBE-NODEPORTS and the fixed nat chains hold after this
+   * sync, a block per service in order (the cached strings, not copies): the
+   * next partial sync's previousTop.
+   */
+  top: string[];
+  /** Whether the nat text left the top-level chains out (previousTop was the same). */
+  topKept: boolean;
   /** Service ports with endpoints but, under a Local policy, none on this node (kubeproxy_sync_proxy_rules_no_local_endpoints_total). */
   noLocalEndpoints: NoLocalEndpoints;
   jumps: JumpRule[];
@@ -573,7 +590,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
 
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL];
   const filterRules: string[] = [];
-  const natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
+  let natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
   const mark = masqueradeMark(input.masqueradeBit);
   const headRules = [
     `-A ${KUBE_POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`,
@@ -592,7 +609,8 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
 
   // The table line on its own first: iptables-restore starts and reads the table
   // (all of it, for a legacy --noflush restore) while the services are made.
-  yield '*nat\n';
+  // A partial sync first works out whether there is anything to write.
+  if (options.full) yield '*nat\n';
 
   const chainsInUse = new Set<string>();
   // Keys computed once, not in every comparison.
@@ -617,6 +635,28 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   const stale: string[] = [];
   if (cleanup) for (const chain of existing ?? []) if (!chainsInUse.has(chain) && isServiceChain(chain)) stale.push(chain);
   stale.sort();
+
+  const tailRules = nodePortJumps(input);
+  const natExtra = options.natExtra ?? [];
+  // The top-level chains' content, compared with the last restore's on a partial
+  // sync (the changed services' text is made now, not overlapped with the restore:
+  // they are few). A full sync collects it as it goes.
+  const top: string[] = [headRules.join('\n')];
+  let topKept = false;
+  if (!options.full) {
+    for (const s of services) top.push(textOf(s.entry).top);
+    top.push(tailRules.join('\n'));
+    topKept = options.previousTop !== undefined && sameStrings(top, options.previousTop);
+    if (topKept) {
+      natChains = natChains.filter((c) => !TOP_CHAINS.has(c));
+      natAppends -= headRules.length;
+      if (natChains.length === 0 && stale.length === 0 && natExtra.length === 0) {
+        // Nothing to write: no restore at all (it would still replace the whole table on legacy).
+        return rest(undefined);
+      }
+    }
+    yield '*nat\n';
+  }
   for (const chain of stale) natChains.push(chain);
 
   // Declarations first, in descending name order: both iptables backends keep
@@ -628,16 +668,19 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // (a stale chain may still jump to another).
   const declared = [...natChains].sort().reverse();
   // The nat text so far (since the last piece; an element may hold several lines).
-  let lines: string[] = [...declared.map(chainLine), ...headRules];
+  let lines: string[] = [...declared.map(chainLine), ...(topKept ? [] : headRules)];
   let inChunk = 0;
   const noLocalEndpoints: NoLocalEndpoints = { internal: 0, external: 0 };
   for (const { entry, write } of services) {
-    const out = typeof entry.text === 'function' ? entry.text() : entry.text;
+    const out = textOf(entry);
     if (out.noLocalInternal) noLocalEndpoints.internal++;
     if (out.noLocalExternal) noLocalEndpoints.external++;
     for (const r of out.filter) filterRules.push(r);
-    if (out.top) lines.push(out.top);
-    natAppends += out.topCount;
+    if (options.full) top.push(out.top);
+    if (!topKept) {
+      if (out.top) lines.push(out.top);
+      natAppends += out.topCount;
+    }
     if (write) {
       if (out.rules) lines.push(out.rules);
       natAppends += out.rulesCount;
@@ -651,32 +694,71 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   for (const chain of stale) lines.push(`-X ${chain}`);
 
   // Last in KUBE-SERVICES: traffic to this node's addresses may be for a node port.
-  const tailRules: string[] = [];
+  if (options.full) top.push(tailRules.join('\n'));
+  if (!topKept) {
+    natAppends += tailRules.length;
+    for (const r of tailRules) lines.push(r);
+  }
+  yield [...lines, ...natExtra, 'COMMIT', ''].join('\n');
+  return rest(noLocalEndpoints);
+
+  // The generator's return value; `noLocal` undefined when no text was written (the services are gone through here).
+  function rest(noLocal: NoLocalEndpoints | undefined): RulesRest {
+    let counted = noLocal;
+    if (!counted) {
+      counted = { internal: 0, external: 0 };
+      for (const { entry } of services) {
+        const out = textOf(entry);
+        if (out.noLocalInternal) counted.internal++;
+        if (out.noLocalExternal) counted.external++;
+        for (const r of out.filter) filterRules.push(r);
+      }
+    }
+    filterRules.push(
+      `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
+      `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
+      `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
+    );
+    return {
+      filter: render('filter', filterChains, filterRules),
+      chainsInUse: cleanup ? chainsInUse : undefined,
+      largeCluster: ctx.large,
+      natChains,
+      ruleCounts: { nat: noLocal ? natAppends : 0, filter: filterRules.length },
+      noLocalEndpoints: counted,
+      jumps: jumpRules(input.localhostNodePorts),
+      top,
+      topKept,
+    };
+  }
+}
+
+/** The nat chains every sync writes unless the top is kept. */
+const TOP_CHAINS = new Set([KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ]);
+
+/** A service's text, made now if the first pass only planned it (and kept, so it is made once). */
+function textOf(entry: ServiceEntry): ServiceText {
+  if (typeof entry.text === 'function') entry.text = entry.text();
+  return entry.text;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** The last rules of KUBE-SERVICES: traffic to this node's addresses may be for a node port. */
+function nodePortJumps(input: RulesInput): string[] {
+  const out: string[] = [];
   if (input.nodeIPs.length === 0) {
     const notLocalhost = input.localhostNodePorts ? undefined : '! -d 127.0.0.0/8';
-    tailRules.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
+    out.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
   } else {
     for (const ip of input.nodeIPs) {
       if (ip.startsWith('127.') && !input.localhostNodePorts) continue;
-      tailRules.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
+      out.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
     }
   }
-  natAppends += tailRules.length;
-  yield [...lines, ...tailRules, ...(options.natExtra ?? []), 'COMMIT', ''].join('\n');
-
-  filterRules.push(
-    `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
-    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding rules')} -m mark --mark ${mark}/${mark} -j ACCEPT`,
-    `-A ${KUBE_FORWARD} ${comment('kubernetes forwarding conntrack rule')} -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT`,
-  );
-
-  return {
-    filter: render('filter', filterChains, filterRules),
-    chainsInUse: cleanup ? chainsInUse : undefined,
-    largeCluster: ctx.large,
-    natChains,
-    ruleCounts: { nat: natAppends, filter: filterRules.length },
-    noLocalEndpoints,
-    jumps: jumpRules(input.localhostNodePorts),
-  };
+  return out;
 }

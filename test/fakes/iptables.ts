@@ -164,6 +164,17 @@ export class FakeIptables implements Iptables {
     return false;
   }
 
+  /** chainExists() throws this many times (iptables' lock busy). */
+  failChecks = 0;
+
+  async chainExists(table: Table, chain: string): Promise<boolean> {
+    if (this.failChecks > 0) {
+      this.failChecks--;
+      throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables: resource problem (injected)');
+    }
+    return this.table(table).has(chain);
+  }
+
   async ensureRule(position: 'prepend' | 'append', table: Table, chain: string, args: readonly string[]): Promise<boolean> {
     const rules = this.table(table).get(chain);
     if (!rules) throw new NodeletError('PROXY_IPTABLES_FAILED', `iptables: no chain ${table}/${chain}`);

@@ -519,6 +519,22 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await kubectlRun(['-n', NS, 'delete', 'service', 'fw', '--wait=false']);
   });
 
+  it('iptables: puts its rules back within a sync period after a flush took its canary chains (a firewall reload)', async function () {
+    if (mode !== 'iptables') this.skip();
+    const ip = await clusterIP('web');
+    await eventually('the web ClusterIP to answer', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'));
+    const save = (await inNode(n, 'iptables-save', [], { timeoutMs: 15_000 })).stdout;
+    expect(save.match(/^:KUBE-PROXY-CANARY /gm), 'a canary in mangle, nat and filter').to.have.length(3);
+    // What a reload that wipes other programs' rules leaves: no canaries, an empty KUBE-SERVICES.
+    // Partial syncs would not notice (they leave an unchanged KUBE-SERVICES alone); the canary check does.
+    const wipe = ['*mangle', '-X KUBE-PROXY-CANARY', 'COMMIT', '*nat', '-F KUBE-SERVICES', '-X KUBE-PROXY-CANARY', 'COMMIT', '*filter', '-X KUBE-PROXY-CANARY', 'COMMIT', ''];
+    await inNode(n, 'iptables-restore', ['-w', '--noflush'], { input: wipe.join('\n') });
+    expect(await curlFromNode(`http://${ip}/`), 'the service is down after the wipe').to.match(/^ERR /);
+    await eventually('the web ClusterIP to answer again', () => curlFromNode(`http://${ip}/`), (b) => BACKENDS.includes(b as 'a'), 40_000);
+    expect(readFileSync(proxyLog, 'utf8')).to.include('"message":"reloading after iptables flush"');
+    expect((await inNode(n, 'iptables-save', [], { timeoutMs: 15_000 })).stdout.match(/^:KUBE-PROXY-CANARY /gm)).to.have.length(3);
+  });
+
   it('answers /healthz 503 (nodeEligible false) while its Node is tainted ToBeDeletedByClusterAutoscaler; /livez stays 200', async () => {
     const TAINT = 'ToBeDeletedByClusterAutoscaler';
     const healthz = async (path: string) => {

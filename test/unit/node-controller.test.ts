@@ -2,14 +2,13 @@
 // clock. Fixture addresses are from RFC 5737 (192.0.2.0/24).
 import type { V1Lease, V1Node, V1NodeCondition } from '@kubernetes/client-node';
 import { expect } from 'chai';
-import { Writable } from 'node:stream';
-import winston from 'winston';
 import type { MachineInfo } from '../../agent/machine.ts';
 import type { NodeControllerConfig } from '../../agent/node.ts';
 import { LEASE_NAMESPACE, newLease, NodeController } from '../../agent/node.ts';
 import { timeMs } from '../../agent/nodestatus.ts';
 import type { Logger } from '../../lib/log.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
+import { captureLogger, type LogEntry } from '../fakes/log.ts';
 import { FakeNodeApi } from '../fakes/nodeapi.ts';
 import { FakeRuntime } from '../fakes/runtime.ts';
 
@@ -42,20 +41,6 @@ const machine: MachineInfo = {
   bootID: 'dd490893-bd54-423a-9168-4a74648e1db8',
   hostname: NODE,
 };
-
-type LogEntry = { level: string; message: string; [k: string]: unknown };
-
-function captureLogger(): { log: Logger; entries: LogEntry[] } {
-  const entries: LogEntry[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      for (const line of chunk.toString().split('\n')) if (line.trim()) entries.push(JSON.parse(line) as LogEntry);
-      cb();
-    },
-  });
-  const log = winston.createLogger({ level: 'debug', format: winston.format.json(), transports: [new winston.transports.Stream({ stream })] });
-  return { log, entries };
-}
 
 function readyOf(node: V1Node | undefined): V1NodeCondition {
   const c = node?.status?.conditions?.find((x) => x.type === 'Ready');

@@ -62,6 +62,10 @@ describe('proxy leftovers: which modes and chains', () => {
     for (const c of ['KUBE-SERVICES', 'KUBE-EXTERNAL-SERVICES', 'KUBE-FORWARD', 'KUBE-NODEPORTS', 'KUBE-FIREWALL', 'KUBE-PROXY-FIREWALL']) {
       expect(ownedChain(['iptables'], 'filter', c), c).to.equal(true);
     }
+    for (const t of ['mangle', 'nat', 'filter'] as const) {
+      expect(ownedChain(['iptables'], t, 'KUBE-PROXY-CANARY'), `canary in ${t}`).to.equal(true);
+      expect(ownedChain(['userspace'], t, 'KUBE-PROXY-CANARY'), `userspace: canary in ${t}`).to.equal(false);
+    }
     expect(ownedChain(['iptables'], 'filter', 'KUBE-SVC-X'), 'service chains are nat only').to.equal(false);
     expect(ownedChain(['iptables'], 'nat', 'KUBE-PORTALS-HOST')).to.equal(false);
     expect(ownedChain(['userspace'], 'nat', 'KUBE-PORTALS-HOST')).to.equal(true);
@@ -201,6 +205,15 @@ function ok(stdout = ''): ExecResult {
 const NFT_TABLES = 'table ip filter\ntable ip nodelet\n';
 
 describe('proxy leftovers: cleanupLeftovers', () => {
+  it('removes the flush canary from mangle too', async () => {
+    const save = `*mangle\n:PREROUTING ACCEPT [0:0]\n:KUBE-PROXY-CANARY - [0:0]\n:OTHER - [0:0]\nCOMMIT\n${NAT_SAVE}`;
+    const { exec, calls } = recordingExec({ 'iptables-legacy-save': save, 'iptables-nft-save': '' }, () => ok());
+    const report = await cleanupLeftovers({ exec, log: nullLogger() }, ['iptables'], ['legacy', 'nft']);
+    expect(report.removed).to.include('legacy mangle KUBE-PROXY-CANARY');
+    const mangle = calls.find((c) => c.cmd === 'iptables-legacy-restore' && c.input?.startsWith('*mangle'));
+    expect(mangle?.input).to.equal('*mangle\n:KUBE-PROXY-CANARY - [0:0]\n-X KUBE-PROXY-CANARY\nCOMMIT\n');
+  });
+
   it('restores the plan per backend and table, and deletes the nftables table when listed', async () => {
     const { exec, calls } = recordingExec(
       { 'iptables-legacy-save': NAT_SAVE, 'iptables-nft-save': '' },

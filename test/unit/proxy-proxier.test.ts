@@ -184,11 +184,31 @@ describe('proxy IptablesProxier', () => {
     expect(chains).not.to.include(svcChain('web'));
     expect(chains).not.to.include(sepChain('web', '10.244.1.5'));
     expect(nat).not.to.contain(`-A ${svcChain('web')} `);
+    // KUBE-SERVICES holds what it held (a jump to db's chain): left out, as are the fixed chains.
+    expect(declared(nat)).not.to.include.members(['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ']);
     // web's chains are still there, untouched.
     expect(ipt.rules('nat', svcChain('web'))).to.have.length.greaterThan(0);
     expect(ipt.checkInvariants()).to.deep.equal([]);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
+
+    // A new service changes KUBE-SERVICES: written whole.
+    ipt.restores.length = 0;
+    proxier.onServiceAdd(service('cache', '10.96.0.30'));
+    proxier.onSliceAdd(slice('cache', ['10.244.4.1']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(declared(ipt.restores[0])).to.include('KUBE-SERVICES');
+    expect(ipt.rules('nat', 'KUBE-SERVICES').filter((r) => r.includes('cluster IP'))).to.have.length(3);
+    // Nothing changed: no restore.
+    ipt.restores.length = 0;
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
+    expect(ipt.restores).to.deep.equal([]);
+    // The table is what a full sync makes.
+    const partialNat = ipt.saveText('nat');
+    await clock.advance(3_600_000); // fullSyncPeriod: the next sync rewrites everything
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
+    expect(ipt.saveText('nat')).to.equal(partialNat);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
   });
 
   it('reports the rules each sync wrote (kubeproxy_sync_proxy_rules_iptables_last) and, after a full one, all of them (…_iptables_total)', async () => {
@@ -357,12 +377,33 @@ describe('proxy IptablesProxier', () => {
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
 
     await clock.advance(30000);
-    expect(ipt.restores.length).to.equal(4);
+    // The periodic partial sync: nothing changed, so nothing to restore.
+    expect(ipt.restores.length).to.equal(3);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(2);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
     await clock.advance(31000);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(2);
     expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(Date.UTC(2025, 0, 1, 0, 0, 0, 10) / 1000);
+    await proxier.stop();
+    await clock.advance(0);
+  });
+
+  it('a flush of the tables (the canary gone) makes the next sync full, which puts everything back', async () => {
+    registry = new Registry();
+    proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    proxier.start();
+    await clock.advance(10);
+    const before = ipt.saveText('nat');
+    expect(ipt.chains('mangle').has('KUBE-PROXY-CANARY')).to.equal(true);
+    // A firewall reload: every table emptied.
+    for (const t of ['mangle', 'nat', 'filter'] as const) ipt.tables.set(t, new FakeIptables().table(t));
+    await clock.advance(30000);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(2);
+    expect(ipt.saveText('nat')).to.equal(before);
+    expect(ipt.rules('nat', 'PREROUTING').some((r) => r.endsWith('-j KUBE-SERVICES'))).to.equal(true);
+    expect(ipt.checkInvariants()).to.deep.equal([]);
     await proxier.stop();
     await clock.advance(0);
   });

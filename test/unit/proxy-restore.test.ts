@@ -104,6 +104,17 @@ describe('proxy ExecIptables', () => {
     const exists = fakeExec(() => ({ code: 1, stderr: 'iptables: Chain already exists.\n' }));
     expect(await new ExecIptables(exists.exec, 'nft').ensureChain('nat', 'KUBE-SERVICES')).to.equal(true);
   });
+
+  it('chainExists lists the chain with -S: exit 0 yes, 1 no; 4 (the lock) is an error, not an answer', async () => {
+    const there = fakeExec(() => ({ stdout: '-N KUBE-PROXY-CANARY\n' }));
+    expect(await new ExecIptables(there.exec, 'legacy').chainExists('mangle', 'KUBE-PROXY-CANARY')).to.equal(true);
+    expect(there.calls[0]).to.deep.include({ cmd: 'iptables-legacy', args: ['-w', '5', '-W', '100000', '-t', 'mangle', '-S', 'KUBE-PROXY-CANARY'] });
+    const gone = fakeExec(() => ({ code: 1, stderr: 'iptables: No chain/target/match by that name.\n' }));
+    expect(await new ExecIptables(gone.exec, 'legacy').chainExists('mangle', 'KUBE-PROXY-CANARY')).to.equal(false);
+    const busy = fakeExec(() => ({ code: 4, stderr: 'Another app is currently holding the xtables lock.\n' }));
+    const err = await new ExecIptables(busy.exec, 'nft').chainExists('mangle', 'KUBE-PROXY-CANARY').then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(NodeletError).and.have.property('message').that.includes('xtables lock');
+  });
 });
 
 describe('proxy detectBackend', () => {

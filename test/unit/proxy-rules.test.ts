@@ -83,7 +83,7 @@ function filter(rules: string[]): string {
 /** Applies a result as the adapter will (restore --noflush, then the jumps) and returns the problems found. */
 function apply(fake: FakeIptables, out: RulesOutput): string[] {
   fake.applyRestore(out.filter, { noflush: true });
-  fake.applyRestore(out.nat, { noflush: true });
+  if (out.nat) fake.applyRestore(out.nat, { noflush: true });
   for (const j of out.jumps) void fake.ensureRule('prepend', j.table, j.chain, j.rule);
   return fake.checkInvariants();
 }
@@ -459,6 +459,63 @@ describe('proxy iptables rules', () => {
       expect(noSvc.nat).to.include(`:${SVC} - [0:0]`);
       const noSep = generateRules(before, { full: false, changedServices: new Set(), existingChains: new Set([SVC, SVC2, OLD]), skipStaleCleanup: true });
       expect(noSep.nat).not.to.include(`:${SEP1} - [0:0]`);
+    });
+
+    it('with previousTop: an endpoint change leaves KUBE-SERVICES and the fixed chains out, and gives the same table', () => {
+      const fake = new FakeIptables();
+      const first = generateRules(before, { full: true });
+      apply(fake, first);
+      const existingChains = chainsFromSave(fake.saveText('nat'));
+      const out = generateRules(after, { full: false, changedServices: new Set(['ns1/svc2']), existingChains, previousTop: first.top });
+      expect(out.topKept).to.equal(true);
+      expect(out.nat).to.equal([
+        '*nat',
+        ...[`:${SVC2} - [0:0]`, `:${NEW} - [0:0]`, `:${OLD} - [0:0]`].sort().reverse(),
+        `-A ${SVC2} ! -s 10.244.0.0/16 -d 10.96.0.20/32 -p tcp -m comment --comment "ns1/svc2:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+        `-A ${SVC2} -m comment --comment "ns1/svc2:http -> 10.244.2.2:8080" -j ${NEW}`,
+        `-A ${NEW} -s 10.244.2.2/32 -m comment --comment "ns1/svc2:http" -j KUBE-MARK-MASQ`,
+        `-A ${NEW} -p tcp -m comment --comment "ns1/svc2:http" -m tcp -j DNAT --to-destination 10.244.2.2:8080`,
+        `-X ${OLD}`,
+        'COMMIT',
+        '',
+      ].join('\n'));
+      expect(out.ruleCounts.nat).to.equal(4);
+      expect(out.top).to.deep.equal(first.top);
+      expect(apply(fake, out)).to.deep.equal([]);
+      const full = new FakeIptables();
+      apply(full, generateRules(after, { full: true }));
+      expect(fake.saveText('nat')).to.equal(full.saveText('nat'));
+      // Nothing changed since: no text at all (the proxier then runs no restore); filter as before.
+      const none = generateRules(after, { full: false, changedServices: new Set(), existingChains: fake.chains('nat'), previousTop: out.top });
+      expect(none.nat).to.equal('');
+      expect(none.ruleCounts.nat).to.equal(0);
+      expect(none.filter).to.equal(out.filter);
+      // Without previousTop (the first partial sync after a start) the top-level chains are written, as before.
+      expect(generateRules(after, { full: false, changedServices: new Set(['ns1/svc2']), existingChains }).nat).to.include(CLUSTER_IP_RULE);
+    });
+
+    it('with previousTop: a change to what KUBE-SERVICES holds (service added, removed, out of endpoints) writes it whole', () => {
+      const first = generateRules(before, { full: true });
+      const existingChains = new Set(first.natChains);
+      const svc3 = svc({ name: 'svc3', clusterIPs: ['10.96.0.30'] });
+      const eps = { 'ns1/svc1:http': [ep('10.244.1.1')], 'ns1/svc2:http': [ep('10.244.2.1')] };
+      const cases: [string, RulesInput, string][] = [
+        ['added', input([svc(), svc2, svc3], { ...eps, 'ns1/svc3:http': [ep('10.244.3.1')] }), 'ns1/svc3'],
+        ['removed', input([svc()], { 'ns1/svc1:http': [ep('10.244.1.1')] }), 'ns1/svc2'],
+        ['no endpoints', input([svc(), svc2], { 'ns1/svc1:http': [ep('10.244.1.1')] }), 'ns1/svc2'],
+        ['new port', input([svc(), svc({ name: 'svc2', clusterIPs: ['10.96.0.20'], port: 81 })], eps), 'ns1/svc2'],
+      ];
+      for (const [what, next, key] of cases) {
+        const fake = new FakeIptables();
+        apply(fake, first);
+        const out = generateRules(next, { full: false, changedServices: new Set([key]), existingChains, previousTop: first.top });
+        expect(out.topKept, what).to.equal(false);
+        expect(out.nat, what).to.include(':KUBE-SERVICES - [0:0]').and.include(CLUSTER_IP_RULE).and.include(NAT_TAIL);
+        expect(apply(fake, out), what).to.deep.equal([]);
+        const full = new FakeIptables();
+        apply(full, generateRules(next, { full: true }));
+        expect(fake.saveText('nat'), what).to.equal(full.saveText('nat'));
+      }
     });
 
     it('writes an unchanged service whose chain has gone missing', () => {
