@@ -1,125 +1,208 @@
-// UDP conntrack cleanup, as kube-proxy's conntrack reconciler: UDP has no
-// connection end, so a flow keeps its conntrack entry (and the DNAT decided
-// when it started) while packets keep coming. Two cases need a delete:
-// - a UDP service port gains its first ready endpoint (or appears with one):
-//   flows that started while nothing caught the service IP must be forgotten,
-//   or they never meet the new DNAT rule;
-// - a ready endpoint goes away, or stops being one this node sends to (its
-//   topology hints no longer name this zone): flows DNATed to it would keep
-//   going there.
-// The decision is pure (conntrackDeletions); ConntrackCleaner wraps a Proxier,
-// keeps its own view of services and endpoints from the same events, and runs
-// the deletes after the proxier's next successful sync (the new rules must be
-// in place first, or the next packet recreates the stale entry). It runs them
-// once more after the sync after that, since a sync already running when the
-// event came did not include it.
+// UDP conntrack reconciler, as kube-proxy's since 1.32 (pkg/proxy/conntrack
+// CleanStaleEntries). UDP has no connection end, so a flow keeps its conntrack
+// entry, and the DNAT chosen when it started, while packets keep coming. After
+// every successful sync the UDP flows are listed (`conntrack -L -p udp`) and
+// those the rules no longer stand behind are deleted:
+// - to a service IP:port or a node port, answered by an address that is not
+//   an endpoint this node uses for it (the endpoint went, turned not-ready,
+//   or is hinted for another zone now; or the flow met no DNAT at all,
+//   because the service had no endpoint when it started);
+// - to a service with no endpoint left, or to one just deleted, answered by
+//   anything but the service IP itself (a DNAT to an endpoint that is gone):
+//   the next packet is then rejected at once instead of vanishing (upstream
+//   leaves these until they time out).
+// Level-triggered: it works from the synced state and what the table holds,
+// so flows made stale while the proxy was down, or recreated by a packet
+// between a change and its sync, go at the next reconcile.
+import os from 'node:os';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
 import type { Logger } from '../lib/log.ts';
-import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
+import { categorizeEndpoints } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
-import type { Proxier } from './proxier.ts';
-import { categorizeEndpoints, type Topology, zoneOf } from './categorize.ts';
-import { portKey, serviceKey, type ServicePortInfo } from './types.ts';
+import type { Proxier, SyncedState } from './proxier.ts';
+import { portKey, type Endpoint, type ServicePortInfo } from './types.ts';
 
-export interface ProxyState {
-  services: ServiceMap;
-  endpoints: EndpointsMap;
-  /** This node and its zone (none: topology hints are not looked at). */
-  topology?: Topology;
+/** A UDP conntrack entry, as far as the decision needs it. */
+export interface UdpFlow {
+  origDst: string;
+  origDport: number;
+  /** The reply's source: the endpoint a DNATed flow went to, else the original destination. */
+  replySrc: string;
 }
 
-function udpPorts(s: ServiceMap): Map<string, ServicePortInfo> {
-  const out = new Map<string, ServicePortInfo>();
-  for (const ports of s.values()) for (const sp of ports) if (sp.protocol === 'UDP') out.set(portKey(sp), sp);
+/**
+ * The UDP flows in `conntrack -L -p udp` output (one entry a line: the
+ * original tuple's key=value pairs, then the reply tuple's). Lines that do not
+ * parse are skipped.
+ */
+export function parseConntrackList(text: string): UdpFlow[] {
+  const out: UdpFlow[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('udp')) continue;
+    let origDst: string | undefined;
+    let origDport: number | undefined;
+    let replySrc: string | undefined;
+    let srcSeen = 0;
+    for (const word of line.split(/\s+/)) {
+      const eq = word.indexOf('=');
+      if (eq < 0) continue;
+      const key = word.slice(0, eq);
+      const value = word.slice(eq + 1);
+      if (key === 'src' && ++srcSeen === 2) replySrc = value;
+      else if (key === 'dst' && origDst === undefined) origDst = value;
+      else if (key === 'dport' && origDport === undefined) origDport = Number(value);
+    }
+    if (origDst !== undefined && replySrc !== undefined && origDport !== undefined && Number.isInteger(origDport)) {
+      out.push({ origDst, origDport, replySrc });
+    }
+  }
   return out;
 }
 
-/** The ready endpoints this node sends the port's traffic to. */
-function readyIPs(state: ProxyState, sp: ServicePortInfo): Set<string> {
-  const eps = state.endpoints.get(serviceKey(sp.namespace, sp.name))?.get(portKey(sp)) ?? [];
-  const { reachable } = categorizeEndpoints(eps, sp, state.topology);
-  return new Set(reachable.filter((e) => e.ready).map((e) => e.ip));
+/** A UDP service port as the decision sees it. */
+interface Target {
+  /** Cluster, external and load-balancer IPs. */
+  ips: ReadonlySet<string>;
+  port: number;
+  nodePort: number;
+  /** The endpoints flows may stay with; empty: none may (besides un-DNATed ones). */
+  keep: ReadonlySet<string>;
 }
 
-/** Service IPs a client may have sent to: cluster, external and load-balancer IPs. */
-function serviceIPs(sp: ServicePortInfo): string[] {
-  return [...sp.clusterIPs, ...sp.externalIPs, ...sp.loadBalancerIPs];
+/**
+ * The endpoints a flow may keep going to: the ready ones this node sends new
+ * traffic to (topology hints and traffic policies applied), and terminating
+ * ones that still serve (their flows drain, as upstream keeps them).
+ */
+function keptEndpoints(eps: readonly Endpoint[], sp: ServicePortInfo, state: SyncedState): Set<string> {
+  const keep = new Set<string>();
+  for (const e of categorizeEndpoints(eps, sp, state.topology).reachable) if (e.ready) keep.add(e.ip);
+  for (const e of eps) if (e.serving && e.terminating) keep.add(e.ip);
+  return keep;
 }
 
-/** The `conntrack` argv lists that forget the UDP flows made stale by going from prev to cur. Pure. */
-export function conntrackDeletions(prev: ProxyState, cur: ProxyState): string[][] {
-  const out = new Map<string, string[]>();
-  const add = (args: string[]) => out.set(args.join(' '), args);
-  const before = udpPorts(prev.services);
-  const after = udpPorts(cur.services);
+/** The UDP service ports of a synced state, by port key. */
+export function udpServicePorts(state: SyncedState): Map<string, ServicePortInfo> {
+  const out = new Map<string, ServicePortInfo>();
+  for (const ports of state.services.values()) for (const sp of ports) if (sp.protocol === 'UDP') out.set(portKey(sp), sp);
+  return out;
+}
 
-  for (const [key, sp] of after) {
-    const old = before.get(key);
-    const was = old ? readyIPs(prev, old) : new Set<string>();
-    const now = readyIPs(cur, sp);
-    if (now.size > 0 && was.size === 0) {
-      // Newly active: forget flows that met no DNAT.
-      for (const ip of serviceIPs(sp)) add(['-D', '-p', 'udp', '--orig-dst', ip, '--dport', String(sp.port)]);
-      if (sp.nodePort) add(['-D', '-p', 'udp', '--dport', String(sp.nodePort)]);
-    }
-    for (const gone of was) {
-      if (now.has(gone)) continue;
-      for (const ip of serviceIPs(sp)) add(['-D', '-p', 'udp', '--orig-dst', ip, '--dport', String(sp.port), '--dst-nat', gone]);
-      if (sp.nodePort) add(['-D', '-p', 'udp', '--dport', String(sp.nodePort), '--dst-nat', gone]);
-    }
+function ipsOf(sp: ServicePortInfo): Set<string> {
+  return new Set([...sp.clusterIPs, ...sp.externalIPs, ...sp.loadBalancerIPs]);
+}
+
+/**
+ * The `conntrack` argv lists that delete the stale flows among `flows` (pure).
+ * `removed`: UDP service ports deleted since the last reconcile; `localIPs`:
+ * this node's addresses (a node-port flow is one addressed to them).
+ */
+export function staleFlowDeletions(
+  state: SyncedState,
+  removed: readonly ServicePortInfo[],
+  flows: readonly UdpFlow[],
+  localIPs: ReadonlySet<string>,
+): string[][] {
+  const targets: Target[] = [];
+  for (const [key, sp] of udpServicePorts(state)) {
+    const eps = state.endpoints.get(`${sp.namespace}/${sp.name}`)?.get(key) ?? [];
+    targets.push({ ips: ipsOf(sp), port: sp.port, nodePort: sp.nodePort, keep: keptEndpoints(eps, sp, state) });
   }
-  for (const [key, sp] of before) {
-    if (after.has(key)) continue;
-    // The port is gone: its flows have nowhere to go.
-    for (const ip of serviceIPs(sp)) add(['-D', '-p', 'udp', '--orig-dst', ip, '--dport', String(sp.port)]);
-    if (sp.nodePort) add(['-D', '-p', 'udp', '--dport', String(sp.nodePort)]);
+  for (const sp of removed) targets.push({ ips: ipsOf(sp), port: sp.port, nodePort: sp.nodePort, keep: new Set() });
+  // Looked up by port first: most flows are to ports no UDP service has.
+  const byPort = new Map<number, { target: Target; nodePort: boolean }[]>();
+  const index = (port: number, entry: { target: Target; nodePort: boolean }) => {
+    const list = byPort.get(port);
+    if (list) list.push(entry);
+    else byPort.set(port, [entry]);
+  };
+  for (const t of targets) {
+    index(t.port, { target: t, nodePort: false });
+    if (t.nodePort) index(t.nodePort, { target: t, nodePort: true });
+  }
+
+  const out = new Map<string, string[]>();
+  for (const f of flows) {
+    for (const { target, nodePort } of byPort.get(f.origDport) ?? []) {
+      if (!(nodePort ? localIPs.has(f.origDst) : target.ips.has(f.origDst))) continue;
+      if (target.keep.has(f.replySrc)) continue;
+      // With no endpoint to keep, an un-DNATed flow is left: it goes nowhere (or is rejected) already.
+      if (target.keep.size === 0 && f.replySrc === f.origDst) continue;
+      const args = ['-D', '-p', 'udp', '--orig-dst', f.origDst, '--orig-port-dst', String(f.origDport), '--reply-src', f.replySrc];
+      out.set(args.join(' '), args);
+    }
   }
   return [...out.values()];
 }
 
-interface Pending {
-  deletions: string[][];
-  /** Run after a sync that ended after this time. */
-  after: number;
-  passes: number;
+/** This node's IPv4 addresses (loopback included: node ports answer on localhost). */
+export function localIPv4s(): Set<string> {
+  const out = new Set<string>();
+  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4') out.add(a.address);
+  return out;
 }
 
-export interface ConntrackCleanerDeps {
+/** A proxier whose successful syncs can be listened to (ProxierBase). */
+export interface SyncingProxier extends Proxier {
+  onSynced(listener: (state: SyncedState) => void): void;
+}
+
+export interface ConntrackReconcilerDeps {
   exec: Exec;
   clock: Clock;
   log: Logger;
-  nodeName: string;
-  /** End time (ms) of the inner proxier's last successful sync; undefined before the first. */
-  lastSynced: () => Promise<number | undefined>;
-  /** How often to look for a finished sync while deletes wait (default 200 ms). */
-  pollMs?: number;
+  registry: Registry;
+  /** This node's addresses, asked at each reconcile (default: localIPv4s). */
+  localIPs?: () => ReadonlySet<string>;
 }
 
-export class ConntrackCleaner implements Proxier {
-  private readonly inner: Proxier;
-  private readonly deps: ConntrackCleanerDeps;
-  private readonly serviceChanges = new ServiceChangeTracker();
-  private readonly endpointChanges: EndpointsChangeTracker;
-  private state: ProxyState;
-  private pending: Pending[] = [];
-  private lastSeenSync = 0;
-  /** The topology of the next fold. */
-  private topology: Topology;
-  /** When the oldest change not yet folded into `state` arrived. */
-  private firstUnfolded: number | undefined;
+/** Upstream's buckets for the proxy's durations: 1 ms .. ~16 s. */
+const BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+
+/**
+ * Wraps a proxier: passes every event on, and after each of its successful
+ * syncs reconciles the UDP flows with what was synced (one reconcile at a
+ * time; syncs that end during one are folded into the next).
+ */
+export class ConntrackReconciler implements Proxier {
+  private readonly inner: SyncingProxier;
+  private readonly deps: ConntrackReconcilerDeps;
+  private readonly duration: Histogram<'ip_family'>;
+  private readonly deleted: Counter<'ip_family'>;
+  /** The latest synced state not reconciled yet. */
+  private next: SyncedState | undefined;
+  /** UDP service ports of the last state reconciled. */
+  private lastPorts = new Map<string, ServicePortInfo>();
+  /** Ports deleted since, whose DNATed flows the next reconcile removes. */
+  private removed = new Map<string, ServicePortInfo>();
   private stopped = false;
   private wake = new AbortController();
   private loopDone: Promise<void> | undefined;
 
-  constructor(inner: Proxier, deps: ConntrackCleanerDeps) {
+  constructor(inner: SyncingProxier, deps: ConntrackReconcilerDeps) {
     this.inner = inner;
     this.deps = deps;
-    this.endpointChanges = new EndpointsChangeTracker(deps.nodeName);
-    this.topology = { nodeName: deps.nodeName, zone: '' };
-    this.state = { services: new Map(), endpoints: new Map(), topology: this.topology };
+    this.duration = new Histogram({
+      name: 'kubeproxy_conntrack_reconciler_sync_duration_seconds',
+      help: 'ReconcileConntrackFlowsLatency latency in seconds',
+      labelNames: ['ip_family'],
+      buckets: BUCKETS,
+      registers: [deps.registry],
+    });
+    this.deleted = new Counter({
+      name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
+      help: 'Cumulative conntrack flows deleted by conntrack reconciler',
+      labelNames: ['ip_family'],
+      registers: [deps.registry],
+    });
+    inner.onSynced((state) => {
+      this.next = state;
+      if (!this.wake.signal.aborted) this.wake.abort();
+    });
   }
 
   routedEndpoints(): ReadonlySet<string> | undefined {
@@ -140,27 +223,21 @@ export class ConntrackCleaner implements Proxier {
 
   onServiceAdd(svc: V1Service): void {
     this.inner.onServiceAdd(svc);
-    this.noteChange(this.serviceChanges.update(undefined, svc));
   }
   onServiceUpdate(prev: V1Service, svc: V1Service): void {
     this.inner.onServiceUpdate(prev, svc);
-    this.noteChange(this.serviceChanges.update(prev, svc));
   }
   onServiceDelete(svc: V1Service): void {
     this.inner.onServiceDelete(svc);
-    this.noteChange(this.serviceChanges.update(svc, undefined));
   }
   onSliceAdd(slice: V1EndpointSlice): void {
     this.inner.onSliceAdd(slice);
-    this.noteChange(this.endpointChanges.update(undefined, slice));
   }
   onSliceUpdate(prev: V1EndpointSlice, slice: V1EndpointSlice): void {
     this.inner.onSliceUpdate(prev, slice);
-    this.noteChange(this.endpointChanges.update(prev, slice));
   }
   onSliceDelete(slice: V1EndpointSlice): void {
     this.inner.onSliceDelete(slice);
-    this.noteChange(this.endpointChanges.update(slice, undefined));
   }
   setLocalDetector(detector: LocalDetector): void {
     this.inner.setLocalDetector(detector);
@@ -170,77 +247,53 @@ export class ConntrackCleaner implements Proxier {
   }
   onTopologyChange(labels: Readonly<Record<string, string>>): void {
     this.inner.onTopologyChange(labels);
-    const zone = zoneOf(labels);
-    if (zone === this.topology.zone) return;
-    this.topology = { ...this.topology, zone };
-    this.noteChange(true);
-  }
-
-  /**
-   * Notes a change; the loop folds changes in batches (at most once per poll
-   * interval), since a fold copies and compares every service: per event it
-   * made loading a big cluster quadratic.
-   */
-  private noteChange(pending: boolean): void {
-    if (!pending) return;
-    this.firstUnfolded ??= this.deps.clock.now();
-    // Already woken: abort() would still make a DOMException (see BoundedFrequencyRunner.wakeUp).
-    if (!this.wake.signal.aborted) this.wake.abort();
-  }
-
-  /** Folds the pending changes into the state and queues the deletes they call for. */
-  private fold(): void {
-    const after = this.firstUnfolded;
-    if (after === undefined) return;
-    this.firstUnfolded = undefined;
-    const prev = this.state;
-    const next: ProxyState = { services: new Map(prev.services), endpoints: new Map(prev.endpoints), topology: this.topology };
-    this.serviceChanges.drain(next.services);
-    this.endpointChanges.drain(next.endpoints);
-    this.state = next;
-    const deletions = conntrackDeletions(prev, next);
-    if (deletions.length === 0) return;
-    this.pending.push({ deletions, after, passes: 2 });
   }
 
   private async loop(): Promise<void> {
-    const pollMs = this.deps.pollMs ?? 200;
     while (!this.stopped) {
-      this.fold();
-      if (this.pending.length > 0) {
+      const state = this.next;
+      this.next = undefined;
+      if (state) {
         try {
-          await this.runDue();
+          await this.reconcile(state);
         } catch (err) {
-          this.deps.log.warn('conntrack cleanup failed', { error: describeError(err) });
+          this.deps.log.warn('conntrack reconcile failed', { error: describeError(err) });
         }
       }
+      if (this.next || this.stopped) continue;
       this.wake = new AbortController();
-      // Idle until a change comes; while deletes wait, look for a finished sync.
-      await this.deps.clock.sleep(this.pending.length > 0 ? pollMs : 2 ** 31 - 1, this.wake.signal);
-      // Changes keep coming while a cluster loads: gather them before the next fold.
-      if (this.firstUnfolded !== undefined && !this.stopped) await this.deps.clock.sleep(Math.min(pollMs, 100));
+      await this.deps.clock.sleep(2 ** 31 - 1, this.wake.signal);
     }
   }
 
-  private async runDue(): Promise<void> {
-    const synced = await this.deps.lastSynced();
-    if (synced === undefined || synced <= this.lastSeenSync) return;
-    this.lastSeenSync = synced;
-    const due = this.pending.filter((p) => synced > p.after);
-    for (const p of due) {
-      for (const args of p.deletions) await this.conntrack(args);
-      p.passes--;
-    }
-    this.pending = this.pending.filter((p) => p.passes > 0);
+  /** One reconcile against `state`; throws when the table cannot be listed (the removed ports wait for the next). */
+  private async reconcile(state: SyncedState): Promise<void> {
+    const started = this.deps.clock.now();
+    const ports = udpServicePorts(state);
+    for (const [key, sp] of this.lastPorts) if (!ports.has(key)) this.removed.set(key, sp);
+    for (const key of ports.keys()) this.removed.delete(key);
+    this.lastPorts = ports;
+    // No UDP service, none just gone: nothing a flow could be stale for (and no listing).
+    if (ports.size === 0 && this.removed.size === 0) return;
+    const list = await this.deps.exec('conntrack', ['-L', '-p', 'udp', '-f', 'ipv4'], { allowFail: true, timeoutMs: 30_000 });
+    if (list.code !== 0) throw new Error(`conntrack -L: ${list.stderr.trim().split('\n').pop() ?? `exit ${list.code}`}`);
+    const localIPs = (this.deps.localIPs ?? localIPv4s)();
+    const deletions = staleFlowDeletions(state, [...this.removed.values()], parseConntrackList(list.stdout), localIPs);
+    this.removed.clear();
+    let deleted = 0;
+    for (const args of deletions) deleted += await this.conntrack(args);
+    if (deleted > 0) this.deleted.inc({ ip_family: 'IPv4' }, deleted);
+    this.duration.observe({ ip_family: 'IPv4' }, (this.deps.clock.now() - started) / 1000);
+    if (deletions.length > 0) this.deps.log.debug('conntrack reconciled', { deletes: deletions.length, deleted });
   }
 
-  private async conntrack(args: string[]): Promise<void> {
+  /** Runs one delete; returns how many entries went. */
+  private async conntrack(args: string[]): Promise<number> {
     const res = await this.deps.exec('conntrack', args, { allowFail: true, timeoutMs: 10_000 });
-    // Exit 1 with "0 flow entries have been deleted" is the normal nothing-to-do.
-    if (res.code === 0 || /0 flow entries/.test(res.stderr)) {
-      this.deps.log.debug('conntrack entries cleared', { args: args.join(' '), result: res.stderr.trim() });
-      return;
-    }
+    const n = Number(/(\d+) flow entries have been deleted/.exec(res.stderr)?.[1] ?? 0);
+    // Exit 1 with "0 flow entries have been deleted": the flow ended by itself meanwhile.
+    if (res.code === 0 || /0 flow entries/.test(res.stderr)) return n;
     this.deps.log.warn('conntrack delete failed', { args: args.join(' '), code: res.code, stderr: res.stderr.trim().slice(0, 300) });
+    return 0;
   }
 }

@@ -20,7 +20,7 @@ import { configzBody, kubeProxyConfigurationYAML } from './configz.ts';
 import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
-import { ConntrackCleaner } from './conntrack.ts';
+import { ConntrackReconciler, type SyncingProxier } from './conntrack.ts';
 import {
   closeServer,
   healthCheckTargets,
@@ -115,14 +115,8 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
     throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
   }
-  const withConntrack = (inner: Proxier) =>
-    new ConntrackCleaner(inner, {
-      exec,
-      clock: deps.clock,
-      log: deps.log.child({ component: 'conntrack' }),
-      nodeName: cfg.nodeName,
-      lastSynced: lastSyncFromRegistry(deps.registry),
-    });
+  const withConntrack = (inner: SyncingProxier) =>
+    new ConntrackReconciler(inner, { exec, clock: deps.clock, log: deps.log.child({ component: 'conntrack' }), registry: deps.registry });
   if (cfg.mode === 'nftables') {
     // undefined when nft cannot run here: it has logged why, and iptables mode takes over.
     const nft = await newNftablesProxier(

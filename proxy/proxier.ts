@@ -4,7 +4,9 @@
 // proxy/nftables/proxier.ts, userspace mode proxy/userspace/proxier.ts.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
-import { RoutedSnapshot, type RoutedSource } from './routed.ts';
+import { RoutedSnapshot, type RoutedSource, type SyncedState } from './routed.ts';
+
+export type { SyncedState } from './routed.ts';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { ChangeMetrics } from './changemetrics.ts';
@@ -57,6 +59,7 @@ export abstract class ProxierBase implements Proxier {
   private readonly serviceChanges = new ServiceChangeTracker();
   private readonly endpointChanges: EndpointsChangeTracker;
   private readonly routed = new RoutedSnapshot();
+  private readonly syncListeners: ((state: SyncedState) => void)[] = [];
   private readonly changeMetrics: ChangeMetrics;
   private readonly wallClock: Clock;
   /** Trigger times (ms) of drained endpoint changes whose sync has not gone through yet. */
@@ -81,6 +84,11 @@ export abstract class ProxierBase implements Proxier {
 
   routedEndpoints(): ReadonlySet<string> | undefined {
     return this.routed.routedEndpoints();
+  }
+
+  /** `listener` gets what each successful sync programmed (the conntrack reconciler). */
+  onSynced(listener: (state: SyncedState) => void): void {
+    this.syncListeners.push(listener);
   }
 
   onServiceAdd(svc: V1Service): void {
@@ -158,7 +166,8 @@ export abstract class ProxierBase implements Proxier {
 
   /** The rules or listeners of the last drain() took effect: the drained changes' latencies are observed. */
   protected synced(): void {
-    this.routed.synced(this.services, this.endpoints, this.topology());
+    const state = this.routed.synced(this.services, this.endpoints, this.topology());
+    for (const l of this.syncListeners) l(state);
     if (this.unprogrammed.length === 0) return;
     const now = this.wallClock.now();
     // Wall clocks of two machines: a trigger "in the future" is clock skew, counted as 0.

@@ -18,14 +18,22 @@ export interface RoutedSource {
   routedEndpoints(): ReadonlySet<string> | undefined;
 }
 
+/** What a successful sync programmed: copies of the maps (their values are replaced, never changed). */
+export interface SyncedState {
+  services: ServiceMap;
+  endpoints: EndpointsMap;
+  topology?: Topology | undefined;
+}
+
 export class RoutedSnapshot implements RoutedSource {
-  private snap: { services: ServiceMap; endpoints: EndpointsMap; topology: Topology | undefined } | undefined;
+  private snap: SyncedState | undefined;
   private ips: Set<string> | undefined;
 
-  /** After a successful sync: what was programmed (copies of the maps; their values are replaced, never changed). */
-  synced(services: ServiceMap, endpoints: EndpointsMap, topology?: Topology): void {
+  /** After a successful sync: takes the snapshot (returned, for others to share). */
+  synced(services: ServiceMap, endpoints: EndpointsMap, topology?: Topology): SyncedState {
     this.snap = { services: new Map(services), endpoints: new Map(endpoints), topology };
     this.ips = undefined;
+    return this.snap;
   }
 
   routedEndpoints(): ReadonlySet<string> | undefined {

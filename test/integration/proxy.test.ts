@@ -470,6 +470,13 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     await apply(slice('echo', 'UDP', 'dns', 5353, [other]));
     // The gone endpoint still answers if asked directly, so only a conntrack delete moves the flow.
     await eventually('the flow to move to the remaining endpoint', () => udpFromNode(ip, 53, 40053), (r) => r === other);
+    if (mode !== 'userspace') {
+      // The conntrack reconciler deleted it (listing the table after the sync), and counted it.
+      const metrics = await curlFromNode('http://127.0.0.1:10249/metrics');
+      const deleted = Number(/^kubeproxy_conntrack_reconciler_deleted_entries_total\{ip_family="IPv4"\} (\d+)$/m.exec(metrics)?.[1] ?? 0);
+      expect(deleted, 'deleted entries counted').to.be.greaterThan(0);
+      expect(metrics).to.match(/^kubeproxy_conntrack_reconciler_sync_duration_seconds_count\{ip_family="IPv4"\} [1-9]/m);
+    }
   });
 
   it('stops sending traffic to an endpoint removed from the slice', async () => {

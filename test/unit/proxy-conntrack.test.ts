@@ -3,11 +3,13 @@ import { expect } from 'chai';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Exec } from '../../lib/exec.ts';
 import { nullLogger } from '../../lib/log.ts';
-import { ConntrackCleaner, conntrackDeletions, type ProxyState } from '../../proxy/conntrack.ts';
+import { Registry } from 'prom-client';
+import { ConntrackReconciler, parseConntrackList, staleFlowDeletions, type SyncingProxier, type UdpFlow } from '../../proxy/conntrack.ts';
 import type { LocalDetector } from '../../proxy/localdetect.ts';
-import type { Proxier } from '../../proxy/proxier.ts';
+import type { SyncedState } from '../../proxy/proxier.ts';
 import { endpointsFromSlices, serviceKey, servicePortsFromService } from '../../proxy/types.ts';
-import { FakeClock, settle } from '../fakes/clock.ts';
+import { FakeClock } from '../fakes/clock.ts';
+import { metricValue } from '../fakes/proxyobjects.ts';
 
 const svc = (name: string, protocol: 'UDP' | 'TCP' = 'UDP', nodePort?: number): V1Service => ({
   metadata: { name, namespace: 'ns', resourceVersion: '1' },
@@ -18,18 +20,19 @@ const svc = (name: string, protocol: 'UDP' | 'TCP' = 'UDP', nodePort?: number): 
   },
 });
 
-const slice = (service: string, ips: string[], notReady: string[] = [], zones: Record<string, string> = {}): V1EndpointSlice => ({
+const slice = (service: string, ips: string[], notReady: string[] = [], zones: Record<string, string> = {}, terminating: string[] = []): V1EndpointSlice => ({
   metadata: { name: `${service}-abc`, namespace: 'ns', labels: { 'kubernetes.io/service-name': service } },
   addressType: 'IPv4',
   ports: [{ name: 'p', port: 5353, protocol: 'UDP' }],
   endpoints: [
     ...ips.map((ip) => ({ addresses: [ip], conditions: { ready: true }, ...(zones[ip] ? { hints: { forZones: [{ name: zones[ip] }] } } : {}) })),
     ...notReady.map((ip) => ({ addresses: [ip], conditions: { ready: false } })),
+    ...terminating.map((ip) => ({ addresses: [ip], conditions: { ready: false, serving: true, terminating: true } })),
   ],
 });
 
-function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string): ProxyState {
-  const s: ProxyState = { services: new Map(), endpoints: new Map(), ...(zone !== undefined ? { topology: { nodeName: 'n1', zone } } : {}) };
+function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string): SyncedState {
+  const s: SyncedState = { services: new Map(), endpoints: new Map(), ...(zone !== undefined ? { topology: { nodeName: 'n1', zone } } : {}) };
   for (const v of services) s.services.set(serviceKey('ns', v.metadata!.name!), servicePortsFromService(v));
   for (const sl of slices) {
     const name = sl.metadata!.labels!['kubernetes.io/service-name']!;
@@ -39,74 +42,98 @@ function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string):
 }
 
 const cmd = (argv: string[]) => argv.join(' ');
+/** A flow from a client on the node (192.0.2.100) to dst:dport, answered by replySrc. */
+const flow = (origDst: string, origDport: number, replySrc: string): UdpFlow => ({ origDst, origDport, replySrc });
+const del = (dst: string, port: number, replySrc: string) => `-D -p udp --orig-dst ${dst} --orig-port-dst ${port} --reply-src ${replySrc}`;
+const LOCAL = new Set(['127.0.0.1', '192.0.2.100']);
 
-describe('proxy conntrack cleanup decisions (conntrackDeletions)', () => {
-  const cases: Array<{ name: string; prev: ProxyState; cur: ProxyState; want: string[] }> = [
+// What `conntrack -L -p udp -f ipv4` prints (conntrack-tools 1.4.7): the original tuple, then the reply's.
+const LIST = [
+  'udp      17 28 src=192.0.2.100 dst=10.96.0.10 sport=40001 dport=53 src=192.0.2.1 dst=192.0.2.100 sport=5353 dport=40001 mark=0 use=1',
+  'udp      17 29 src=192.0.2.100 dst=10.96.0.10 sport=40002 dport=53 [UNREPLIED] src=10.96.0.10 dst=192.0.2.100 sport=53 dport=40002 mark=0 use=1',
+  'udp      17 179 src=198.51.100.7 dst=192.0.2.100 sport=5000 dport=30053 src=192.0.2.2 dst=198.51.100.7 sport=5353 dport=5000 [ASSURED] mark=0 zone=3 use=2',
+  'tcp      6 431999 ESTABLISHED src=192.0.2.100 dst=10.96.0.20 sport=1 dport=2 src=192.0.2.1 dst=192.0.2.100 sport=2 dport=1 [ASSURED] mark=0 use=1',
+  'garbage line',
+  '',
+].join('\n');
+
+describe('proxy conntrack: parseConntrackList', () => {
+  it('reads the original destination and port and the reply source of each UDP entry', () => {
+    expect(parseConntrackList(LIST)).to.deep.equal([
+      flow('10.96.0.10', 53, '192.0.2.1'),
+      flow('10.96.0.10', 53, '10.96.0.10'),
+      flow('192.0.2.100', 30053, '192.0.2.2'),
+    ]);
+  });
+});
+
+describe('proxy conntrack: staleFlowDeletions', () => {
+  const dns = (...ips: string[]) => state([svc('dns', 'UDP', 30053)], [slice('dns', ips)]);
+  const cases: Array<{ name: string; state: SyncedState; removed?: SyncedState; flows: UdpFlow[]; want: string[] }> = [
     {
-      name: 'nothing changed: nothing to delete',
-      prev: state([svc('dns')], [slice('dns', ['192.0.2.1'])]),
-      cur: state([svc('dns')], [slice('dns', ['192.0.2.1'])]),
+      name: 'flows to a ready endpoint stay',
+      state: dns('192.0.2.1'),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('192.0.2.100', 30053, '192.0.2.1')],
       want: [],
     },
     {
-      name: 'a UDP service gets its first ready endpoint: flush flows to its IP:port',
-      prev: state([svc('dns')], [slice('dns', [], ['192.0.2.1'])]),
-      cur: state([svc('dns')], [slice('dns', ['192.0.2.1'])]),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53'],
+      name: 'a flow DNATed to an endpoint that is gone goes, by cluster IP and by node port (one delete for two flows alike)',
+      state: dns('192.0.2.2'),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('10.96.0.10', 53, '192.0.2.1'), flow('192.0.2.100', 30053, '192.0.2.1'), flow('10.96.0.10', 53, '192.0.2.2')],
+      want: [del('10.96.0.10', 53, '192.0.2.1'), del('192.0.2.100', 30053, '192.0.2.1')],
     },
     {
-      name: 'a new UDP service with endpoints counts as newly active (node port too)',
-      prev: state([], []),
-      cur: state([svc('dns', 'UDP', 30053)], [slice('dns', ['192.0.2.1'])]),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53', '-D -p udp --dport 30053'],
+      name: 'a flow that met no DNAT (the service had no endpoint then) goes once it has one',
+      state: dns('192.0.2.1'),
+      flows: [flow('10.96.0.10', 53, '10.96.0.10'), flow('127.0.0.1', 30053, '127.0.0.1')],
+      want: [del('10.96.0.10', 53, '10.96.0.10'), del('127.0.0.1', 30053, '127.0.0.1')],
     },
     {
-      name: 'an endpoint goes away: flush flows DNATed to it, for the cluster IP and the node port',
-      prev: state([svc('dns', 'UDP', 30053)], [slice('dns', ['192.0.2.1', '192.0.2.2'])]),
-      cur: state([svc('dns', 'UDP', 30053)], [slice('dns', ['192.0.2.2'])]),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1', '-D -p udp --dport 30053 --dst-nat 192.0.2.1'],
+      name: 'an endpoint turning not-ready counts as gone; a terminating one that still serves keeps its flows',
+      state: state([svc('dns')], [slice('dns', ['192.0.2.2'], ['192.0.2.1'], {}, ['192.0.2.3'])]),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('10.96.0.10', 53, '192.0.2.3')],
+      want: [del('10.96.0.10', 53, '192.0.2.1')],
     },
     {
-      name: 'an endpoint turning not-ready counts as gone',
-      prev: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'])]),
-      cur: state([svc('dns')], [slice('dns', ['192.0.2.2'], ['192.0.2.1'])]),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1'],
+      name: 'no endpoint left: DNATed flows go (the next packet is rejected), un-DNATed ones stay',
+      state: state([svc('dns')], []),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('10.96.0.10', 53, '10.96.0.10')],
+      want: [del('10.96.0.10', 53, '192.0.2.1')],
     },
     {
-      name: 'the last endpoint goes away',
-      prev: state([svc('dns')], [slice('dns', ['192.0.2.1'])]),
-      cur: state([svc('dns')], []),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1'],
+      name: 'a deleted service: its DNATed flows go',
+      state: state([], []),
+      removed: dns('192.0.2.1'),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('192.0.2.100', 30053, '192.0.2.1'), flow('10.96.0.10', 53, '10.96.0.10')],
+      want: [del('10.96.0.10', 53, '192.0.2.1'), del('192.0.2.100', 30053, '192.0.2.1')],
     },
     {
-      name: 'a UDP service is deleted',
-      prev: state([svc('dns')], [slice('dns', ['192.0.2.1'])]),
-      cur: state([], []),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53'],
+      name: 'the node\'s zone: flows to an endpoint hinted for another zone go',
+      state: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' })], 'z2'),
+      flows: [flow('10.96.0.10', 53, '192.0.2.1'), flow('10.96.0.10', 53, '192.0.2.2')],
+      want: [del('10.96.0.10', 53, '192.0.2.1')],
     },
     {
-      name: 'the node moves to another zone: flows to the endpoints hinted for the old one go',
-      prev: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' })], 'z1'),
-      cur: state([svc('dns')], [slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' })], 'z2'),
-      want: ['-D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1'],
-    },
-    {
-      name: 'TCP services never need it',
-      prev: state([svc('web', 'TCP')], [slice('web', ['192.0.2.1'])]),
-      cur: state([], [slice('web', ['192.0.2.2'])]),
+      name: 'flows that are not to a UDP service stay: another port, another address, a node port to a remote host, TCP services',
+      state: state([svc('dns', 'UDP', 30053), svc('web', 'TCP')], [slice('dns', ['192.0.2.1']), slice('web', ['192.0.2.5'])]),
+      flows: [flow('10.96.0.10', 54, '192.0.2.9'), flow('10.96.0.11', 53, '192.0.2.9'), flow('198.51.100.7', 30053, '198.51.100.7'), flow('10.96.0.20', 53, '192.0.2.9')],
       want: [],
     },
   ];
   for (const c of cases) {
     it(c.name, () => {
-      expect(conntrackDeletions(c.prev, c.cur).map(cmd)).to.deep.equal(c.want);
+      const removed = c.removed ? [...c.removed.services.values()].flat() : [];
+      expect(staleFlowDeletions(c.state, removed, c.flows, LOCAL).map(cmd)).to.deep.equal(c.want);
     });
   }
 });
 
-class RecordingProxier implements Proxier {
+class RecordingProxier implements SyncingProxier {
   calls: string[] = [];
+  listeners: ((s: SyncedState) => void)[] = [];
   routedEndpoints() { return undefined; }
+  onSynced(l: (s: SyncedState) => void) { this.listeners.push(l); }
+  sync(s: SyncedState) { for (const l of this.listeners) l(s); }
   start() { this.calls.push('start'); }
   async stop() { this.calls.push('stop'); }
   onServiceAdd(s: V1Service) { this.calls.push(`svc+ ${s.metadata?.name}`); }
@@ -120,100 +147,118 @@ class RecordingProxier implements Proxier {
   setServiceCIDRs(cidrs: readonly string[]) { this.calls.push(`cidrs ${cidrs.join(',')}`); }
 }
 
-describe('proxy ConntrackCleaner', () => {
+describe('proxy ConntrackReconciler', () => {
   let clock: FakeClock;
   let inner: RecordingProxier;
   let ran: string[];
-  let lastSync: number | undefined;
-  let cleaner: ConntrackCleaner;
+  let table: string;
+  let registry: Registry;
+  let reconciler: ConntrackReconciler;
 
   beforeEach(() => {
     clock = new FakeClock();
     inner = new RecordingProxier();
     ran = [];
-    lastSync = undefined;
+    table = '';
+    registry = new Registry();
     const exec: Exec = async (c, args) => {
       ran.push(`${c} ${args.join(' ')}`);
-      return { code: 1, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 0 flow entries have been deleted.\n' };
+      if (args[0] === '-L') return { code: 0, stdout: table, stderr: 'conntrack v1.4.7 (conntrack-tools): 3 flow entries have been shown.\n' };
+      return { code: 0, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 2 flow entries have been deleted.\n' };
     };
-    cleaner = new ConntrackCleaner(inner, { exec, clock, log: nullLogger(), nodeName: 'n1', lastSynced: async () => lastSync, pollMs: 100 });
+    reconciler = new ConntrackReconciler(inner, { exec, clock, log: nullLogger(), registry, localIPs: () => LOCAL });
   });
   afterEach(async () => {
-    const s = cleaner.stop();
-    await clock.advance(1000);
-    await s;
+    await reconciler.stop();
   });
 
   it('passes every event through to the proxier it wraps', async () => {
-    cleaner.start();
+    reconciler.start();
     const s = svc('dns');
     const sl = slice('dns', ['192.0.2.1']);
-    cleaner.onServiceAdd(s);
-    cleaner.onServiceUpdate(s, s);
-    cleaner.onSliceAdd(sl);
-    cleaner.onSliceUpdate(sl, sl);
-    cleaner.onSliceDelete(sl);
-    cleaner.onServiceDelete(s);
-    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
-    cleaner.setLocalDetector({ mode: 'NodeCIDR', cidr: '10.244.0.0/24' });
-    cleaner.setServiceCIDRs(['10.96.0.0/12']);
+    reconciler.onServiceAdd(s);
+    reconciler.onServiceUpdate(s, s);
+    reconciler.onSliceAdd(sl);
+    reconciler.onSliceUpdate(sl, sl);
+    reconciler.onSliceDelete(sl);
+    reconciler.onServiceDelete(s);
+    reconciler.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
+    reconciler.setLocalDetector({ mode: 'NodeCIDR', cidr: '10.244.0.0/24' });
+    reconciler.setServiceCIDRs(['10.96.0.0/12']);
+    await reconciler.stop();
     expect(inner.calls).to.deep.equal([
       'start', 'svc+ dns', 'svc~ dns', 'slice+ dns-abc', 'slice~ dns-abc', 'slice- dns-abc', 'svc- dns',
-      'topology {"topology.kubernetes.io/zone":"z1"}', 'detector {"mode":"NodeCIDR","cidr":"10.244.0.0/24"}', 'cidrs 10.96.0.0/12',
+      'topology {"topology.kubernetes.io/zone":"z1"}', 'detector {"mode":"NodeCIDR","cidr":"10.244.0.0/24"}', 'cidrs 10.96.0.0/12', 'stop',
     ]);
   });
 
-  it('runs the deletes only after a sync that ended after the change, then once more after the next sync', async () => {
-    lastSync = clock.now();
-    cleaner.start();
-    await clock.advance(10);
-    cleaner.onServiceAdd(svc('dns'));
-    cleaner.onSliceAdd(slice('dns', ['192.0.2.1']));
-    await clock.advance(500);
-    expect(ran).to.deep.equal([]); // no sync since the change
-    lastSync = clock.now();
-    await clock.advance(100);
-    expect(ran).to.deep.equal(['conntrack -D -p udp --orig-dst 10.96.0.10 --dport 53']);
-    await clock.advance(1000);
-    expect(ran.length).to.equal(1);
-    lastSync = clock.now();
-    await clock.advance(100);
-    expect(ran.length).to.equal(2);
-    lastSync = clock.now();
-    await clock.advance(100);
-    expect(ran.length).to.equal(2);
-  });
-
-  it('after the node\'s zone changes, forgets the flows to endpoints hinted for the old zone only', async () => {
-    cleaner.start();
-    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1' });
-    cleaner.onServiceAdd(svc('dns'));
-    cleaner.onSliceAdd(slice('dns', ['192.0.2.1', '192.0.2.2'], [], { '192.0.2.1': 'z1', '192.0.2.2': 'z2' }));
-    await clock.advance(200);
-    lastSync = clock.now();
-    await clock.advance(1000);
-    lastSync = clock.now();
-    await clock.advance(1000);
+  it('after each sync lists the UDP flows and deletes the stale ones; counts them and times it', async () => {
+    reconciler.start();
+    table = LIST;
+    inner.sync(dns2());
+    await clock.advance(0);
+    expect(ran).to.deep.equal([
+      'conntrack -L -p udp -f ipv4',
+      `conntrack ${del('10.96.0.10', 53, '192.0.2.1')}`,
+      `conntrack ${del('10.96.0.10', 53, '10.96.0.10')}`,
+    ]);
+    expect(await metricValue(registry, 'kubeproxy_conntrack_reconciler_deleted_entries_total')).to.equal(4);
+    expect(await metricValue(registry, 'kubeproxy_conntrack_reconciler_sync_duration_seconds')).to.equal(1);
+    // The next sync: the table is listed again (level-triggered), nothing stale now.
+    table = 'udp      17 28 src=192.0.2.100 dst=10.96.0.10 sport=40001 dport=53 src=192.0.2.2 dst=192.0.2.100 sport=5353 dport=40001 mark=0 use=1\n';
     ran = [];
-    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z1', other: 'label' }); // same zone: nothing
-    await clock.advance(200);
-    lastSync = clock.now();
-    await clock.advance(1000);
-    expect(ran).to.deep.equal([]);
-    cleaner.onTopologyChange({ 'topology.kubernetes.io/zone': 'z2' });
-    await clock.advance(200);
-    lastSync = clock.now();
-    await clock.advance(1000);
-    expect(ran).to.deep.equal(['conntrack -D -p udp --orig-dst 10.96.0.10 --dport 53 --dst-nat 192.0.2.1']);
+    inner.sync(dns2());
+    await clock.advance(0);
+    expect(ran).to.deep.equal(['conntrack -L -p udp -f ipv4']);
   });
 
-  it('does nothing for TCP changes', async () => {
-    cleaner.start();
-    cleaner.onServiceAdd(svc('web', 'TCP'));
-    cleaner.onSliceAdd(slice('web', ['192.0.2.1']));
-    lastSync = clock.now() + 1;
-    await clock.advance(1000);
-    await settle();
+  it('lists nothing while there is no UDP service; after one is deleted, removes its DNATed flows once', async () => {
+    reconciler.start();
+    inner.sync(state([svc('web', 'TCP')], [slice('web', ['192.0.2.1'])]));
+    await clock.advance(0);
     expect(ran).to.deep.equal([]);
+    inner.sync(dns2());
+    await clock.advance(0);
+    expect(ran).to.deep.equal(['conntrack -L -p udp -f ipv4']);
+    table = LIST;
+    ran = [];
+    inner.sync(state([], []));
+    await clock.advance(0);
+    expect(ran).to.deep.equal([
+      'conntrack -L -p udp -f ipv4',
+      `conntrack ${del('10.96.0.10', 53, '192.0.2.1')}`,
+      `conntrack ${del('192.0.2.100', 30053, '192.0.2.2')}`,
+    ]);
+    ran = [];
+    inner.sync(state([], []));
+    await clock.advance(0);
+    expect(ran, 'forgotten after one reconcile').to.deep.equal([]);
   });
+
+  it('syncs that end while a reconcile runs are folded into one more', async () => {
+    let release: () => void = () => {};
+    const slow: Exec = async (c, args) => {
+      ran.push(`${c} ${args.join(' ')}`);
+      await new Promise<void>((r) => (release = r));
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    await reconciler.stop();
+    reconciler = new ConntrackReconciler(inner, { exec: slow, clock, log: nullLogger(), registry: new Registry(), localIPs: () => LOCAL });
+    reconciler.start();
+    inner.sync(dns2());
+    await clock.advance(0);
+    inner.sync(dns2());
+    inner.sync(dns2());
+    inner.sync(dns2());
+    release();
+    await clock.advance(0);
+    release();
+    await clock.advance(0);
+    expect(ran).to.deep.equal(['conntrack -L -p udp -f ipv4', 'conntrack -L -p udp -f ipv4']);
+  });
+
+  /** dns (UDP 53, node port 30053) with 192.0.2.2 ready. */
+  function dns2(): SyncedState {
+    return state([svc('dns', 'UDP', 30053)], [slice('dns', ['192.0.2.2'])]);
+  }
 });

@@ -388,6 +388,21 @@ describe('proxy IptablesProxier', () => {
     await clock.advance(0);
   });
 
+  it('tells onSynced listeners what each successful sync programmed, not what a failed one meant to', async () => {
+    const seen: string[][] = [];
+    proxier.onSynced((s) => seen.push([...s.endpoints.get('ns1/web')?.get('ns1/web:http') ?? []].map((e) => e.ip)));
+    proxier.onServiceAdd(service('web', '10.96.0.10'));
+    proxier.onSliceAdd(slice('web', ['10.244.1.5']));
+    await proxier.syncProxyRules();
+    expect(seen).to.deep.equal([['10.244.1.5']]);
+    proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.6']));
+    ipt.failRestores = 1;
+    expect((await proxier.syncProxyRules()).ok).to.equal(false);
+    expect(seen).to.have.length(1);
+    await proxier.syncProxyRules();
+    expect(seen).to.deep.equal([['10.244.1.5'], ['10.244.1.6']]);
+  });
+
   it('a flush of the tables (the canary gone) makes the next sync full, which puts everything back', async () => {
     registry = new Registry();
     proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000 });
