@@ -1,109 +1,74 @@
 // Noticing that someone flushed the iptables tables (a firewall reload,
-// `iptables -F`, a restart of a firewall manager), as kube-proxy's
-// iptables Monitor: an empty KUBE-PROXY-CANARY chain in mangle, nat and
-// filter. Every interval (kube-proxy's syncPeriod) the mangle one is looked
-// for (mangle is small, so the check is cheap); when it is gone the others
-// are given up to 5 s to go too (a flush of several tables is not atomic),
-// then the proxier is told to rebuild everything, and the canaries are put
-// back. Partial syncs trust the tables to hold what the last sync wrote, so
-// without this a flush would stay until the hourly full sync.
+// `iptables -F`, a restart of a firewall manager), as kube-proxy's iptables
+// Monitor: an empty KUBE-PROXY-CANARY chain in mangle, nat and filter. The
+// proxier looks for the mangle one once per sync period, in its sync (mangle
+// is small, so the check is cheap), and when it is gone gives the others up
+// to 5 s to go too (a flush of several tables is not atomic) before the sync
+// goes full. Upstream checks from a goroutine of its own; done in the sync,
+// no check or `-N` holds the xtables lock while a restore waits for it (a
+// legacy restore that finds the lock taken sleeps 100 ms; `-N` in a nat table
+// of 10k services holds it 0.7 s). The nat and filter canaries are declared in
+// the full syncs' restores; mangle's is made with -N after them.
+// Partial syncs trust the tables to hold what the last sync wrote, so without
+// this a flush would stay until the hourly full sync.
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { Iptables, Table } from './iptables.ts';
 
 export const CANARY_CHAIN = 'KUBE-PROXY-CANARY';
-/** The first is the one checked each interval. */
-export const CANARY_TABLES: readonly Table[] = ['mangle', 'nat', 'filter'];
 /** Upstream's iptablesFlushPollTime and iptablesFlushTimeout. */
 const FLUSH_POLL_MS = 100;
 const FLUSH_TIMEOUT_MS = 5000;
 
-export interface CanaryDeps {
-  iptables: Iptables;
-  clock: Clock;
-  log: Logger;
-  /** The tables were flushed: the next sync must rebuild everything. */
-  onFlush: () => void;
-}
+export class Canary {
+  private readonly iptables: Iptables;
+  private readonly clock: Clock;
+  private readonly log: Logger;
 
-export class CanaryMonitor {
-  private readonly deps: CanaryDeps;
-  private readonly intervalMs: number;
-  private readonly stopping = new AbortController();
-  private loopDone: Promise<void> | undefined;
-
-  constructor(deps: CanaryDeps, intervalMs: number) {
-    this.deps = deps;
-    this.intervalMs = intervalMs;
+  constructor(deps: { iptables: Iptables; clock: Clock; log: Logger }) {
+    this.iptables = deps.iptables;
+    this.clock = deps.clock;
+    this.log = deps.log;
   }
 
-  start(): void {
-    this.loopDone ??= this.loop();
+  /** Makes the mangle canary (after a full sync, whose restores made the others). */
+  async ensure(): Promise<void> {
+    try {
+      await this.iptables.ensureChain('mangle', CANARY_CHAIN);
+    } catch (err) {
+      this.log.error('could not set up iptables canary', { table: 'mangle', chain: CANARY_CHAIN, error: describeError(err) });
+    }
   }
 
-  /** Ends the loop; the canaries stay (as upstream's, which never stops). */
-  async stop(): Promise<void> {
-    this.stopping.abort();
-    await this.loopDone;
-  }
-
-  private get stopped(): boolean {
-    return this.stopping.signal.aborted;
-  }
-
-  private async loop(): Promise<void> {
-    const { clock, log } = this.deps;
-    while (!this.stopped) {
-      // Set up, retried every interval until all three are there.
-      while (!this.stopped && !(await this.ensureAll())) await clock.sleep(this.intervalMs, this.stopping.signal);
-      // Then watched until the first one goes.
-      while (!this.stopped) {
-        await clock.sleep(this.intervalMs, this.stopping.signal);
-        if (this.stopped) return;
-        if ((await this.exists(CANARY_TABLES[0]!)) !== false) continue;
-        log.info('iptables canary deleted', { table: CANARY_TABLES[0], chain: CANARY_CHAIN });
-        if (!(await this.othersGone())) log.info('inconsistent iptables state detected: not every canary went');
-        if (this.stopped) return;
-        log.info('reloading after iptables flush');
-        this.deps.onFlush();
+  /**
+   * Whether the tables were flushed: the mangle canary is gone (then, after
+   * the others went too or 5 s passed). A check iptables cannot answer is no.
+   */
+  async flushed(): Promise<boolean> {
+    if ((await this.exists('mangle')) !== false) return false;
+    this.log.info('iptables canary deleted', { table: 'mangle', chain: CANARY_CHAIN });
+    const deadline = this.clock.now() + FLUSH_TIMEOUT_MS;
+    for (;;) {
+      const [nat, filter] = [await this.exists('nat'), await this.exists('filter')];
+      if (nat === false && filter === false) break;
+      if (this.clock.now() >= deadline) {
+        this.log.info('inconsistent iptables state detected: not every canary went');
         break;
       }
+      await this.clock.sleep(FLUSH_POLL_MS);
     }
-  }
-
-  private async ensureAll(): Promise<boolean> {
-    for (const table of CANARY_TABLES) {
-      try {
-        await this.deps.iptables.ensureChain(table, CANARY_CHAIN);
-      } catch (err) {
-        this.deps.log.error('could not set up iptables canary', { table, chain: CANARY_CHAIN, error: describeError(err) });
-        return false;
-      }
-    }
+    this.log.info('reloading after iptables flush');
     return true;
   }
 
-  /** true / false, or undefined when iptables could not tell (busy: not taken as a flush). */
+  /** true / false, or undefined when iptables could not tell (busy). */
   private async exists(table: Table): Promise<boolean | undefined> {
     try {
-      return await this.deps.iptables.chainExists(table, CANARY_CHAIN);
+      return await this.iptables.chainExists(table, CANARY_CHAIN);
     } catch (err) {
-      this.deps.log.error('could not check for iptables canary', { table, chain: CANARY_CHAIN, error: describeError(err) });
+      this.log.error('could not check for iptables canary', { table, chain: CANARY_CHAIN, error: describeError(err) });
       return undefined;
-    }
-  }
-
-  /** Waits (polling) until the other tables' canaries are gone too; false after the timeout. */
-  private async othersGone(): Promise<boolean> {
-    const { clock } = this.deps;
-    const deadline = clock.now() + FLUSH_TIMEOUT_MS;
-    for (;;) {
-      let gone = true;
-      for (const table of CANARY_TABLES.slice(1)) if ((await this.exists(table)) !== false) gone = false;
-      if (gone) return true;
-      if (clock.now() >= deadline || this.stopped) return false;
-      await clock.sleep(FLUSH_POLL_MS, this.stopping.signal);
     }
   }
 }

@@ -13,7 +13,7 @@ import type { Logger } from '../../lib/log.ts';
 import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
-import { CanaryMonitor } from './canary.ts';
+import { Canary, CANARY_CHAIN } from './canary.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
@@ -149,7 +149,9 @@ export class IptablesProxier extends ProxierBase {
   private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector' | 'clusterCIDR'>;
   private readonly metrics: ProxierMetrics;
   private readonly runner: BoundedFrequencyRunner;
-  private readonly canary: CanaryMonitor;
+  private readonly canary: Canary;
+  /** When the flush canary was last looked for (it is, once per sync period). */
+  private canaryCheckedMs = 0;
 
   private needFullSync = true;
   private lastFullSyncMs = 0;
@@ -192,19 +194,17 @@ export class IptablesProxier extends ProxierBase {
       this.clock,
       (err) => this.log.error('proxy sync failed', { error: describeError(err) }),
     );
-    // As upstream: checked every syncPeriod; a flush makes the next sync full.
-    this.canary = new CanaryMonitor({ iptables: this.iptables, clock: this.clock, log: this.log, onFlush: () => this.resyncAll() }, this.opts.syncPeriodMs);
+    this.canary = new Canary({ iptables: this.iptables, clock: this.clock, log: this.log });
   }
 
-  /** Starts the sync loop and the flush watch, and asks for the first (full) sync. */
+  /** Starts the sync loop and asks for the first (full) sync. */
   start(): void {
     this.runner.start();
     this.runner.run();
-    this.canary.start();
   }
 
   async stop(): Promise<void> {
-    await Promise.all([this.runner.stop(), this.canary.stop()]);
+    await this.runner.stop();
   }
 
   protected changed(): void {
@@ -232,7 +232,12 @@ export class IptablesProxier extends ProxierBase {
     // 1 h); the 30 s resync in between rewrites only what changed. Rebuilding
     // every 30 s kept a big cluster forever mid-sync (a full restore at 5k
     // services takes longer than the period on nf_tables).
-    const full = this.needFullSync || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
+    let full = this.needFullSync || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
+    // Once per sync period: were the tables flushed since (the canary gone)? Then this sync rebuilds them.
+    if (!full && started - this.canaryCheckedMs >= this.opts.syncPeriodMs) {
+      this.canaryCheckedMs = started;
+      full = await this.canary.flushed();
+    }
     const changed = this.drain();
     let parts: Record<string, number> = {};
     try {
@@ -273,6 +278,7 @@ export class IptablesProxier extends ProxierBase {
           skipStaleCleanup: !cleanup,
           natExtra: missing.filter((j) => j.table === 'nat').map(jumpInsertLine),
           ...(full || !this.appliedTop ? {} : { previousTop: this.appliedTop }),
+          canary: CANARY_CHAIN,
         },
       );
       // The nat text goes to iptables-restore piece by piece as it is made: its
@@ -341,12 +347,14 @@ export class IptablesProxier extends ProxierBase {
     }
     this.needFullSync = false;
     this.synced();
-    if (full) this.lastFullSyncMs = started;
+    if (full) this.lastFullSyncMs = this.canaryCheckedMs = started;
     this.metrics.lastSync.set(this.clock.now() / 1000);
     this.observe(started, full);
     const fields = { full, changed: changed.size, services: this.services.size, ...parts };
     if (full) this.log.info('proxy rules synced', fields);
     else this.log.debug('proxy rules synced', fields);
+    // The full sync's restores declared the nat and filter canaries; mangle's is made here, after them (not timed).
+    if (full) await this.canary.ensure();
     // Timed and logged: the full sync's garbage goes back now, not whenever V8 finds the proxy idle.
     if (full) this.afterFullSync?.();
     return { full, ok: true };

@@ -88,6 +88,8 @@ export interface RulesOptions {
    * when nothing at all is to be written the generator yields no text.
    */
   previousTop?: readonly string[];
+  /** An empty chain declared in the nat text of full syncs and in the filter text (the flush canary, canary.ts). */
+  canary?: string;
 }
 
 /** A rule in a builtin chain that sends traffic into ours; the adapter ensures these (prepended). */
@@ -591,6 +593,10 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL];
   const filterRules: string[] = [];
   let natChains = [KUBE_SERVICES, KUBE_NODEPORTS, KUBE_POSTROUTING, KUBE_MARK_MASQ];
+  if (options.canary) {
+    filterChains.push(options.canary);
+    if (options.full) natChains.push(options.canary);
+  }
   const mark = masqueradeMark(input.masqueradeBit);
   const headRules = [
     `-A ${KUBE_POSTROUTING} -m mark ! --mark ${mark}/${mark} -j RETURN`,

@@ -1,102 +1,90 @@
-// CanaryMonitor (kube-proxy's iptables Monitor) against FakeIptables and a FakeClock.
+// Canary (kube-proxy's iptables Monitor, checked from the sync) against FakeIptables and a FakeClock.
 import { expect } from 'chai';
-import { CANARY_CHAIN, CanaryMonitor } from '../../proxy/iptables/canary.ts';
+import { Canary, CANARY_CHAIN } from '../../proxy/iptables/canary.ts';
 import type { Table } from '../../proxy/iptables/iptables.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeIptables } from '../fakes/iptables.ts';
 import { captureLogger, type LogEntry } from '../fakes/log.ts';
 
-const INTERVAL = 30_000;
-
-describe('proxy CanaryMonitor', () => {
+describe('proxy iptables Canary', () => {
   let ipt: FakeIptables;
   let clock: FakeClock;
-  let flushes: number;
   let entries: LogEntry[];
-  let monitor: CanaryMonitor;
+  let canary: Canary;
 
-  const has = (t: Table) => ipt.chains(t).has(CANARY_CHAIN);
+  const put = (...tables: Table[]) => {
+    for (const t of tables) void ipt.ensureChain(t, CANARY_CHAIN);
+  };
   const drop = (...tables: Table[]) => {
     for (const t of tables) ipt.table(t).delete(CANARY_CHAIN);
   };
   const messages = () => entries.map((e) => e.message);
+  /** flushed(), with the fake clock moved along while it waits; resolves to [answer, ms waited]. */
+  async function flushed(during?: () => void): Promise<[boolean, number]> {
+    const from = clock.now();
+    let answer: boolean | undefined;
+    void canary.flushed().then((a) => (answer = a));
+    await clock.advance(0);
+    for (let i = 0; answer === undefined && i < 100; i++) {
+      if (i === 3) during?.();
+      await clock.advance(100);
+    }
+    return [answer!, clock.now() - from];
+  }
 
-  beforeEach(async () => {
+  beforeEach(() => {
     ipt = new FakeIptables();
     clock = new FakeClock();
-    flushes = 0;
     const cap = captureLogger();
     entries = cap.entries;
-    monitor = new CanaryMonitor({ iptables: ipt, clock, log: cap.log, onFlush: () => flushes++ }, INTERVAL);
-    monitor.start();
-    await clock.advance(0);
+    canary = new Canary({ iptables: ipt, clock, log: cap.log });
+    put('nat', 'filter');
   });
 
-  afterEach(async () => {
-    await monitor.stop();
+  it('ensure makes the mangle canary (the restores make the others), and is idempotent', async () => {
+    await canary.ensure();
+    await canary.ensure();
+    expect(ipt.chains('mangle').has(CANARY_CHAIN)).to.equal(true);
   });
 
-  it('puts a canary chain in mangle, nat and filter at start, and does nothing while they stay', async () => {
-    expect([has('mangle'), has('nat'), has('filter')]).to.deep.equal([true, true, true]);
-    await clock.advance(5 * INTERVAL);
-    expect(flushes).to.equal(0);
+  it('not flushed while the mangle canary is there, whatever the others (as upstream, mangle is the one looked at)', async () => {
+    await canary.ensure();
+    drop('nat', 'filter');
+    expect(await flushed()).to.deep.equal([false, 0]);
   });
 
-  it('a flush of all three tables: one reload at the next check, and the canaries are back', async () => {
+  it('all three gone: flushed, at once', async () => {
+    await canary.ensure();
     drop('mangle', 'nat', 'filter');
-    await clock.advance(INTERVAL - 1);
-    expect(flushes).to.equal(0);
-    await clock.advance(1);
-    expect(flushes).to.equal(1);
-    expect([has('mangle'), has('nat'), has('filter')]).to.deep.equal([true, true, true]);
+    expect(await flushed()).to.deep.equal([true, 0]);
     expect(messages()).to.include.members(['iptables canary deleted', 'reloading after iptables flush']);
     expect(messages()).not.to.include('inconsistent iptables state detected: not every canary went');
-    // Watched again: a second flush is a second reload.
-    drop('mangle', 'nat', 'filter');
-    await clock.advance(INTERVAL);
-    expect(flushes).to.equal(2);
   });
 
-  it('only mangle flushed: waits up to 5 s for the others, then reloads anyway, as inconsistent', async () => {
+  it('only mangle gone: waits for the others up to 5 s, then says flushed anyway, as inconsistent', async () => {
+    await canary.ensure();
     drop('mangle');
-    await clock.advance(INTERVAL + 4_900);
-    expect(flushes).to.equal(0);
-    await clock.advance(200);
-    expect(flushes).to.equal(1);
+    const [answer, waited] = await flushed();
+    expect(answer).to.equal(true);
+    expect(waited).to.be.within(5000, 5100);
     expect(messages()).to.include('inconsistent iptables state detected: not every canary went');
   });
 
-  it('the others going while it waits: reloads then, before the 5 s', async () => {
+  it('the others going while it waits: flushed then, before the 5 s', async () => {
+    await canary.ensure();
     drop('mangle');
-    await clock.advance(INTERVAL + 300);
-    expect(flushes).to.equal(0);
-    drop('nat', 'filter');
-    await clock.advance(100);
-    expect(flushes).to.equal(1);
+    const [answer, waited] = await flushed(() => drop('nat', 'filter'));
+    expect(answer).to.equal(true);
+    expect(waited).to.be.lessThan(1000);
     expect(messages()).not.to.include('inconsistent iptables state detected: not every canary went');
   });
 
-  it('only nat or filter flushed: not seen (mangle is the one checked), as upstream', async () => {
-    drop('nat', 'filter');
-    await clock.advance(3 * INTERVAL);
-    expect(flushes).to.equal(0);
-  });
-
-  it('a check iptables cannot answer (lock busy) is not a flush', async () => {
-    ipt.failChecks = 1;
-    await clock.advance(INTERVAL);
-    expect(flushes).to.equal(0);
-    expect(messages()).to.include('could not check for iptables canary');
+  it('a check iptables cannot answer (the lock busy) is not a flush', async () => {
+    await canary.ensure();
     drop('mangle', 'nat', 'filter');
-    await clock.advance(INTERVAL);
-    expect(flushes).to.equal(1);
-  });
-
-  it('stop ends the loop without waiting for the interval', async () => {
-    let stopped = false;
-    void monitor.stop().then(() => (stopped = true));
-    await clock.advance(0);
-    expect(stopped).to.equal(true);
-    expect(clock.pending).to.equal(0);
+    ipt.failChecks = 1;
+    expect(await flushed()).to.deep.equal([false, 0]);
+    expect(messages()).to.include('could not check for iptables canary');
+    expect(await flushed()).to.deep.equal([true, 0]);
   });
 });
