@@ -24,7 +24,7 @@ import type { Logger } from '../lib/log.ts';
 import { categorizeEndpoints } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
 import type { Proxier, SyncedState } from './proxier.ts';
-import { portKey, type Endpoint, type ServicePortInfo } from './types.ts';
+import { portKey, serviceKey, type Endpoint, type ServicePortInfo } from './types.ts';
 
 /** A UDP conntrack entry, as far as the decision needs it. */
 export interface UdpFlow {
@@ -86,7 +86,7 @@ function keptEndpoints(eps: readonly Endpoint[], sp: ServicePortInfo, state: Syn
 }
 
 /** The UDP service ports of a synced state, by port key. */
-export function udpServicePorts(state: SyncedState): Map<string, ServicePortInfo> {
+function udpServicePorts(state: SyncedState): Map<string, ServicePortInfo> {
   const out = new Map<string, ServicePortInfo>();
   for (const ports of state.services.values()) for (const sp of ports) if (sp.protocol === 'UDP') out.set(portKey(sp), sp);
   return out;
@@ -109,7 +109,7 @@ export function staleFlowDeletions(
 ): string[][] {
   const targets: Target[] = [];
   for (const [key, sp] of udpServicePorts(state)) {
-    const eps = state.endpoints.get(`${sp.namespace}/${sp.name}`)?.get(key) ?? [];
+    const eps = state.endpoints.get(serviceKey(sp.namespace, sp.name))?.get(key) ?? [];
     targets.push({ ips: ipsOf(sp), port: sp.port, nodePort: sp.nodePort, keep: keptEndpoints(eps, sp, state) });
   }
   for (const sp of removed) targets.push({ ips: ipsOf(sp), port: sp.port, nodePort: sp.nodePort, keep: new Set() });
@@ -140,7 +140,7 @@ export function staleFlowDeletions(
 }
 
 /** This node's IPv4 addresses (loopback included: node ports answer on localhost). */
-export function localIPv4s(): Set<string> {
+function localIPv4s(): Set<string> {
   const out = new Set<string>();
   for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4') out.add(a.address);
   return out;

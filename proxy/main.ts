@@ -1,6 +1,6 @@
 // Wires the service proxy (kube-proxy's role): Service and EndpointSlice
 // informers feed a Proxier (iptables or nftables mode, wrapped by the UDP
-// conntrack cleaner; or userspace mode), which starts once both informers have synced; beside it the
+// conntrack reconciler; or userspace mode), which starts once both informers have synced; beside it the
 // healthz server (10256), the metrics server (10249) and the service
 // health-check node ports. Before the first sync, the other modes' leftover
 // rules are removed (proxy/cleanup.ts) and the conntrack settings written

@@ -5,13 +5,13 @@
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { EndpointsChangeTracker, ServiceChangeTracker, type EndpointsMap, type ServiceMap } from './changetracker.ts';
 import { RoutedSnapshot, type RoutedSource, type SyncedState } from './routed.ts';
-
-export type { SyncedState } from './routed.ts';
 import type { Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { ChangeMetrics } from './changemetrics.ts';
 import { type Topology, zoneOf } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
+
+export type { SyncedState } from './routed.ts';
 
 export type ProxyMode = 'iptables' | 'userspace' | 'nftables';
 

@@ -658,7 +658,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       natAppends -= headRules.length;
       if (natChains.length === 0 && stale.length === 0 && natExtra.length === 0) {
         // Nothing to write: no restore at all (it would still replace the whole table on legacy).
-        return rest(undefined);
+        return rest();
       }
     }
     yield '*nat\n';
@@ -676,12 +676,8 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // The nat text so far (since the last piece; an element may hold several lines).
   let lines: string[] = [...declared.map(chainLine), ...(topKept ? [] : headRules)];
   let inChunk = 0;
-  const noLocalEndpoints: NoLocalEndpoints = { internal: 0, external: 0 };
   for (const { entry, write } of services) {
     const out = textOf(entry);
-    if (out.noLocalInternal) noLocalEndpoints.internal++;
-    if (out.noLocalExternal) noLocalEndpoints.external++;
-    for (const r of out.filter) filterRules.push(r);
     if (options.full) top.push(out.top);
     if (!topKept) {
       if (out.top) lines.push(out.top);
@@ -706,19 +702,16 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     for (const r of tailRules) lines.push(r);
   }
   yield [...lines, ...natExtra, 'COMMIT', ''].join('\n');
-  return rest(noLocalEndpoints);
+  return rest();
 
-  // The generator's return value; `noLocal` undefined when no text was written (the services are gone through here).
-  function rest(noLocal: NoLocalEndpoints | undefined): RulesRest {
-    let counted = noLocal;
-    if (!counted) {
-      counted = { internal: 0, external: 0 };
-      for (const { entry } of services) {
-        const out = textOf(entry);
-        if (out.noLocalInternal) counted.internal++;
-        if (out.noLocalExternal) counted.external++;
-        for (const r of out.filter) filterRules.push(r);
-      }
+  // The generator's return value (natAppends is 0 when no text was written): the filter rules and counts of every service.
+  function rest(): RulesRest {
+    const noLocalEndpoints: NoLocalEndpoints = { internal: 0, external: 0 };
+    for (const { entry } of services) {
+      const out = textOf(entry);
+      if (out.noLocalInternal) noLocalEndpoints.internal++;
+      if (out.noLocalExternal) noLocalEndpoints.external++;
+      for (const r of out.filter) filterRules.push(r);
     }
     filterRules.push(
       `-A ${KUBE_FORWARD} -m conntrack --ctstate INVALID -j DROP`,
@@ -730,8 +723,8 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       chainsInUse: cleanup ? chainsInUse : undefined,
       largeCluster: ctx.large,
       natChains,
-      ruleCounts: { nat: noLocal ? natAppends : 0, filter: filterRules.length },
-      noLocalEndpoints: counted,
+      ruleCounts: { nat: natAppends, filter: filterRules.length },
+      noLocalEndpoints,
       jumps: jumpRules(input.localhostNodePorts),
       top,
       topKept,

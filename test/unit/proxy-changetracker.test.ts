@@ -103,7 +103,7 @@ describe('proxy change trackers', () => {
       t.update(slice('web-b', ['10.244.2.1']), at('2026-11-24T09:00:04Z', slice('web-b', ['10.244.2.9'])));
       t.update(at('2026-11-24T09:00:05Z', slice('web-a', ['10.244.1.2', '10.244.1.3'])), undefined);
       expect(t.takeTriggerTimes()).to.deep.equal([]);
-      // Without a start time (the conntrack cleaner's trackers) none are kept.
+      // Without a start time none are kept.
       const plain = new EndpointsChangeTracker('node1');
       plain.update(undefined, at('2026-11-24T09:00:01Z', slice('web-a', ['10.244.1.1'])));
       expect(plain.takeTriggerTimes()).to.deep.equal([]);
