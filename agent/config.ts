@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { NodeletError } from '../lib/errors.ts';
+import { bigIntToIp, ipToBigInt } from '../lib/ip.ts';
 import type { ConfigFileInfo } from './configfile/document.ts';
 import { loadKubeletConfigFile } from './configfile/kubelet.ts';
 
@@ -466,45 +467,9 @@ export function cidrError(s: string): string | undefined {
   const addr = ipToBigInt(ip);
   if (host > 0 && (addr & ((1n << BigInt(host)) - 1n)) !== 0n) {
     const netAddr = (addr >> BigInt(host)) << BigInt(host);
-    return `has host bits set (did you mean ${bigIntToIp(netAddr, family)}/${bits}?)`;
+    return `has host bits set (did you mean ${bigIntToIp(netAddr, family === 4 ? 4 : 6)}/${bits}?)`;
   }
   return undefined;
-}
-
-function ipToBigInt(ip: string): bigint {
-  if (net.isIPv4(ip)) return ip.split('.').reduce((acc, o) => (acc << 8n) | BigInt(Number(o)), 0n);
-  let text = ip;
-  let tail: bigint[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4) {
-    const n = ipToBigInt(v4[1]!);
-    tail = [n >> 16n, n & 0xffffn];
-    text = text.slice(0, -v4[1]!.length) + '0:0';
-  }
-  const [head = '', rest] = text.split('::');
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest !== undefined ? [...h, ...Array<string>(8 - h.length - r.length).fill('0'), ...r] : h;
-  const nums = groups.map((g) => BigInt(parseInt(g, 16)));
-  if (tail.length) nums.splice(6, 2, ...tail);
-  return nums.reduce((acc, g) => (acc << 16n) | g, 0n);
-}
-
-function bigIntToIp(n: bigint, family: number): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => String((n >> s) & 0xffn)).join('.');
-  const groups: string[] = [];
-  for (let s = 112n; s >= 0n; s -= 16n) groups.push(((n >> s) & 0xffffn).toString(16));
-  // Compress the longest run of two or more zero groups (RFC 5952).
-  let best = -1;
-  let bestLen = 0;
-  for (let i = 0; i < groups.length; ) {
-    let j = i;
-    while (j < groups.length && groups[j] === '0') j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j > i ? j : i + 1;
-  }
-  if (bestLen < 2) return groups.join(':');
-  return `${groups.slice(0, best).join(':')}::${groups.slice(best + bestLen).join(':')}`;
 }
 
 /** First non-internal, non-link-local IPv4 address, in interface order. */

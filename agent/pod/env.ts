@@ -5,6 +5,7 @@
 // earlier one. Every failure is CreateContainerConfigError with upstream's
 // message, which the pod status shows as the waiting reason's message.
 import { isIPv4, isIPv6 } from 'node:net';
+import { joinHostPort } from '../../lib/ip.ts';
 import path from 'node:path';
 import type {
   V1ConfigMap,
@@ -286,10 +287,6 @@ export function servicesForPod(namespace: string, enableServiceLinks: boolean, s
 
 function envName(s: string): string {
   return s.replaceAll('-', '_').toUpperCase();
-}
-
-function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** upstream envvars.FromServices: {SVC}_SERVICE_HOST/PORT(_NAME) and Docker link variables. */

@@ -12,10 +12,7 @@ export interface ProbeOutcome {
 /** Upstream reads at most 10 KiB of a probe's response or command output. */
 export const MAX_PROBE_OUTPUT = 10 * 1024;
 
-/** `host:port`, bracketing IPv6 literals (Go's net.JoinHostPort). */
-export function joinHostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
+export { joinHostPort } from '../../lib/ip.ts';
 
 /** A Go duration for whole seconds ("1s", "1m30s"), as upstream's messages print timeouts. */
 export function goSeconds(seconds: number): string {
