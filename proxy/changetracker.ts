@@ -11,6 +11,7 @@ import {
   serviceKey,
   servicePortsFromService,
   type Endpoint,
+  type IPFamily,
   type ServicePortInfo,
 } from './types.ts';
 
@@ -59,18 +60,26 @@ export type ServiceMap = Map<string, ServicePortInfo[]>;
 export type EndpointsMap = Map<string, Map<string, Endpoint[]>>;
 
 export class ServiceChangeTracker extends ChangeTracker<ServicePortInfo[]> {
+  /** The family of the proxier it feeds: a service's ports of that family are tracked. */
+  private readonly family: IPFamily;
+
+  constructor(family: IPFamily = 'IPv4') {
+    super();
+    this.family = family;
+  }
+
   /** An informer event: add (undefined, svc), update (old, svc), delete (svc, undefined). */
   update(prev: V1Service | undefined, cur: V1Service | undefined): boolean {
     const obj = cur ?? prev;
     if (!obj?.metadata?.name) return this.pending();
     const key = serviceKey(obj.metadata.namespace ?? 'default', obj.metadata.name);
-    return this.record(key, ports(prev), ports(cur));
+    return this.record(key, this.ports(prev), this.ports(cur));
   }
-}
 
-function ports(svc: V1Service | undefined): ServicePortInfo[] | undefined {
-  const list = svc ? servicePortsFromService(svc) : [];
-  return list.length > 0 ? list : undefined;
+  private ports(svc: V1Service | undefined): ServicePortInfo[] | undefined {
+    const list = svc ? servicePortsFromService(svc, this.family) : [];
+    return list.length > 0 ? list : undefined;
+  }
 }
 
 /**
@@ -80,14 +89,16 @@ function ports(svc: V1Service | undefined): ServicePortInfo[] | undefined {
  */
 export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]>> {
   private readonly nodeName: string;
+  private readonly family: IPFamily;
   private readonly slices = new Map<string, Map<string, V1EndpointSlice>>();
   /** Only trigger times after this (ms) count: older ones are from before we started. undefined: not kept. */
   private readonly triggersAfterMs: number | undefined;
   private readonly triggers = new Map<string, number[]>();
 
-  constructor(nodeName: string, triggersAfterMs?: number) {
+  constructor(nodeName: string, triggersAfterMs?: number, family: IPFamily = 'IPv4') {
     super();
     this.nodeName = nodeName;
+    this.family = family;
     this.triggersAfterMs = triggersAfterMs;
   }
 
@@ -102,6 +113,8 @@ export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]
   }
 
   update(prev: V1EndpointSlice | undefined, cur: V1EndpointSlice | undefined): boolean {
+    // addressType cannot change: the other family's slices are not kept at all.
+    if ((cur ?? prev)?.addressType !== this.family) return this.pending();
     const before = prev && sliceService(prev);
     const after = cur && sliceService(cur);
     for (const svc of new Set([before, after])) {
@@ -135,7 +148,7 @@ export class EndpointsChangeTracker extends ChangeTracker<Map<string, Endpoint[]
   private endpointsOf(svc: string): Map<string, Endpoint[]> | undefined {
     const set = this.slices.get(svc);
     if (!set || set.size === 0) return undefined;
-    const eps = endpointsFromSlices([...set.values()], this.nodeName);
+    const eps = endpointsFromSlices([...set.values()], this.nodeName, this.family);
     return eps.size > 0 ? eps : undefined;
   }
 }

@@ -5,12 +5,16 @@
 // is gone, DNATs to endpoints that are not tracked any more), and every
 // mode's on `nodelet proxy --cleanup`.
 //
+// Both IP families are cleaned whatever the node's (as upstream's: a node
+// that was dual-stack, or ran the other family, may have left either):
+// iptables and ip6tables, the nft tables `ip nodelet` and `ip6 nodelet`.
 // The iptables part is one `iptables-restore --noflush` per table: our chains
 // declared (which flushes them), the jumps into them from built-in chains
 // deleted, then the chains deleted. A chain that a chain not ours jumps to is
 // left alone (with what it jumps to), not torn out from under its user.
 import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
+import type { IPFamily } from '../lib/ip.ts';
 import type { Logger } from '../lib/log.ts';
 import { CANARY_CHAIN } from './iptables/canary.ts';
 import { ruleTarget, type Table } from './iptables/iptables.ts';
@@ -25,7 +29,7 @@ import {
   KUBE_POSTROUTING,
   KUBE_SERVICES,
 } from './iptables/rules.ts';
-import { FAMILY, TABLE as NFT_TABLE } from './nftables/rules.ts';
+import { TABLE as NFT_TABLE } from './nftables/rules.ts';
 import type { ProxyMode } from './proxier.ts';
 import { NODEPORT_CONTAINER, NODEPORT_HOST, NODEPORT_NON_LOCAL, PORTALS_CONTAINER, PORTALS_HOST } from './userspace/rules.ts';
 
@@ -34,6 +38,10 @@ const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 
 type OwnedTable = 'nat' | 'filter' | 'mangle';
 const TABLES: readonly OwnedTable[] = ['nat', 'filter', 'mangle'];
+
+const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
+/** The nftables family of nftables mode's table for each IP family. */
+const NFT_FAMILIES: Readonly<Record<IPFamily, string>> = { IPv4: 'ip', IPv6: 'ip6' };
 
 /** The chains each iptables-based mode makes, by table (iptables mode's per-service chains by prefix). */
 const MODE_CHAINS: Record<'iptables' | 'userspace', Record<OwnedTable, ReadonlySet<string>>> = {
@@ -138,16 +146,18 @@ export interface CleanupDeps {
 }
 
 export interface CleanupReport {
-  /** What went: "legacy nat KUBE-SERVICES", "nft table ip nodelet". */
+  /** What went: "legacy nat KUBE-SERVICES", "legacy IPv6 nat KUBE-SERVICES", "nft table ip6 nodelet". */
   removed: string[];
   /** What failed, with why (the proxy goes on; --cleanup exits 1). */
   errors: string[];
 }
 
 /**
- * Removes the rules of `modes` from `backends` (iptables) and nftables. A
- * tool that cannot run here (no binary, no permission) means there is
- * nothing of that kind to remove: logged at debug, not an error.
+ * Removes the rules of `modes` from `backends` (iptables and ip6tables) and
+ * nftables, for both IP families. `saved`: the backends' IPv4 rulesets when
+ * already saved (saveRulesets); the IPv6 ones are saved here. A tool that
+ * cannot run here (no binary, no permission, no IPv6) means there is nothing
+ * of that kind to remove: logged at debug, not an error.
  */
 export async function cleanupLeftovers(
   deps: CleanupDeps,
@@ -158,11 +168,13 @@ export async function cleanupLeftovers(
   const report: CleanupReport = { removed: [], errors: [] };
   const chainModes = modes.filter((m) => m !== 'nftables');
   if (chainModes.length > 0) {
-    const rulesets = saved ?? (await saveRulesets(deps.exec, backends));
-    for (const backend of backends) {
-      const save = rulesets.get(backend);
-      if (save === undefined) deps.log.debug('no leftover check: the backend cannot save here', { backend });
-      else await cleanupIptables(deps, chainModes, backend, saveTables(save), report);
+    for (const family of FAMILIES) {
+      const rulesets = family === 'IPv4' && saved ? saved : await saveRulesets(deps.exec, backends, family);
+      for (const backend of backends) {
+        const save = rulesets.get(backend);
+        if (save === undefined) deps.log.debug('no leftover check: the backend cannot save here', { backend, family });
+        else await cleanupIptables(deps, chainModes, backend, family, saveTables(save), report);
+      }
     }
   }
   if (modes.includes('nftables')) await cleanupNftables(deps, report);
@@ -178,14 +190,23 @@ function summarize(removed: readonly string[]): string[] {
   return perService > 0 ? [...named, `${perService} per-service chains`] : named;
 }
 
-async function cleanupIptables(deps: CleanupDeps, modes: readonly ProxyMode[], backend: Backend, tables: ReadonlyMap<string, string>, report: CleanupReport): Promise<void> {
-  const bin = binariesFor(backend);
+async function cleanupIptables(
+  deps: CleanupDeps,
+  modes: readonly ProxyMode[],
+  backend: Backend,
+  family: IPFamily,
+  tables: ReadonlyMap<string, string>,
+  report: CleanupReport,
+): Promise<void> {
+  const bin = binariesFor(backend, family);
+  // How the report names where a chain was: IPv4 as it always did.
+  const where = family === 'IPv4' ? backend : `${backend} ${family}`;
   for (const table of TABLES) {
     const save = tables.get(table);
     if (save === undefined) continue; // a table the backend does not have holds nothing of ours
     const plan = tableCleanup(table, save, (c) => ownedChain(modes, table, c));
     if (plan.kept.length > 0) {
-      deps.log.warn('leftover proxy chains kept: chains not ours jump to them', { backend, table, chains: plan.kept.slice(0, 20) });
+      deps.log.warn('leftover proxy chains kept: chains not ours jump to them', { backend, family, table, chains: plan.kept.slice(0, 20) });
     }
     if (!plan.text) continue;
     try {
@@ -198,7 +219,7 @@ async function cleanupIptables(deps: CleanupDeps, modes: readonly ProxyMode[], b
       report.errors.push(`${bin.restore} (${table}): ${describeError(err)}`);
       continue;
     }
-    for (const c of plan.removed) report.removed.push(`${backend} ${table} ${c}`);
+    for (const c of plan.removed) report.removed.push(`${where} ${table} ${c}`);
   }
 }
 
@@ -215,13 +236,17 @@ async function cleanupNftables(deps: CleanupDeps, report: CleanupReport): Promis
     deps.log.debug('no leftover check: nft not available', { error: describeError(err) });
     return;
   }
-  const name = `${FAMILY} ${NFT_TABLE}`;
-  if (!tables.split('\n').some((l) => l.trim() === `table ${name}`)) return;
-  try {
-    const res = await deps.exec('nft', ['delete', 'table', FAMILY, NFT_TABLE], { allowFail: true, timeoutMs: 60_000 });
-    if (res.code !== 0) report.errors.push(`nft delete table ${name}: ${res.stderr.trim().split('\n')[0] ?? `exit ${res.code}`}`);
-    else report.removed.push(`nft table ${name}`);
-  } catch (err) {
-    report.errors.push(`nft delete table ${name}: ${describeError(err)}`);
+  const listed = new Set(tables.split('\n').map((l) => l.trim()));
+  for (const family of FAMILIES) {
+    const nftFamily = NFT_FAMILIES[family];
+    const name = `${nftFamily} ${NFT_TABLE}`;
+    if (!listed.has(`table ${name}`)) continue;
+    try {
+      const res = await deps.exec('nft', ['delete', 'table', nftFamily, NFT_TABLE], { allowFail: true, timeoutMs: 60_000 });
+      if (res.code !== 0) report.errors.push(`nft delete table ${name}: ${res.stderr.trim().split('\n')[0] ?? `exit ${res.code}`}`);
+      else report.removed.push(`nft table ${name}`);
+    } catch (err) {
+      report.errors.push(`nft delete table ${name}: ${describeError(err)}`);
+    }
   }
 }

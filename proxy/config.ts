@@ -4,12 +4,13 @@ import net from 'node:net';
 import type os from 'node:os';
 import { cidrError, dns1123SubdomainError, type HostProbe, type LogLevel, parseDuration, realHost, verbosityToLevel } from '../agent/config.ts';
 import type { ConfigFileInfo } from '../agent/configfile/document.ts';
-import { loadProxyConfigFile } from '../agent/configfile/proxy.ts';
+import { clusterCIDRError, loadProxyConfigFile } from '../agent/configfile/proxy.ts';
 import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
-import { DEFAULT_MASQUERADE_BIT, ipv4InCIDR } from './types.ts';
+import { ipFamilyOf } from '../lib/ip.ts';
+import { DEFAULT_MASQUERADE_BIT, ipInCIDR, type IPFamily } from './types.ts';
 import { OOM_SCORE_ADJ_DEFAULT } from './oomscore.ts';
 import { DETECT_LOCAL_MODES, type DetectLocalMode } from './localdetect.ts';
 
@@ -23,12 +24,13 @@ export interface ProxyConfig {
   /** The Node name this proxy serves: --hostname-override, else the host name; lowercased. */
   readonly nodeName: string;
   readonly mode: ProxyMode;
+  /** As given: one CIDR, or an IPv4 and an IPv6 one comma-separated (dual-stack); see cidrOfFamily. */
   readonly clusterCIDR?: string;
   /** Upstream --masquerade-all: SNAT every connection to a cluster IP (some CNI plugins need it). */
   readonly masqueradeAll: boolean;
   /** Upstream --iptables-masquerade-bit (0..31, default 14): the fwmark bit that says "masquerade this", in iptables and nftables modes. */
   readonly masqueradeBit: number;
-  /** IPv4 CIDRs whose local addresses answer NodePorts; [] = every local address. */
+  /** CIDRs (either family) whose local addresses answer NodePorts; [] = every local address. */
   readonly nodePortAddresses: readonly string[];
   /** --nodeport-addresses primary: NodePorts answer on the node's primary IP (from its Node object) only. */
   readonly nodePortPrimary: boolean;
@@ -220,9 +222,8 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
 
   const clusterCIDR = get('cluster-cidr')?.trim();
   if (clusterCIDR) {
-    const why = cidrError(clusterCIDR);
-    if (why) throw invalid('cluster-cidr', `'${clusterCIDR}' ${why}`);
-    if (!net.isIPv4(clusterCIDR.split('/')[0]!)) throw invalid('cluster-cidr', `'${clusterCIDR}': only IPv4 is supported`);
+    const why = clusterCIDRError(clusterCIDR);
+    if (why) throw invalid('cluster-cidr', why);
   }
 
   let nodePortAddresses = (get('nodeport-addresses') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
@@ -234,7 +235,6 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   for (const c of nodePortAddresses) {
     const why = cidrError(c);
     if (why) throw invalid('nodeport-addresses', `'${c}' ${why}`);
-    if (!net.isIPv4(c.split('/')[0]!)) throw invalid('nodeport-addresses', `'${c}': only IPv4 is supported`);
   }
 
   const duration = (f: FlagName, dflt: number, min: number): number => {
@@ -346,18 +346,27 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
   });
 }
 
-export { ipv4InCIDR };
+export { ipInCIDR };
+
+/** The CIDRs of a comma-separated list (or of a list) that are of `family`. */
+export function cidrsOfFamily(list: string | readonly string[] | undefined, family: IPFamily): string[] {
+  const all = typeof list === 'string' ? list.split(',') : (list ?? []);
+  return all.map((c) => c.trim()).filter((c) => c !== '' && ipFamilyOf(c) === family);
+}
 
 /**
- * The local IPv4 addresses that answer NodePorts: those inside the
- * --nodeport-addresses CIDRs; [] (all local addresses) when none are given.
+ * The local addresses of `family` that answer NodePorts: those inside the
+ * family's --nodeport-addresses CIDRs; [] (all local addresses) when none of
+ * the family are given, as upstream (a CIDR list of one family leaves the
+ * other family's node ports on every address).
  */
-export function nodePortIPs(cidrs: readonly string[], ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>): string[] {
-  if (cidrs.length === 0) return [];
+export function nodePortIPs(cidrs: readonly string[], ifaces: NodeJS.Dict<os.NetworkInterfaceInfo[]>, family: IPFamily = 'IPv4'): string[] {
+  const ours = cidrsOfFamily(cidrs, family);
+  if (ours.length === 0) return [];
   const out: string[] = [];
   for (const addrs of Object.values(ifaces)) {
     for (const a of addrs ?? []) {
-      if (a.family === 'IPv4' && cidrs.some((c) => ipv4InCIDR(a.address, c)) && !out.includes(a.address)) out.push(a.address);
+      if (a.family === family && ours.some((c) => ipInCIDR(a.address, c)) && !out.includes(a.address)) out.push(a.address);
     }
   }
   return out.sort();

@@ -1,8 +1,10 @@
 // UDP conntrack reconciler, as kube-proxy's since 1.32 (pkg/proxy/conntrack
 // CleanStaleEntries). UDP has no connection end, so a flow keeps its conntrack
 // entry, and the DNAT chosen when it started, while packets keep coming. After
-// every successful sync the UDP flows are listed (`conntrack -L -p udp`) and
-// those the rules no longer stand behind are deleted:
+// every successful sync the UDP flows of the proxier's IP family are listed
+// (`conntrack -L -p udp -f ipv4|ipv6`; a dual-stack node has a reconciler per
+// family, each wrapping that family's proxier) and those the rules no longer
+// stand behind are deleted:
 // - to a service IP:port or a node port, answered by an address that is not
 //   an endpoint this node uses for it (the endpoint went, turned not-ready,
 //   or is hinted for another zone now; or the flow met no DNAT at all,
@@ -20,10 +22,13 @@ import { Counter, Histogram, type Registry } from 'prom-client';
 import type { Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Exec } from '../lib/exec.ts';
+import { canonicalIP, type IPFamily } from '../lib/ip.ts';
 import type { Logger } from '../lib/log.ts';
+import { sharedMetrics } from '../lib/sharedmetrics.ts';
 import { categorizeEndpoints } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
 import type { Proxier, SyncedState } from './proxier.ts';
+import { SYNC_BUCKETS } from './syncmetrics.ts';
 import { portKey, serviceKey, type Endpoint, type ServicePortInfo } from './types.ts';
 
 /** A UDP conntrack entry, as far as the decision needs it. */
@@ -36,8 +41,9 @@ export interface UdpFlow {
 
 /**
  * The UDP flows in `conntrack -L -p udp` output (one entry a line: the
- * original tuple's key=value pairs, then the reply tuple's). Lines that do not
- * parse are skipped.
+ * original tuple's key=value pairs, then the reply tuple's; the same for
+ * IPv4 and IPv6, whose addresses conntrack prints compressed). Lines that do
+ * not parse are skipped.
  */
 export function parseConntrackList(text: string): UdpFlow[] {
   const out: UdpFlow[] = [];
@@ -80,8 +86,8 @@ interface Target {
  */
 function keptEndpoints(eps: readonly Endpoint[], sp: ServicePortInfo, state: SyncedState): Set<string> {
   const keep = new Set<string>();
-  for (const e of categorizeEndpoints(eps, sp, state.topology).reachable) if (e.ready) keep.add(e.ip);
-  for (const e of eps) if (e.serving && e.terminating) keep.add(e.ip);
+  for (const e of categorizeEndpoints(eps, sp, state.topology).reachable) if (e.ready) keep.add(comparable(e.ip));
+  for (const e of eps) if (e.serving && e.terminating) keep.add(comparable(e.ip));
   return keep;
 }
 
@@ -92,20 +98,41 @@ function udpServicePorts(state: SyncedState): Map<string, ServicePortInfo> {
   return out;
 }
 
+/**
+ * An address as the decision compares it: IPv6 in Go's spelling, since an
+ * address in the API may be spelled otherwise than conntrack prints it
+ * ("2001:DB8:0::1"); IPv4 as it is.
+ */
+function comparable(ip: string): string {
+  return ip.includes(':') ? (canonicalIP(ip) ?? ip) : ip;
+}
+
 function ipsOf(sp: ServicePortInfo): Set<string> {
-  return new Set([...sp.clusterIPs, ...sp.externalIPs, ...sp.loadBalancerIPs]);
+  return new Set([...sp.clusterIPs, ...sp.externalIPs, ...sp.loadBalancerIPs].map(comparable));
+}
+
+/** conntrack's name of a family (its -f argument). */
+function conntrackFamily(family: IPFamily): string {
+  return family === 'IPv6' ? 'ipv6' : 'ipv4';
+}
+
+/** The family flag of a delete: conntrack's default is IPv4, so an IPv4 delete goes without (as it always did). */
+function deleteFamilyFlag(family: IPFamily): string[] {
+  return family === 'IPv4' ? [] : ['-f', conntrackFamily(family)];
 }
 
 /**
  * The `conntrack` argv lists that delete the stale flows among `flows` (pure).
  * `removed`: UDP service ports deleted since the last reconcile; `localIPs`:
- * this node's addresses (a node-port flow is one addressed to them).
+ * this node's addresses (a node-port flow is one addressed to them);
+ * `family`: the flows' and the state's IP family.
  */
 export function staleFlowDeletions(
   state: SyncedState,
   removed: readonly ServicePortInfo[],
   flows: readonly UdpFlow[],
   localIPs: ReadonlySet<string>,
+  family: IPFamily = 'IPv4',
 ): string[][] {
   const targets: Target[] = [];
   for (const [key, sp] of udpServicePorts(state)) {
@@ -125,29 +152,35 @@ export function staleFlowDeletions(
     if (t.nodePort) index(t.nodePort, { target: t, nodePort: true });
   }
 
+  const local = new Set([...localIPs].map(comparable));
   const out = new Map<string, string[]>();
   for (const f of flows) {
-    for (const { target, nodePort } of byPort.get(f.origDport) ?? []) {
-      if (!(nodePort ? localIPs.has(f.origDst) : target.ips.has(f.origDst))) continue;
-      if (target.keep.has(f.replySrc)) continue;
+    const entries = byPort.get(f.origDport);
+    if (!entries) continue;
+    const [dst, replySrc] = [comparable(f.origDst), comparable(f.replySrc)];
+    for (const { target, nodePort } of entries) {
+      if (!(nodePort ? local.has(dst) : target.ips.has(dst))) continue;
+      if (target.keep.has(replySrc)) continue;
       // With no endpoint to keep, an un-DNATed flow is left: it goes nowhere (or is rejected) already.
-      if (target.keep.size === 0 && f.replySrc === f.origDst) continue;
-      const args = ['-D', '-p', 'udp', '--orig-dst', f.origDst, '--orig-port-dst', String(f.origDport), '--reply-src', f.replySrc];
+      if (target.keep.size === 0 && replySrc === dst) continue;
+      // The addresses as conntrack printed them (it reads any spelling).
+      const args = ['-D', '-p', 'udp', ...deleteFamilyFlag(family), '--orig-dst', f.origDst, '--orig-port-dst', String(f.origDport), '--reply-src', f.replySrc];
       out.set(args.join(' '), args);
     }
   }
   return [...out.values()];
 }
 
-/** This node's IPv4 addresses (loopback included: node ports answer on localhost). */
-function localIPv4s(): Set<string> {
+/** This node's addresses of `family` (loopback included: node ports answer on localhost). */
+function localIPsOf(family: IPFamily): Set<string> {
   const out = new Set<string>();
-  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) if (a.family === 'IPv4') out.add(a.address);
+  for (const addrs of Object.values(os.networkInterfaces())) for (const a of addrs ?? []) if (a.family === family) out.add(a.address);
   return out;
 }
 
-/** A proxier whose successful syncs can be listened to (ProxierBase). */
+/** A proxier of one IP family whose successful syncs can be listened to (ProxierBase). */
 export interface SyncingProxier extends Proxier {
+  readonly family: IPFamily;
   onSynced(listener: (state: SyncedState) => void): void;
 }
 
@@ -156,12 +189,35 @@ export interface ConntrackReconcilerDeps {
   clock: Clock;
   log: Logger;
   registry: Registry;
-  /** This node's addresses, asked at each reconcile (default: localIPv4s). */
+  /** This node's addresses of the proxier's family, asked at each reconcile (default: localIPsOf). */
   localIPs?: () => ReadonlySet<string>;
 }
 
-/** Upstream's buckets for the proxy's durations: 1 ms .. ~16 s. */
-const BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+/** The reconciler's metrics, one set per registry: a dual-stack node's two reconcilers tell theirs apart by ip_family. */
+class ConntrackMetricSet {
+  readonly duration: Histogram<'ip_family'>;
+  readonly deleted: Counter<'ip_family'>;
+
+  static of(registry: Registry): ConntrackMetricSet {
+    return sharedMetrics(registry, 'proxy-conntrack', (r) => new ConntrackMetricSet(r));
+  }
+
+  private constructor(registry: Registry) {
+    this.duration = new Histogram({
+      name: 'kubeproxy_conntrack_reconciler_sync_duration_seconds',
+      help: 'ReconcileConntrackFlowsLatency latency in seconds',
+      labelNames: ['ip_family'],
+      buckets: [...SYNC_BUCKETS],
+      registers: [registry],
+    });
+    this.deleted = new Counter({
+      name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
+      help: 'Cumulative conntrack flows deleted by conntrack reconciler',
+      labelNames: ['ip_family'],
+      registers: [registry],
+    });
+  }
+}
 
 /**
  * Wraps a proxier: passes every event on, and after each of its successful
@@ -171,8 +227,8 @@ const BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
 export class ConntrackReconciler implements Proxier {
   private readonly inner: SyncingProxier;
   private readonly deps: ConntrackReconcilerDeps;
-  private readonly duration: Histogram<'ip_family'>;
-  private readonly deleted: Counter<'ip_family'>;
+  private readonly metrics: ConntrackMetricSet;
+  private readonly labels: { ip_family: IPFamily };
   /** The latest synced state not reconciled yet. */
   private next: SyncedState | undefined;
   /** UDP service ports of the last state reconciled. */
@@ -186,19 +242,8 @@ export class ConntrackReconciler implements Proxier {
   constructor(inner: SyncingProxier, deps: ConntrackReconcilerDeps) {
     this.inner = inner;
     this.deps = deps;
-    this.duration = new Histogram({
-      name: 'kubeproxy_conntrack_reconciler_sync_duration_seconds',
-      help: 'ReconcileConntrackFlowsLatency latency in seconds',
-      labelNames: ['ip_family'],
-      buckets: BUCKETS,
-      registers: [deps.registry],
-    });
-    this.deleted = new Counter({
-      name: 'kubeproxy_conntrack_reconciler_deleted_entries_total',
-      help: 'Cumulative conntrack flows deleted by conntrack reconciler',
-      labelNames: ['ip_family'],
-      registers: [deps.registry],
-    });
+    this.metrics = ConntrackMetricSet.of(deps.registry);
+    this.labels = { ip_family: inner.family };
     inner.onSynced((state) => {
       this.next = state;
       if (!this.wake.signal.aborted) this.wake.abort();
@@ -275,15 +320,16 @@ export class ConntrackReconciler implements Proxier {
     this.lastPorts = ports;
     // No UDP service, none just gone: nothing a flow could be stale for (and no listing).
     if (ports.size === 0 && this.removed.size === 0) return;
-    const list = await this.deps.exec('conntrack', ['-L', '-p', 'udp', '-f', 'ipv4'], { allowFail: true, timeoutMs: 30_000 });
+    const family = this.inner.family;
+    const list = await this.deps.exec('conntrack', ['-L', '-p', 'udp', '-f', conntrackFamily(family)], { allowFail: true, timeoutMs: 30_000 });
     if (list.code !== 0) throw new Error(`conntrack -L: ${list.stderr.trim().split('\n').pop() ?? `exit ${list.code}`}`);
-    const localIPs = (this.deps.localIPs ?? localIPv4s)();
-    const deletions = staleFlowDeletions(state, [...this.removed.values()], parseConntrackList(list.stdout), localIPs);
+    const localIPs = this.deps.localIPs?.() ?? localIPsOf(family);
+    const deletions = staleFlowDeletions(state, [...this.removed.values()], parseConntrackList(list.stdout), localIPs, family);
     this.removed.clear();
     let deleted = 0;
     for (const args of deletions) deleted += await this.conntrack(args);
-    if (deleted > 0) this.deleted.inc({ ip_family: 'IPv4' }, deleted);
-    this.duration.observe({ ip_family: 'IPv4' }, (this.deps.clock.now() - started) / 1000);
+    if (deleted > 0) this.metrics.deleted.inc(this.labels, deleted);
+    this.metrics.duration.observe(this.labels, (this.deps.clock.now() - started) / 1000);
     if (deletions.length > 0) this.deps.log.debug('conntrack reconciled', { deletes: deletions.length, deleted });
   }
 

@@ -19,7 +19,9 @@ import type { RoutedSource } from './routed.ts';
 import { endpointsFromSlices, SERVICE_NAME_LABEL, serviceKey, servicePortsFromService } from './types.ts';
 
 /** The proxier's last successful sync, read from its upstream-named gauge (0 = never). */
-export const LAST_SYNC_METRIC = 'kubeproxy_sync_proxy_rules_last_timestamp_seconds';
+export { LAST_SYNC_METRIC } from './syncmetrics.ts';
+import { LAST_SYNC_METRIC } from './syncmetrics.ts';
+import { ipFamilyOf } from '../lib/ip.ts';
 
 export interface ProxyHealthStatus {
   healthy: boolean;
@@ -34,13 +36,17 @@ export function proxyHealth(lastSyncedMs: number | undefined, nowMs: number, tim
   return { healthy, lastUpdated: lastSyncedMs, currentTime: nowMs };
 }
 
-/** Reads the last-sync gauge from the proxier's registry; undefined until it is set. */
-export function lastSyncFromRegistry(registry: Registry): () => Promise<number | undefined> {
+/**
+ * Reads the last-sync gauge from the proxier's registry: the oldest of the
+ * `families` proxiers' (a dual-stack proxy is healthy while both sync, as
+ * upstream's); undefined until each has synced once.
+ */
+export function lastSyncFromRegistry(registry: Registry, families = 1): () => Promise<number | undefined> {
   return async () => {
     const m = registry.getSingleMetric(LAST_SYNC_METRIC);
     if (!m) return undefined;
-    const v = (await m.get()).values[0]?.value;
-    return v ? v * 1000 : undefined;
+    const values = (await m.get()).values.map((v) => v.value).filter((v) => v > 0);
+    return values.length >= families ? Math.min(...values) * 1000 : undefined;
   };
 }
 
@@ -212,12 +218,14 @@ export function healthCheckTargets(services: readonly V1Service[], slices: reado
   }
   const out: HealthCheckTarget[] = [];
   for (const svc of services) {
-    const port = servicePortsFromService(svc).find((p) => p.healthCheckNodePort > 0)?.healthCheckNodePort;
+    // The service's primary family (its first cluster IP's): a dual-stack service's pods are in both families' slices.
+    const family = ipFamilyOf(svc.spec?.clusterIPs?.[0] ?? svc.spec?.clusterIP ?? '') ?? 'IPv4';
+    const port = servicePortsFromService(svc, family).find((p) => p.healthCheckNodePort > 0)?.healthCheckNodePort;
     if (!port) continue;
     const namespace = svc.metadata?.namespace ?? 'default';
     const name = svc.metadata?.name ?? '';
     const local = new Set<string>();
-    for (const eps of endpointsFromSlices(slicesBySvc.get(serviceKey(namespace, name)) ?? [], nodeName).values()) {
+    for (const eps of endpointsFromSlices(slicesBySvc.get(serviceKey(namespace, name)) ?? [], nodeName, family).values()) {
       for (const ep of eps) if (ep.isLocal && ep.ready) local.add(ep.ip);
     }
     out.push({ namespace, name, port, localEndpoints: local.size });

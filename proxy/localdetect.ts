@@ -4,6 +4,7 @@
 // default) and NodeCIDR match the source address; BridgeInterface and
 // InterfaceNamePrefix the input interface (locally made packets have none,
 // so they count as not local, as upstream).
+import { ipFamilyOf } from '../lib/ip.ts';
 
 export type DetectLocalMode = 'ClusterCIDR' | 'NodeCIDR' | 'BridgeInterface' | 'InterfaceNamePrefix';
 export const DETECT_LOCAL_MODES: readonly DetectLocalMode[] = ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'];
@@ -25,15 +26,17 @@ export function iptablesLocalMatches(d: LocalDetector): { ifLocal: string; ifNot
   }
 }
 
-/** nft matches for "from a pod" and "not from a pod". */
+/** nft matches for "from a pod" and "not from a pod" (a CIDR's match is `ip6 saddr` when it is IPv6). */
 export function nftLocalMatches(d: LocalDetector): { local: string; notLocal: string } {
   switch (d.mode) {
     case 'BridgeInterface':
       return { local: `iifname "${d.iface}"`, notLocal: `iifname != "${d.iface}"` };
     case 'InterfaceNamePrefix':
       return { local: `iifname "${d.prefix}*"`, notLocal: `iifname != "${d.prefix}*"` };
-    default:
-      return { local: `ip saddr ${d.cidr}`, notLocal: `ip saddr != ${d.cidr}` };
+    default: {
+      const saddr = ipFamilyOf(d.cidr) === 'IPv6' ? 'ip6 saddr' : 'ip saddr';
+      return { local: `${saddr} ${d.cidr}`, notLocal: `${saddr} != ${d.cidr}` };
+    }
   }
 }
 

@@ -19,7 +19,10 @@ import { trimEndpointSlice, trimNode, trimService, trimServiceCIDR } from './tri
 import { configzBody, kubeProxyConfigurationYAML } from './configz.ts';
 import { collectGarbage } from '../lib/gc.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
-import { type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
+import { cidrsOfFamily, type ProxyConfig, nodePortIPs, parseProxyFlags } from './config.ts';
+import { familySupport, primaryFamily, proxyFamilies } from './families.ts';
+import { MetaProxier } from './metaproxier.ts';
+import type { IPFamily } from './types.ts';
 import { ConntrackReconciler, type SyncingProxier } from './conntrack.ts';
 import {
   closeServer,
@@ -37,7 +40,7 @@ import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
-import { fromNode, type NodeGetter, podCIDRv4, primaryNodeIP } from './nodeip.ts';
+import { fromNode, type NodeGetter, podCIDROf, primaryNodeIPs } from './nodeip.ts';
 import type { LocalDetector } from './localdetect.ts';
 import { applyOomScoreAdj, type WriteFile } from './oomscore.ts';
 import { watchConfigFile } from './configwatch.ts';
@@ -87,8 +90,24 @@ const writeSysctl: Sysctl = (key, value) => writeFile(`/proc/sys/${key.replaceAl
 interface Built {
   proxier: Proxier;
   mode: ProxyMode;
-  /** The pod CIDR that tells pod traffic apart (--detect-local-mode NodeCIDR), when the Node had one. */
-  podCIDR?: string;
+  /** The families proxied, primary first (two: dual-stack, a proxier each). */
+  families: IPFamily[];
+  /** The pod CIDR of each family that tells pod traffic apart (--detect-local-mode NodeCIDR), when the Node had one. */
+  podCIDRs: Map<IPFamily, string>;
+}
+
+/** What one family's proxier is given besides its deps (the same in iptables and nftables modes). */
+interface FamilyOptions {
+  family: IPFamily;
+  nodeName: string;
+  nodeIPs: readonly string[];
+  clusterCIDR?: string;
+  masqueradeAll: boolean;
+  masqueradeBit: number;
+  localDetector?: LocalDetector;
+  localhostNodePorts: boolean;
+  minSyncPeriodMs: number;
+  syncPeriodMs: number;
 }
 
 async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rulesets: Promise<ReadonlyMap<Backend, string>>): Promise<Built> {
@@ -97,84 +116,122 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   if (cfg.mode === 'userspace') {
     const backend = await backendOf();
     const { splicer, error } = loadSplicer();
-    deps.log.info('userspace proxier', { backend, relay: splicer ? 'splice' : 'copy' });
+    deps.log.info('userspace proxier', { backend, relay: splicer ? 'splice' : 'copy', ipFamily: 'IPv4' });
     if (!splicer) deps.log.warn('userspace proxy: the native splice relay is not built (make deps); copying bytes in JS at about half the throughput', { error });
+    if (primaryFamily(cfg.clusterCIDR) !== 'IPv4') deps.log.warn('userspace mode proxies IPv4 services only (as upstream\'s userspace proxier did)');
     const proxier = new UserspaceProxier(
       { nodeName: cfg.nodeName, minSyncPeriodMs: cfg.minSyncPeriodMs, syncPeriodMs: cfg.syncPeriodMs },
       { iptables: new ExecIptables(exec, backend), clock: deps.clock, log: deps.log.child({ component: 'userspace' }), registry: deps.registry, splicer },
     );
-    return { proxier, mode: 'userspace' };
+    return { proxier, mode: 'userspace', families: ['IPv4'], podCIDRs: new Map() };
   }
   const afterFullSync = deps.afterFullSync ?? (() => void collectGarbage());
   const getNode = deps.getNode ?? nodeGetter(deps.kc);
-  const nodeIPs = cfg.nodePortPrimary
-    ? [await primaryNodeIP(getNode, cfg.nodeName, deps.clock, deps.log, deps.signal)]
-    : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces());
-  const detector = await localDetector(deps, cfg, getNode);
-  const podCIDR = detector?.mode === 'NodeCIDR' ? { podCIDR: detector.cidr } : {};
-  if (cfg.nodePortAddresses.length > 0 && nodeIPs.length === 0) {
-    throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local address is in these CIDRs`);
-  }
-  const withConntrack = (inner: SyncingProxier) =>
-    new ConntrackReconciler(inner, { exec, clock: deps.clock, log: deps.log.child({ component: 'conntrack' }), registry: deps.registry });
-  if (cfg.mode === 'nftables') {
-    // undefined when nft cannot run here: it has logged why, and iptables mode takes over.
-    const nft = await newNftablesProxier(
-      { exec, clock: deps.clock, log: deps.log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl, afterFullSync },
-      {
+  const sysctl = deps.sysctl ?? writeSysctl;
+  const files = deps.kernelFiles ?? realKernelFiles;
+  const primary = primaryFamily(cfg.clusterCIDR);
+  const familyOptions = async (families: IPFamily[]): Promise<{ options: FamilyOptions[]; podCIDRs: Map<IPFamily, string> }> => {
+    const primaryIPs = cfg.nodePortPrimary ? await primaryNodeIPs(getNode, cfg.nodeName, families, deps.clock, deps.log, deps.signal) : undefined;
+    const detectors = await localDetectors(deps, cfg, getNode, families);
+    const podCIDRs = new Map<IPFamily, string>();
+    const options = families.map((family): FamilyOptions => {
+      const nodeIPs = primaryIPs ? [primaryIPs.get(family)!] : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces(), family);
+      if (!primaryIPs && cidrsOfFamily(cfg.nodePortAddresses, family).length > 0 && nodeIPs.length === 0) {
+        throw new NodeletError('CONFIG_INVALID', `--nodeport-addresses ${cfg.nodePortAddresses.join(',')}: no local ${family} address is in these CIDRs`);
+      }
+      const detector = detectors.get(family);
+      if (detector?.mode === 'NodeCIDR') podCIDRs.set(family, detector.cidr);
+      const clusterCIDR = cidrsOfFamily(cfg.clusterCIDR, family)[0];
+      return {
+        family,
         nodeName: cfg.nodeName,
         nodeIPs,
-        ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
+        ...(clusterCIDR ? { clusterCIDR } : {}),
         masqueradeAll: cfg.masqueradeAll,
         masqueradeBit: cfg.masqueradeBit,
         ...(detector ? { localDetector: detector } : {}),
         localhostNodePorts: cfg.localhostNodePorts,
         minSyncPeriodMs: cfg.minSyncPeriodMs,
         syncPeriodMs: cfg.syncPeriodMs,
-      },
-    );
-    if (nft) return { proxier: withConntrack(nft), mode: 'nftables', ...podCIDR };
+      };
+    });
+    return { options, podCIDRs };
+  };
+  const withConntrack = (inner: SyncingProxier) =>
+    new ConntrackReconciler(inner, { exec, clock: deps.clock, log: deps.log.child({ component: 'conntrack', ipFamily: inner.family }), registry: deps.registry });
+  const combine = (proxiers: Proxier[], families: IPFamily[]): Proxier =>
+    proxiers.length === 1 ? proxiers[0]! : new MetaProxier(new Map(families.map((f, i) => [f, proxiers[i]!])));
+  const announce = (mode: ProxyMode, families: IPFamily[]) =>
+    deps.log.info(families.length > 1 ? 'proxy running in dual-stack mode' : 'proxy running in single-stack mode', { mode, primaryIPFamily: families[0], ipFamilies: families });
+
+  if (cfg.mode === 'nftables') {
+    // The nft command does both families; the kernel may not (as upstream).
+    const families = proxyFamilies(primary, await familySupport(files, async () => true));
+    const { options, podCIDRs } = await familyOptions(families);
+    const built: SyncingProxier[] = [];
+    for (const o of options) {
+      // undefined when nft cannot run here: it has logged why, and iptables mode takes over.
+      const nft = await newNftablesProxier({ exec, clock: deps.clock, log: deps.log, registry: deps.registry, sysctl, afterFullSync }, o);
+      if (!nft) {
+        deps.log.warn(built.length === 0 ? 'nftables mode unavailable, falling back to iptables mode' : `nftables mode: proxying ${families[0]} only`);
+        break;
+      }
+      built.push(nft);
+    }
+    if (built.length > 0) {
+      const used = families.slice(0, built.length);
+      announce('nftables', used);
+      return { proxier: combine(built.map(withConntrack), used), mode: 'nftables', families: used, podCIDRs };
+    }
   }
   const backend = await backendOf();
-  const log = deps.log.child({ component: 'iptables' });
-  log.info('iptables proxier', { backend, nodeIPs: nodeIPs.length ? nodeIPs : 'all local addresses' });
-  const inner = new IptablesProxier(
-    { iptables: new ExecIptables(exec, backend), clock: deps.clock, log, registry: deps.registry, sysctl: deps.sysctl ?? writeSysctl, afterFullSync },
-    {
-      nodeName: cfg.nodeName,
-      nodeIPs,
-      ...(cfg.clusterCIDR ? { clusterCIDR: cfg.clusterCIDR } : {}),
-      masqueradeAll: cfg.masqueradeAll,
-      masqueradeBit: cfg.masqueradeBit,
-      ...(detector ? { localDetector: detector } : {}),
-      localhostNodePorts: cfg.localhostNodePorts,
-      minSyncPeriodMs: cfg.minSyncPeriodMs,
-      syncPeriodMs: cfg.syncPeriodMs,
-      backend,
-    },
-  );
-  return { proxier: withConntrack(inner), mode: 'iptables', ...podCIDR };
+  const families = proxyFamilies(primary, await familySupport(files, (f) => new ExecIptables(exec, backend, f).present()));
+  const { options, podCIDRs } = await familyOptions(families);
+  const proxiers = options.map((o) => {
+    const log = deps.log.child({ component: 'iptables', ipFamily: o.family });
+    log.info('iptables proxier', { backend, nodeIPs: o.nodeIPs.length ? o.nodeIPs : 'all local addresses' });
+    const iptables = new ExecIptables(exec, backend, o.family);
+    return withConntrack(new IptablesProxier({ iptables, clock: deps.clock, log, registry: deps.registry, sysctl, afterFullSync }, { ...o, backend }));
+  });
+  announce('iptables', families);
+  return { proxier: combine(proxiers, families), mode: 'iptables', families, podCIDRs };
 }
 
-/** --detect-local-mode as a detector (undefined: none, as upstream's no-op one: no pod traffic is told apart). */
-async function localDetector(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter): Promise<LocalDetector | undefined> {
+/**
+ * --detect-local-mode as a detector per family (none: as upstream's no-op
+ * one, no pod traffic is told apart). NodeCIDR waits for the Node to have a
+ * pod CIDR of the primary family, and takes the others from the same Node.
+ */
+async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter, families: IPFamily[]): Promise<Map<IPFamily, LocalDetector>> {
+  const out = new Map<IPFamily, LocalDetector>();
   switch (cfg.detectLocalMode) {
     case 'BridgeInterface':
-      return { mode: 'BridgeInterface', iface: cfg.podBridgeInterface ?? '' };
+      for (const f of families) out.set(f, { mode: 'BridgeInterface', iface: cfg.podBridgeInterface ?? '' });
+      return out;
     case 'InterfaceNamePrefix':
-      return { mode: 'InterfaceNamePrefix', prefix: cfg.podInterfaceNamePrefix ?? '' };
+      for (const f of families) out.set(f, { mode: 'InterfaceNamePrefix', prefix: cfg.podInterfaceNamePrefix ?? '' });
+      return out;
     case 'NodeCIDR': {
-      const r = await fromNode(getNode, cfg.nodeName, podCIDRv4, deps.clock, deps.signal);
-      if ('value' in r) {
-        deps.log.info('local traffic: the node\'s pod CIDR', { podCIDR: r.value });
-        return { mode: 'NodeCIDR', cidr: r.value };
+      const primary = families[0] ?? 'IPv4';
+      const r = await fromNode(getNode, cfg.nodeName, (n) => (podCIDROf(n, primary) !== undefined ? n : undefined), deps.clock, deps.signal);
+      for (const f of families) {
+        const cidr = 'value' in r ? podCIDROf(r.value, f) : undefined;
+        if (cidr) {
+          deps.log.info('local traffic: the node\'s pod CIDR', { podCIDR: cidr, ipFamily: f });
+          out.set(f, { mode: 'NodeCIDR', cidr });
+        } else {
+          deps.log.warn(`--detect-local-mode=NodeCIDR: the Node has no ${f} pod CIDR; ${f} pod traffic is not told apart`, { reason: 'why' in r ? r.why : `no ${f} pod CIDR` });
+        }
       }
-      deps.log.warn('--detect-local-mode=NodeCIDR: the Node has no IPv4 pod CIDR; pod traffic is not told apart', { reason: r.why });
-      return undefined;
+      return out;
     }
     default:
-      if (!cfg.clusterCIDR) deps.log.info('no --cluster-cidr: traffic to cluster IPs from outside the cluster is not masqueraded');
-      return cfg.clusterCIDR ? { mode: 'ClusterCIDR', cidr: cfg.clusterCIDR } : undefined;
+      for (const f of families) {
+        const cidr = cidrsOfFamily(cfg.clusterCIDR, f)[0];
+        if (cidr) out.set(f, { mode: 'ClusterCIDR', cidr });
+        else deps.log.info(`no ${f} --cluster-cidr: traffic to ${f} cluster IPs from outside the cluster is not masqueraded`);
+      }
+      return out;
   }
 }
 
@@ -218,7 +275,7 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   // The other modes' rules go while the informers list (before the first sync; failures are logged, not fatal).
   const leftovers = rulesets.then((saved) => cleanupLeftovers({ exec, log: log.child({ component: 'cleanup' }) }, leftoverModes(mode), backends, saved));
   const conntrack = applyConntrackSettings(deps.kernelFiles ?? realKernelFiles, log.child({ component: 'conntrack' }), cfg.conntrack, os.availableParallelism());
-  const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry), registry: deps.registry });
+  const health = new ProxyHealth({ clock, timeoutMs: 2 * cfg.syncPeriodMs, lastSynced: lastSyncFromRegistry(deps.registry, built.families.length), registry: deps.registry });
 
   const lw = deps.listWatches ?? {
     services: kubeListWatch<V1Service>(deps.kc, '/api/v1/services', { labelSelector: PROXY_LABEL_SELECTOR }),
@@ -268,8 +325,8 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   };
   services.addHandler(svcHandler);
   slices.addHandler(sliceHandler);
-  // NodeCIDR mode follows the Node's pod CIDR: one set after start, or changed (upstream restarts for that).
-  let podCIDR = built.podCIDR;
+  // NodeCIDR mode follows the Node's pod CIDRs: set after start, or changed (upstream restarts for that).
+  const podCIDRs = built.podCIDRs;
   const syncEligible = (n: V1Node) => {
     if (health.syncNode(n)) {
       log.info(health.nodeEligible ? 'node eligible for load-balancer traffic again; /healthz follows the proxier' : 'node is being deleted or tainted for deletion; /healthz answers 503 so load balancers drain it', { node: cfg.nodeName });
@@ -278,11 +335,15 @@ export async function startProxy(deps: ProxyDeps, cfg: ProxyConfig): Promise<Run
   const onNode = (n: V1Node) => {
     syncEligible(n);
     proxier.onTopologyChange(n.metadata?.labels ?? {});
-    const cidr = cfg.detectLocalMode === 'NodeCIDR' && mode !== 'userspace' ? podCIDRv4(n) : undefined;
-    if (cidr === undefined || cidr === podCIDR) return;
-    log.info(podCIDR ? 'local traffic: the node\'s pod CIDR changed' : 'local traffic: the node has a pod CIDR now', { podCIDR: cidr, was: podCIDR });
-    podCIDR = cidr;
-    proxier.setLocalDetector({ mode: 'NodeCIDR', cidr });
+    if (cfg.detectLocalMode !== 'NodeCIDR' || mode === 'userspace') return;
+    for (const family of built.families) {
+      const cidr = podCIDROf(n, family);
+      const was = podCIDRs.get(family);
+      if (cidr === undefined || cidr === was) continue;
+      log.info(was ? 'local traffic: the node\'s pod CIDR changed' : 'local traffic: the node has a pod CIDR now', { podCIDR: cidr, was, ipFamily: family });
+      podCIDRs.set(family, cidr);
+      proxier.setLocalDetector({ mode: 'NodeCIDR', cidr });
+    }
   };
   // A deleted Node keeps the eligibility of its last state, as upstream.
   node?.addHandler({ onAdd: onNode, onUpdate: (_, n) => onNode(n), onDelete: (n) => { syncEligible(n); proxier.onTopologyChange({}); } });

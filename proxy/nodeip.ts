@@ -4,19 +4,19 @@
 // warning, upstream's fallback too), for --detect-local-mode=NodeCIDR its
 // pod CIDR.
 import type { V1Node } from '@kubernetes/client-node';
-import net from 'node:net';
 import type { Clock } from '../lib/clock.ts';
+import { ipFamilyOf, type IPFamily } from '../lib/ip.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 
 /** Gets a Node (undefined: not registered). */
 export type NodeGetter = (name: string) => Promise<V1Node | undefined>;
 
-/** The node's primary IPv4 address: its first InternalIP, else its first ExternalIP. */
-export function primaryIPv4(node: V1Node | undefined): string | undefined {
+/** The node's primary address of a family: its first InternalIP of the family, else its first ExternalIP. */
+export function primaryIP(node: V1Node | undefined, family: IPFamily = 'IPv4'): string | undefined {
   const addrs = node?.status?.addresses ?? [];
   for (const type of ['InternalIP', 'ExternalIP']) {
-    const a = addrs.find((x) => x.type === type && net.isIPv4(x.address));
+    const a = addrs.find((x) => x.type === type && ipFamilyOf(x.address) === family);
     if (a) return a.address;
   }
   return undefined;
@@ -25,6 +25,8 @@ export function primaryIPv4(node: V1Node | undefined): string | undefined {
 /** How long a field of the Node is asked for, as upstream. */
 export const NODE_WAIT_MS = 30_000;
 export const LOOPBACK = '127.0.0.1';
+/** Upstream's fallback for each family when the node's IP is unknown. */
+export const LOOPBACKS: Readonly<Record<IPFamily, string>> = { IPv4: LOOPBACK, IPv6: '::1' };
 
 /**
  * What `pick` finds in this node's Node object, asked for until it is there
@@ -48,18 +50,34 @@ export async function fromNode<T>(get: NodeGetter, name: string, pick: (node: V1
   }
 }
 
-export async function primaryNodeIP(get: NodeGetter, name: string, clock: Clock, log: Logger, signal?: AbortSignal): Promise<string> {
-  const r = await fromNode(get, name, primaryIPv4, clock, signal);
-  if ('value' in r) {
-    log.info('node port addresses: the node\'s primary IP', { node: name, ip: r.value });
-    return r.value;
+/**
+ * The node's primary address of each family, for --nodeport-addresses
+ * primary: the Node is asked for until it has one of the first (primary)
+ * family, as upstream's detectNodeIPs; the others come from the same Node,
+ * and a family it has no address of gets its loopback (whose node ports
+ * answer nowhere: IPv6 never, IPv4 only with localhost node ports), with a warning.
+ */
+export async function primaryNodeIPs(get: NodeGetter, name: string, families: readonly IPFamily[], clock: Clock, log: Logger, signal?: AbortSignal): Promise<Map<IPFamily, string>> {
+  const primary = families[0] ?? 'IPv4';
+  const r = await fromNode(get, name, (n) => (primaryIP(n, primary) !== undefined ? n : undefined), clock, signal);
+  const node = 'value' in r ? r.value : undefined;
+  const out = new Map<IPFamily, string>();
+  for (const family of families) {
+    const ip = primaryIP(node, family);
+    if (ip) log.info("node port addresses: the node's primary IP", { node: name, ip, family });
+    else {
+      log.warn(`cannot determine this node's primary ${family} address; ${family} NodePorts answer on ${LOOPBACKS[family]} only (set --nodeport-addresses to CIDRs)`, {
+        node: name,
+        reason: 'why' in r ? r.why : `the Node has no ${family} address`,
+      });
+    }
+    out.set(family, ip ?? LOOPBACKS[family]);
   }
-  log.warn('cannot determine this node\'s primary IP; NodePorts answer on 127.0.0.1 only (set --nodeport-addresses to CIDRs)', { node: name, reason: r.why });
-  return LOOPBACK;
+  return out;
 }
 
-/** The node's IPv4 pod CIDR (spec.podCIDRs, else spec.podCIDR), for --detect-local-mode=NodeCIDR. */
-export function podCIDRv4(node: V1Node | undefined): string | undefined {
+/** The node's pod CIDR of a family (spec.podCIDRs, else spec.podCIDR), for --detect-local-mode=NodeCIDR. */
+export function podCIDROf(node: V1Node | undefined, family: IPFamily = 'IPv4'): string | undefined {
   const cidrs = node?.spec?.podCIDRs ?? (node?.spec?.podCIDR ? [node.spec.podCIDR] : []);
-  return cidrs.find((c) => net.isIPv4(c.split('/')[0] ?? ''));
+  return cidrs.find((c) => ipFamilyOf(c) === family);
 }

@@ -10,6 +10,7 @@ import type { Clock } from '../lib/clock.ts';
 import { ChangeMetrics } from './changemetrics.ts';
 import { type Topology, zoneOf } from './categorize.ts';
 import type { LocalDetector } from './localdetect.ts';
+import type { IPFamily } from './types.ts';
 
 export type { SyncedState } from './routed.ts';
 
@@ -56,8 +57,10 @@ export interface Proxier extends RoutedSource {
 export abstract class ProxierBase implements Proxier {
   protected readonly services: ServiceMap = new Map();
   protected readonly endpoints: EndpointsMap = new Map();
-  private readonly serviceChanges = new ServiceChangeTracker();
+  private readonly serviceChanges: ServiceChangeTracker;
   private readonly endpointChanges: EndpointsChangeTracker;
+  /** The IP family this proxier serves (a dual-stack node runs one proxier per family, metaproxier.ts). */
+  readonly family: IPFamily;
   private readonly routed = new RoutedSnapshot();
   private readonly syncListeners: ((state: SyncedState) => void)[] = [];
   private readonly changeMetrics: ChangeMetrics;
@@ -66,12 +69,14 @@ export abstract class ProxierBase implements Proxier {
   private unprogrammed: number[] = [];
   private readonly topo: Topology;
 
-  protected constructor(nodeName: string, deps: { registry: Registry; clock: Clock }) {
+  protected constructor(nodeName: string, deps: { registry: Registry; clock: Clock }, family: IPFamily = 'IPv4') {
     this.topo = { nodeName, zone: '' };
     this.wallClock = deps.clock;
+    this.family = family;
+    this.serviceChanges = new ServiceChangeTracker(family);
     // Trigger times from before this start (the initial list) are not latencies of ours.
-    this.endpointChanges = new EndpointsChangeTracker(nodeName, deps.clock.now());
-    this.changeMetrics = new ChangeMetrics(deps.registry);
+    this.endpointChanges = new EndpointsChangeTracker(nodeName, deps.clock.now(), family);
+    this.changeMetrics = ChangeMetrics.of(deps.registry);
   }
 
   abstract start(): void;
@@ -131,6 +136,7 @@ export abstract class ProxierBase implements Proxier {
   }
 
   private serviceEvent(prev: V1Service | undefined, cur: V1Service | undefined): void {
+    // Counted by each family's proxier, as upstream's trackers do.
     this.changeMetrics.serviceChangesTotal.inc();
     const pending = this.serviceChanges.update(prev, cur);
     this.changeMetrics.serviceChangesPending.set(this.serviceChanges.size());
@@ -138,6 +144,8 @@ export abstract class ProxierBase implements Proxier {
   }
 
   private sliceEvent(prev: V1EndpointSlice | undefined, cur: V1EndpointSlice | undefined): void {
+    // The other family's slices are the other proxier's (addressType never changes).
+    if ((cur ?? prev)?.addressType !== this.family) return;
     this.changeMetrics.endpointChangesTotal.inc();
     const pending = this.endpointChanges.update(prev, cur);
     this.changeMetrics.endpointChangesPending.set(this.endpointChanges.size());
@@ -160,8 +168,8 @@ export abstract class ProxierBase implements Proxier {
 
   /** Service ports with endpoints whose Local policy has none on this node, as of the last sync. */
   protected reportNoLocalEndpoints(counts: { internal: number; external: number }): void {
-    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'internal' }, counts.internal);
-    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'external' }, counts.external);
+    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'internal', ip_family: this.family }, counts.internal);
+    this.changeMetrics.noLocalEndpoints.set({ traffic_policy: 'external', ip_family: this.family }, counts.external);
   }
 
   /** The rules or listeners of the last drain() took effect: the drained changes' latencies are observed. */
@@ -171,7 +179,8 @@ export abstract class ProxierBase implements Proxier {
     if (this.unprogrammed.length === 0) return;
     const now = this.wallClock.now();
     // Wall clocks of two machines: a trigger "in the future" is clock skew, counted as 0.
-    for (const t of this.unprogrammed) this.changeMetrics.networkProgramming.observe(Math.max(0, now - t) / 1000);
+    const latency = this.changeMetrics.networkProgramming.labels({ ip_family: this.family });
+    for (const t of this.unprogrammed) latency.observe(Math.max(0, now - t) / 1000);
     this.unprogrammed = [];
   }
 

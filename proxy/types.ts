@@ -1,8 +1,13 @@
 // What the service proxy consumes: one ServicePortInfo per service port and
 // the endpoints behind it, converted from API objects once, here. The rest of
-// proxy/ never looks at V1Service or V1EndpointSlice. IPv4 only for now.
-import { isIPv4 } from 'node:net';
+// proxy/ never looks at V1Service or V1EndpointSlice. A proxier serves one
+// IP family (a dual-stack node runs one per family, as upstream's MetaProxier):
+// each conversion takes the family and keeps that family's addresses.
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
+import { ipFamilyOf, ipToBigInt, joinHostPort, normalizeCIDR, type IPFamily } from '../lib/ip.ts';
+
+export type { IPFamily } from '../lib/ip.ts';
+export { ipInCIDR } from '../lib/ip.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type TrafficPolicy = 'Cluster' | 'Local';
@@ -27,7 +32,7 @@ export interface ServicePortInfo {
   /** The port's name; '' for the single unnamed port. */
   portName: string;
   protocol: Protocol;
-  /** IPv4 cluster IPs (a dual-stack service lists its IPv6 one elsewhere). */
+  /** The cluster IPs of the proxier's family (one; a dual-stack service's other one is the other proxier's). */
   clusterIPs: string[];
   port: number;
   /** 0 when the service has no node port. */
@@ -36,9 +41,9 @@ export interface ServicePortInfo {
   /** VIP-mode load-balancer ingress IPs (status.loadBalancer.ingress[].ip). */
   loadBalancerIPs: string[];
   /**
-   * spec.loadBalancerSourceRanges (else the older annotation), IPv4 CIDRs with
-   * their host bits cleared: only these sources may reach the load-balancer
-   * IPs. Left out when there are none.
+   * spec.loadBalancerSourceRanges (else the older annotation), the CIDRs of
+   * the proxier's family with their host bits cleared: only these sources may
+   * reach the load-balancer IPs. Left out when there are none.
    */
   loadBalancerSourceRanges?: string[];
   sessionAffinity: 'None' | 'ClientIP';
@@ -80,8 +85,9 @@ export function portKey(sp: ServicePortInfo): string {
   return servicePortKey(sp.namespace, sp.name, sp.portName);
 }
 
+/** "ip:port", "[ip6]:port" (upstream's endpoint String(), which its chain-name hashes cover). */
 export function endpointString(ep: Endpoint): string {
-  return `${ep.ip}:${ep.port}`;
+  return joinHostPort(ep.ip, ep.port);
 }
 
 function toProtocol(p: string | undefined): Protocol | undefined {
@@ -90,27 +96,29 @@ function toProtocol(p: string | undefined): Protocol | undefined {
 }
 
 /**
- * One entry per port of a proxied service. Headless (clusterIP None) and
- * ExternalName services get no entries: nothing to proxy.
+ * One entry per port of a proxied service, for the proxier of `family`.
+ * Headless (clusterIP None) and ExternalName services get no entries: nothing
+ * to proxy; nor does a service without a cluster IP of the family.
  */
-export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
+export function servicePortsFromService(svc: V1Service, family: IPFamily = 'IPv4'): ServicePortInfo[] {
   const spec = svc.spec;
   const namespace = svc.metadata?.namespace ?? 'default';
   const name = svc.metadata?.name;
   if (!spec || !name || spec.type === 'ExternalName') return [];
   if (!spec.clusterIP || spec.clusterIP === 'None') return [];
-  const clusterIPs = (spec.clusterIPs ?? [spec.clusterIP]).filter((ip) => isIPv4(ip));
+  const ours = (ip: string) => ipFamilyOf(ip) === family;
+  const clusterIPs = (spec.clusterIPs ?? [spec.clusterIP]).filter(ours);
   if (clusterIPs.length === 0) return [];
 
   const type = spec.type ?? 'ClusterIP';
-  const externalIPs = (spec.externalIPs ?? []).filter((ip) => isIPv4(ip));
+  const externalIPs = (spec.externalIPs ?? []).filter(ours);
   const externallyAccessible = type === 'NodePort' || type === 'LoadBalancer' || externalIPs.length > 0;
   const externalLocal = externallyAccessible && spec.externalTrafficPolicy === 'Local';
   const loadBalancerIPs = (svc.status?.loadBalancer?.ingress ?? [])
-    .filter((ing) => ing.ip && isIPv4(ing.ip) && ing.ipMode !== 'Proxy')
+    .filter((ing) => ing.ip && ours(ing.ip) && ing.ipMode !== 'Proxy')
     .map((ing) => ing.ip as string);
   const clientIP = spec.sessionAffinity === 'ClientIP';
-  const sourceRanges = loadBalancerSourceRanges(svc);
+  const sourceRanges = loadBalancerSourceRanges(svc, family);
 
   const out: ServicePortInfo[] = [];
   for (const p of spec.ports ?? []) {
@@ -140,35 +148,16 @@ export function servicePortsFromService(svc: V1Service): ServicePortInfo[] {
 /** Upstream's older way to give loadBalancerSourceRanges (comma-separated), read when the field is empty. */
 export const SOURCE_RANGES_ANNOTATION = 'service.beta.kubernetes.io/load-balancer-source-ranges';
 
-/** A service's IPv4 source ranges, normalized and without duplicates (IPv6 and malformed entries are not ours). */
-function loadBalancerSourceRanges(svc: V1Service): string[] {
+/** A service's source ranges of `family`, normalized and without duplicates (the other family's and malformed entries are not ours). */
+function loadBalancerSourceRanges(svc: V1Service, family: IPFamily): string[] {
   let raw = svc.spec?.loadBalancerSourceRanges ?? [];
   if (raw.length === 0) raw = (svc.metadata?.annotations?.[SOURCE_RANGES_ANNOTATION] ?? '').split(',');
   const out: string[] = [];
   for (const r of raw) {
-    const c = ipv4CIDR(r.trim());
-    if (c && !out.includes(c)) out.push(c);
+    const c = normalizeCIDR(r.trim());
+    if (c && ipFamilyOf(c) === family && !out.includes(c)) out.push(c);
   }
   return out;
-}
-
-/** "a.b.c.d/n" with its host bits cleared (as Go's net.ParseCIDR gives it), or undefined when it is not an IPv4 CIDR. */
-export function ipv4CIDR(text: string): string | undefined {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})\/(\d{1,2})$/.exec(text);
-  if (!m) return undefined;
-  const parts = m.slice(1, 5).map(Number);
-  const bits = Number(m[5]);
-  if (parts.some((p) => p > 255) || bits > 32) return undefined;
-  const size = 2 ** (32 - bits);
-  const base = Math.floor(parts.reduce((n, p) => n * 256 + p, 0) / size) * size;
-  return `${[24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256).join('.')}/${bits}`;
-}
-
-export function ipv4InCIDR(ip: string, cidr: string): boolean {
-  const [base = '', bits = '32'] = cidr.split('/');
-  // Division, not bit operators: those are signed 32-bit in JS.
-  const size = 2 ** (32 - Number(bits));
-  return Math.floor(ipToNumber(ip) / size) === Math.floor(ipToNumber(base) / size);
 }
 
 /** Dotted IPv4 to a number, without allocating (it runs inside sort comparators). */
@@ -185,7 +174,13 @@ function ipToNumber(ip: string): number {
   return n * 256 + part;
 }
 
+/** By address, then port (a proxier's endpoints are all of one family). */
 export function compareEndpoints(a: Endpoint, b: Endpoint): number {
+  if (a.ip.includes(':') || b.ip.includes(':')) {
+    const x = ipToBigInt(a.ip);
+    const y = ipToBigInt(b.ip);
+    return x < y ? -1 : x > y ? 1 : a.port - b.port;
+  }
   return ipToNumber(a.ip) - ipToNumber(b.ip) || a.port - b.port;
 }
 
@@ -200,14 +195,14 @@ function hintNames(list: readonly { name: string }[] | undefined): string[] | un
  * slices as upstream's EndpointSliceCache does: the slice port is matched to
  * the service port by name, only an endpoint's first address counts, and an
  * ip:port seen in several slices is kept once (the local copy wins). Sorted by
- * IP, then port. Only IPv4 slices are used.
+ * IP, then port. Only slices of `family` (their addressType) are used.
  */
-export function endpointsFromSlices(slices: readonly V1EndpointSlice[], nodeName: string): Map<string, Endpoint[]> {
+export function endpointsFromSlices(slices: readonly V1EndpointSlice[], nodeName: string, family: IPFamily = 'IPv4'): Map<string, Endpoint[]> {
   const sets = new Map<string, Map<string, Endpoint>>();
   const ordered = [...slices].sort((a, b) => (a.metadata?.name ?? '').localeCompare(b.metadata?.name ?? ''));
   for (const slice of ordered) {
     const svcName = slice.metadata?.labels?.[SERVICE_NAME_LABEL];
-    if (!svcName || slice.addressType !== 'IPv4') continue;
+    if (!svcName || slice.addressType !== family) continue;
     const namespace = slice.metadata?.namespace ?? 'default';
     for (const sp of slice.ports ?? []) {
       if (sp.port === undefined) continue;
@@ -216,7 +211,7 @@ export function endpointsFromSlices(slices: readonly V1EndpointSlice[], nodeName
       if (!set) sets.set(key, (set = new Map()));
       for (const e of slice.endpoints ?? []) {
         const ip = e.addresses[0];
-        if (!ip || !isIPv4(ip)) continue;
+        if (!ip || ipFamilyOf(ip) !== family) continue;
         const ready = e.conditions?.ready ?? true;
         const ep: Endpoint = {
           ip,

@@ -6,7 +6,9 @@
 // `iptables-restore --noflush` each. A full sync happens first, on every
 // periodic run (nothing queued), and after any failure; otherwise only the
 // changed services' chains are rewritten.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { sharedMetrics } from '../../lib/sharedmetrics.ts';
+import { SyncMetrics } from '../syncmetrics.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -17,7 +19,7 @@ import { Canary, CANARY_CHAIN } from './canary.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
-import { DEFAULT_MASQUERADE_BIT } from '../types.ts';
+import { DEFAULT_MASQUERADE_BIT, type IPFamily } from '../types.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -28,8 +30,11 @@ export const ROUTE_LOCALNET = 'net.ipv4.conf.all.route_localnet';
 
 export interface IptablesProxierOptions {
   nodeName: string;
-  /** Where NodePorts answer; [] = every local address. */
+  /** The family it proxies (its Iptables runs iptables or ip6tables to match); default IPv4. */
+  family?: IPFamily;
+  /** Where NodePorts answer (addresses of the family); [] = every local address. */
   nodeIPs: readonly string[];
+  /** The cluster's pod CIDR of the family. */
   clusterCIDR?: string;
   /** Upstream's --masquerade-all: every cluster-IP connection gets KUBE-MARK-MASQ, whatever its source. */
   masqueradeAll?: boolean;
@@ -37,6 +42,7 @@ export interface IptablesProxierOptions {
   masqueradeBit?: number;
   /** --detect-local-mode other than ClusterCIDR (which clusterCIDR alone gives). */
   localDetector?: LocalDetector;
+  /** NodePorts answer on 127.0.0.1 too (IPv4 only: ::1 cannot be routed, as upstream). */
   localhostNodePorts: boolean;
   /** Upstream's --iptables-min-sync-period (default 1 s). */
   minSyncPeriodMs?: number;
@@ -59,77 +65,48 @@ export interface IptablesProxierDeps {
   afterFullSync?: () => void;
 }
 
-/** Upstream's buckets for the sync durations: 1 ms .. ~16 s. */
-const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+/** The iptables-only metrics, one set per registry (ip_family labels, as upstream's). */
+class IptablesMetricSet {
+  readonly restoreFailures: Counter<'ip_family'>;
+  readonly partialRestoreFailures: Counter<'ip_family'>;
+  readonly rulesTotal: Gauge<'table' | 'ip_family'>;
+  readonly rulesLast: Gauge<'table' | 'ip_family'>;
+  readonly backendInfo: Gauge<'backend' | 'ip_family'>;
 
-class ProxierMetrics {
-  readonly syncDuration: Histogram;
-  readonly fullSyncDuration: Histogram;
-  readonly partialSyncDuration: Histogram;
-  readonly lastSync: Gauge;
-  readonly lastQueued: Gauge;
-  readonly restoreFailures: Counter;
-  readonly partialRestoreFailures: Counter;
-  readonly rulesTotal: Gauge<'table'>;
-  readonly rulesLast: Gauge<'table'>;
-  readonly backendInfo: Gauge<'backend'>;
+  static of(registry: Registry): IptablesMetricSet {
+    return sharedMetrics(registry, 'proxy-iptables', (r) => new IptablesMetricSet(r));
+  }
 
-  constructor(registry: Registry) {
+  private constructor(registry: Registry) {
     const registers = [registry];
-    this.syncDuration = new Histogram({
-      name: 'kubeproxy_sync_proxy_rules_duration_seconds',
-      help: 'SyncProxyRules latency in seconds',
-      buckets: SYNC_BUCKETS,
-      registers,
-    });
-    this.fullSyncDuration = new Histogram({
-      name: 'kubeproxy_sync_full_proxy_rules_duration_seconds',
-      help: 'SyncProxyRules latency in seconds for full resyncs',
-      buckets: SYNC_BUCKETS,
-      registers,
-    });
-    this.partialSyncDuration = new Histogram({
-      name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds',
-      help: 'SyncProxyRules latency in seconds for partial resyncs',
-      buckets: SYNC_BUCKETS,
-      registers,
-    });
-    this.lastSync = new Gauge({
-      name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
-      help: 'The last time proxy rules were successfully synced',
-      registers,
-    });
-    this.lastQueued = new Gauge({
-      name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds',
-      help: 'The last time a sync of proxy rules was queued',
-      registers,
-    });
     this.restoreFailures = new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
       help: 'Cumulative proxy iptables restore failures',
+      labelNames: ['ip_family'],
       registers,
     });
     this.partialRestoreFailures = new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total',
       help: 'Cumulative proxy iptables partial restore failures',
+      labelNames: ['ip_family'],
       registers,
     });
     this.rulesTotal = new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_total',
       help: 'Total number of iptables rules owned by kube-proxy (as of the last full sync)',
-      labelNames: ['table'],
+      labelNames: ['table', 'ip_family'],
       registers,
     });
     this.rulesLast = new Gauge({
       name: 'kubeproxy_sync_proxy_rules_iptables_last',
       help: 'Number of iptables rules written by kube-proxy in last sync',
-      labelNames: ['table'],
+      labelNames: ['table', 'ip_family'],
       registers,
     });
     this.backendInfo = new Gauge({
       name: 'nodelet_proxy_iptables_backend_info',
       help: 'The iptables backend the proxy uses (value is always 1)',
-      labelNames: ['backend'],
+      labelNames: ['backend', 'ip_family'],
       registers,
     });
   }
@@ -146,8 +123,10 @@ export class IptablesProxier extends ProxierBase {
   private readonly log: Logger;
   private readonly sysctl: Sysctl;
   private readonly afterFullSync: (() => void) | undefined;
-  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector' | 'clusterCIDR'>;
-  private readonly metrics: ProxierMetrics;
+  private readonly opts: Required<Omit<IptablesProxierOptions, 'clusterCIDR' | 'backend' | 'masqueradeAll' | 'localDetector' | 'family'>> & { masqueradeAll: boolean } & Pick<IptablesProxierOptions, 'localDetector' | 'clusterCIDR'>;
+  private readonly metrics: IptablesMetricSet;
+  private readonly syncMetrics: SyncMetrics;
+  private readonly labels: { ip_family: IPFamily };
   private readonly runner: BoundedFrequencyRunner;
   private readonly canary: Canary;
   /** When the flush canary was last looked for (it is, once per sync period). */
@@ -167,7 +146,7 @@ export class IptablesProxier extends ProxierBase {
   private natChains: Set<string> | undefined;
 
   constructor(deps: IptablesProxierDeps, options: IptablesProxierOptions) {
-    super(options.nodeName, deps);
+    super(options.nodeName, deps, options.family ?? 'IPv4');
     this.iptables = deps.iptables;
     this.clock = deps.clock;
     this.afterFullSync = deps.afterFullSync;
@@ -176,7 +155,7 @@ export class IptablesProxier extends ProxierBase {
     this.opts = {
       nodeName: options.nodeName,
       nodeIPs: options.nodeIPs,
-      localhostNodePorts: options.localhostNodePorts,
+      localhostNodePorts: options.localhostNodePorts && this.family === 'IPv4',
       masqueradeAll: options.masqueradeAll ?? false,
       masqueradeBit: options.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
       ...(options.localDetector ? { localDetector: options.localDetector } : {}),
@@ -185,8 +164,10 @@ export class IptablesProxier extends ProxierBase {
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
       ...(options.clusterCIDR !== undefined ? { clusterCIDR: options.clusterCIDR } : {}),
     };
-    this.metrics = new ProxierMetrics(deps.registry);
-    if (options.backend) this.metrics.backendInfo.set({ backend: options.backend }, 1);
+    this.labels = { ip_family: this.family };
+    this.metrics = IptablesMetricSet.of(deps.registry);
+    this.syncMetrics = new SyncMetrics(deps.registry, this.family);
+    if (options.backend) this.metrics.backendInfo.set({ backend: options.backend, ...this.labels }, 1);
     this.runner = new BoundedFrequencyRunner(
       () => this.syncProxyRules().then(() => undefined),
       this.opts.minSyncPeriodMs,
@@ -208,7 +189,7 @@ export class IptablesProxier extends ProxierBase {
   }
 
   protected changed(): void {
-    this.metrics.lastQueued.set(this.clock.now() / 1000);
+    this.syncMetrics.queued(this.clock.now());
     this.runner.run();
   }
 
@@ -263,6 +244,7 @@ export class IptablesProxier extends ProxierBase {
         {
           services: flattenServices(this.services),
           endpoints: flattenEndpoints(this.endpoints),
+          family: this.family,
           nodeIPs: this.opts.nodeIPs,
           localhostNodePorts: this.opts.localhostNodePorts,
           masqueradeAll: this.opts.masqueradeAll,
@@ -332,11 +314,11 @@ export class IptablesProxier extends ProxierBase {
       parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
       this.reportNoLocalEndpoints(out.noLocalEndpoints);
       // What this sync wrote (a partial one: the changed services' chains; the filter table only when it changed).
-      this.metrics.rulesLast.set({ table: 'nat' }, out.ruleCounts.nat);
-      this.metrics.rulesLast.set({ table: 'filter' }, writeFilter ? out.ruleCounts.filter : 0);
+      this.metrics.rulesLast.set({ table: 'nat', ...this.labels }, out.ruleCounts.nat);
+      this.metrics.rulesLast.set({ table: 'filter', ...this.labels }, writeFilter ? out.ruleCounts.filter : 0);
       if (full) {
-        this.metrics.rulesTotal.set({ table: 'nat' }, out.ruleCounts.nat);
-        this.metrics.rulesTotal.set({ table: 'filter' }, out.ruleCounts.filter);
+        this.metrics.rulesTotal.set({ table: 'nat', ...this.labels }, out.ruleCounts.nat);
+        this.metrics.rulesTotal.set({ table: 'filter', ...this.labels }, out.ruleCounts.filter);
       }
     } catch (err) {
       this.needFullSync = true;
@@ -348,7 +330,7 @@ export class IptablesProxier extends ProxierBase {
     this.needFullSync = false;
     this.synced();
     if (full) this.lastFullSyncMs = this.canaryCheckedMs = started;
-    this.metrics.lastSync.set(this.clock.now() / 1000);
+    this.syncMetrics.synced(this.clock.now());
     this.observe(started, full);
     const fields = { full, changed: changed.size, services: this.services.size, ...parts };
     if (full) this.log.info('proxy rules synced', fields);
@@ -364,15 +346,13 @@ export class IptablesProxier extends ProxierBase {
     try {
       await this.iptables.restore(text, { noflush: true });
     } catch (err) {
-      this.metrics.restoreFailures.inc();
-      if (!full) this.metrics.partialRestoreFailures.inc();
+      this.metrics.restoreFailures.inc(this.labels);
+      if (!full) this.metrics.partialRestoreFailures.inc(this.labels);
       throw err;
     }
   }
 
   private observe(started: number, full: boolean): void {
-    const secs = (this.clock.now() - started) / 1000;
-    this.metrics.syncDuration.observe(secs);
-    (full ? this.metrics.fullSyncDuration : this.metrics.partialSyncDuration).observe(secs);
+    this.syncMetrics.observe((this.clock.now() - started) / 1000, full);
   }
 }

@@ -6,6 +6,7 @@
 // already hold more rules wins, nft when equal.
 import { NodeletError } from '../../lib/errors.ts';
 import type { Exec, ExecResult } from '../../lib/exec.ts';
+import type { IPFamily } from '../../lib/ip.ts';
 import type { Iptables, Table } from './iptables.ts';
 
 export type Backend = 'nft' | 'legacy';
@@ -26,11 +27,13 @@ export interface Binaries {
   restore: string;
 }
 
-export function binariesFor(backend: Backend): Binaries {
+/** The commands of a backend, for IPv4 (iptables-*) or IPv6 (ip6tables-*). */
+export function binariesFor(backend: Backend, family: IPFamily = 'IPv4'): Binaries {
+  const cmd = family === 'IPv6' ? 'ip6tables' : 'iptables';
   return {
-    iptables: `iptables-${backend}`,
-    save: `iptables-${backend}-save`,
-    restore: `iptables-${backend}-restore`,
+    iptables: `${cmd}-${backend}`,
+    save: `${cmd}-${backend}-save`,
+    restore: `${cmd}-${backend}-restore`,
   };
 }
 
@@ -45,10 +48,15 @@ export class ExecIptables implements Iptables {
   private readonly exec: Exec;
   private readonly bin: Binaries;
 
-  constructor(exec: Exec, backend: Backend) {
+  constructor(exec: Exec, backend: Backend, family: IPFamily = 'IPv4') {
     this.exec = exec;
     this.backend = backend;
-    this.bin = binariesFor(backend);
+    this.bin = binariesFor(backend, family);
+  }
+
+  /** Whether this family's iptables works here (upstream's Present(): nat POSTROUTING can be listed). */
+  async present(): Promise<boolean> {
+    return this.chainExists('nat', 'POSTROUTING').catch(() => false);
   }
 
   private async run(cmd: string, args: readonly string[], input?: string | Iterable<string>): Promise<ExecResult> {
@@ -115,17 +123,17 @@ export function countKubeRules(saveText: string): number {
 }
 
 /**
- * Each backend's whole ruleset (`iptables-<backend>-save`, every table it
- * has); a backend that cannot run here (no binary, no permission) is left out.
+ * Each backend's whole ruleset of a family (`iptables-<backend>-save` or
+ * ip6tables', every table it has); a backend that cannot run here (no binary, no permission) is left out.
  * At start the proxy saves once and both detectBackend and the leftover
  * cleanup read it.
  */
-export async function saveRulesets(exec: Exec, backends: readonly Backend[]): Promise<Map<Backend, string>> {
+export async function saveRulesets(exec: Exec, backends: readonly Backend[], family: IPFamily = 'IPv4'): Promise<Map<Backend, string>> {
   const out = new Map<Backend, string>();
   await Promise.all(
     backends.map(async (b) => {
       try {
-        const res = await exec(binariesFor(b).save, [], { allowFail: true, timeoutMs: 60_000 });
+        const res = await exec(binariesFor(b, family).save, [], { allowFail: true, timeoutMs: 60_000 });
         if (res.code === 0) out.set(b, res.stdout);
       } catch {
         // binary missing

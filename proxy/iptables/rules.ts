@@ -12,12 +12,16 @@
 // name order (see generateRulesChunked: both backends restore that much
 // faster); it is handed to iptables-restore in pieces.
 //
-// Not done (yet): nfacct counters, IPv6.
-import { isIPv4 } from 'node:net';
+// One family per generator run (the iptables or the ip6tables tables; a
+// dual-stack node runs a proxier per family): the input holds that family's
+// addresses only. IPv6 has no localhost node ports (::1 cannot be routed to,
+// as upstream says), so none of the 127.0.0.0/8 handling applies to it.
+//
+// Not done: nfacct counters (this kernel has no xt_nfacct).
 import { sha256Words } from '../../lib/sha256.ts';
 import { detectorOf, iptablesLocalMatches, type LocalDetector } from '../localdetect.ts';
 import { type Categorized, categorizeEndpoints, externallyAccessible, externalPolicyLocal, internalPolicyLocal, type Topology, usesClusterEndpoints, usesLocalEndpoints } from '../categorize.ts';
-import { compareEndpoints, endpointString, ipv4InCIDR, masqueradeMark, portKey, serviceKey, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { endpointString, ipInCIDR, masqueradeMark, portKey, serviceKey, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -36,6 +40,8 @@ export const KUBE_PROXY_FIREWALL = 'KUBE-PROXY-FIREWALL';
 export const SERVICE_CHAIN_PREFIXES = ['KUBE-SVC-', 'KUBE-SVL-', 'KUBE-EXT-', 'KUBE-FW-', 'KUBE-SEP-'] as const;
 
 export interface RulesInput {
+  /** The family of the tables written (default IPv4); services and endpoints hold its addresses. */
+  family?: IPFamily;
   services: readonly ServicePortInfo[];
   /** Endpoints by service port key ("ns/name:port"); locality comes from Endpoint.isLocal. */
   endpoints: ReadonlyMap<string, readonly Endpoint[]>;
@@ -46,7 +52,7 @@ export interface RulesInput {
   nodeIPs: readonly string[];
   /**
    * NodePorts answer on 127.0.0.0/8 too. Needs sysctl net.ipv4.conf.all.route_localnet=1
-   * (the adapter sets it) and adds KUBE-FIREWALL's guard against martians.
+   * (the adapter sets it) and adds KUBE-FIREWALL's guard against martians. IPv4 only.
    */
   localhostNodePorts: boolean;
   /** Masquerade all traffic to cluster IPs. */
@@ -188,8 +194,14 @@ export function probability(n: number): string {
 
 // ---- text ----
 
+/** An address as iptables-save prints a -s/-d host match: "a.b.c.d/32", "fd00::1/128". */
 function host(ip: string): string {
-  return ip.includes('/') ? ip : `${ip}/32`;
+  return ip.includes('/') ? ip : ip.includes(':') ? `${ip}/128` : `${ip}/32`;
+}
+
+/** Whether node ports answer on localhost: asked for, and IPv4 (upstream never does it for IPv6). */
+function localhostNodePorts(input: RulesInput): boolean {
+  return input.localhostNodePorts && input.family !== 'IPv6';
 }
 
 function line(...words: (string | false | undefined)[]): string {
@@ -337,7 +349,7 @@ function serviceRules(sp: ServicePortInfo, clusterIP: string, plan: ServicePlan,
     for (const cidr of ranges) out.rules.push(`-A ${fwChain} -s ${cidr} ${lbNote} -j ${extChain}`);
     // A load-balancer IP that is local here makes this node's own requests come from it: let those in
     // when the ranges take this node.
-    if (ctx.input.nodeIPs.some((n) => ranges.some((r) => ipv4InCIDR(n, r)))) {
+    if (ctx.input.nodeIPs.some((n) => ranges.some((r) => ipInCIDR(n, r)))) {
       for (const ip of sp.loadBalancerIPs) out.rules.push(`-A ${fwChain} -s ${host(ip)} ${lbNote} -j ${extChain}`);
     }
     // What falls through was not DNATed: KUBE-PROXY-FIREWALL (filter) drops it.
@@ -605,7 +617,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     `-A ${KUBE_MARK_MASQ} -j MARK --or-mark ${mark}`,
   ];
   let natAppends = headRules.length;
-  if (input.localhostNodePorts) {
+  if (localhostNodePorts(input)) {
     // route_localnet lets outside packets to 127.0.0.0/8 in; drop those that are not ours (kubelet has the same rule).
     filterChains.push(KUBE_FIREWALL);
     filterRules.push(
@@ -625,7 +637,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // Every service's chains first (its text too when cached), so all declarations can lead the text.
   const services: { entry: ServiceEntry; write: boolean }[] = [];
   for (const { sp, key } of keyed) {
-    const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
+    const clusterIP = sp.clusterIPs[0];
     if (!clusterIP) continue;
     const entry = serviceEntry(sp, clusterIP, input.endpoints.get(key) ?? [], ctx);
     if (cleanup) for (const c of entry.chains) chainsInUse.add(c);
@@ -725,7 +737,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       natChains,
       ruleCounts: { nat: natAppends, filter: filterRules.length },
       noLocalEndpoints,
-      jumps: jumpRules(input.localhostNodePorts),
+      jumps: jumpRules(localhostNodePorts(input)),
       top,
       topKept,
     };
@@ -750,12 +762,13 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
 /** The last rules of KUBE-SERVICES: traffic to this node's addresses may be for a node port. */
 function nodePortJumps(input: RulesInput): string[] {
   const out: string[] = [];
+  const v6 = input.family === 'IPv6';
   if (input.nodeIPs.length === 0) {
-    const notLocalhost = input.localhostNodePorts ? undefined : '! -d 127.0.0.0/8';
+    const notLocalhost = v6 ? '! -d ::1/128' : input.localhostNodePorts ? undefined : '! -d 127.0.0.0/8';
     out.push(line(`-A ${KUBE_SERVICES}`, notLocalhost, comment(NODEPORTS_NOTE), '-m addrtype --dst-type LOCAL', `-j ${KUBE_NODEPORTS}`));
   } else {
     for (const ip of input.nodeIPs) {
-      if (ip.startsWith('127.') && !input.localhostNodePorts) continue;
+      if (v6 ? ip === '::1' : ip.startsWith('127.') && !input.localhostNodePorts) continue;
       out.push(`-A ${KUBE_SERVICES} -d ${host(ip)} ${comment(NODEPORTS_NOTE)} -j ${KUBE_NODEPORTS}`);
     }
   }

@@ -4,6 +4,8 @@
 // injected Exec; test/fakes/nft.ts keeps a model of the table instead.
 import { NodeletError } from '../../lib/errors.ts';
 import type { Exec, ExecResult } from '../../lib/exec.ts';
+import type { IPFamily } from '../../lib/ip.ts';
+import { tableOf } from './rules.ts';
 
 export interface Nft {
   /** Runs one transaction (nft -f syntax). Throws NodeletError PROXY_NFT_FAILED; nothing is applied then. */
@@ -37,16 +39,17 @@ export class ExecNft implements Nft {
 }
 
 /**
- * The nft version ("1.0.6"), or undefined when the binary is missing or
- * cannot talk to the kernel (no nf_tables): the caller falls back to iptables.
- * Listing the ruleset checks the kernel side too, not just the binary.
+ * The nft version ("1.0.6"), or why nft cannot serve `family` here (no
+ * binary, no nf_tables, no such table family in the kernel): the caller falls
+ * back to iptables. As upstream (knftables), the probe is the family's table
+ * added in check mode: the kernel validates the batch and commits nothing.
  */
-export async function detectNft(exec: Exec, bin = 'nft'): Promise<{ version: string } | { missing: string }> {
+export async function detectNft(exec: Exec, family: IPFamily = 'IPv4', bin = 'nft'): Promise<{ version: string } | { missing: string }> {
   try {
     const v = await exec(bin, ['--version'], { allowFail: true, timeoutMs: 10_000 });
     if (v.code !== 0) return { missing: `${bin} --version: ${why(v)}` };
-    const probe = await exec(bin, ['list', 'tables'], { allowFail: true, timeoutMs: 10_000 });
-    if (probe.code !== 0) return { missing: `${bin} list tables: ${why(probe)}` };
+    const probe = await exec(bin, ['--check', '-f', '-'], { input: `add table ${tableOf(family)}\n`, allowFail: true, timeoutMs: 10_000 });
+    if (probe.code !== 0) return { missing: `${bin} --check add table ${tableOf(family)}: ${why(probe)}` };
     const m = /v?(\d+\.\d+(?:\.\d+)?)/.exec(v.stdout);
     return { version: m?.[1] ?? v.stdout.trim() };
   } catch (err) {

@@ -7,25 +7,34 @@
 // (transaction.ts), so its cost follows the change, not the cluster. After a
 // failed transaction nothing is assumed about the kernel's table: the next
 // sync replaces it whole, which also repairs drift.
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+//
+// One proxier per IP family (a dual-stack node runs two, proxy/metaproxier.ts),
+// each with its own table: `ip nodelet` or `ip6 nodelet`.
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError } from '../../lib/errors.ts';
+import { ipFamilyOf } from '../../lib/ip.ts';
 import type { Logger } from '../../lib/log.ts';
+import { sharedMetrics } from '../../lib/sharedmetrics.ts';
 import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { FULL_SYNC_PERIOD_MS, ROUTE_LOCALNET, type Sysctl } from '../iptables/proxier.ts';
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
-import { portKey } from '../types.ts';
+import { SyncMetrics } from '../syncmetrics.ts';
+import { portKey, type IPFamily } from '../types.ts';
 import type { LocalDetector } from '../localdetect.ts';
 import type { Nft } from './nft.ts';
-import { serviceFragment } from './rules.ts';
+import { localhostNodePorts, serviceFragment, type FragmentOptions, type NftOptions } from './rules.ts';
 import { NftState } from './state.ts';
 import { countElements, fullTransaction, journalTransaction } from './transaction.ts';
 
 export interface NftablesProxierOptions {
   nodeName: string;
-  /** Where NodePorts answer; [] = every local address. */
+  /** The family it proxies (table `ip nodelet` or `ip6 nodelet`); default IPv4. */
+  family?: IPFamily;
+  /** Where NodePorts answer (addresses of the family); [] = every local address. */
   nodeIPs: readonly string[];
+  /** The cluster's pod CIDR of the family. */
   clusterCIDR?: string;
   /** Upstream --masquerade-all. */
   masqueradeAll?: boolean;
@@ -35,6 +44,7 @@ export interface NftablesProxierOptions {
   localDetector?: LocalDetector;
   /** The cluster's ServiceCIDRs (setServiceCIDRs keeps them current). */
   serviceCIDRs?: readonly string[];
+  /** NodePorts answer on 127.0.0.0/8 too; IPv4 only (an IPv6 proxier ignores it, as upstream). */
   localhostNodePorts: boolean;
   minSyncPeriodMs?: number;
   /** The periodic resync (upstream's --nftables-sync-period; nodelet reuses --iptables-sync-period). */
@@ -57,29 +67,22 @@ export interface NftablesProxierDeps {
   afterFullSync?: () => void;
 }
 
-/** Upstream's buckets for the sync durations: 1 ms .. ~16 s. */
-const SYNC_BUCKETS = Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i);
+/** The nftables-only metrics, one set per registry (ip_family labels, as upstream's). */
+class NftMetricSet {
+  readonly syncFailures: Counter<'ip_family'>;
+  readonly elements: Gauge<'ip_family'>;
+  readonly chains: Gauge<'ip_family'>;
 
-class NftMetrics {
-  readonly syncDuration: Histogram;
-  readonly fullSyncDuration: Histogram;
-  readonly partialSyncDuration: Histogram;
-  readonly lastSync: Gauge;
-  readonly lastQueued: Gauge;
-  readonly syncFailures: Counter;
-  readonly elements: Gauge;
-  readonly chains: Gauge;
+  static of(registry: Registry): NftMetricSet {
+    return sharedMetrics(registry, 'proxy-nftables', (r) => new NftMetricSet(r));
+  }
 
-  constructor(registry: Registry) {
+  private constructor(registry: Registry) {
     const registers = [registry];
-    this.syncDuration = new Histogram({ name: 'kubeproxy_sync_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds', buckets: SYNC_BUCKETS, registers });
-    this.fullSyncDuration = new Histogram({ name: 'kubeproxy_sync_full_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for full resyncs', buckets: SYNC_BUCKETS, registers });
-    this.partialSyncDuration = new Histogram({ name: 'kubeproxy_sync_partial_proxy_rules_duration_seconds', help: 'SyncProxyRules latency in seconds for partial resyncs', buckets: SYNC_BUCKETS, registers });
-    this.lastSync = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds', help: 'The last time proxy rules were successfully synced', registers });
-    this.lastQueued = new Gauge({ name: 'kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds', help: 'The last time a sync of proxy rules was queued', registers });
-    this.syncFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'Cumulative proxy nftables sync failures', registers });
-    this.elements = new Gauge({ name: 'nodelet_proxy_nftables_elements', help: 'Map and set elements in table ip nodelet (as of the last successful sync)', registers });
-    this.chains = new Gauge({ name: 'nodelet_proxy_nftables_chains', help: 'Chains in table ip nodelet (as of the last successful sync)', registers });
+    const labelNames = ['ip_family'] as const;
+    this.syncFailures = new Counter({ name: 'kubeproxy_sync_proxy_rules_nftables_sync_failures_total', help: 'Cumulative proxy nftables sync failures', labelNames, registers });
+    this.elements = new Gauge({ name: 'nodelet_proxy_nftables_elements', help: 'Map and set elements in the family\'s table nodelet (as of the last successful sync)', labelNames, registers });
+    this.chains = new Gauge({ name: 'nodelet_proxy_nftables_chains', help: 'Chains in the family\'s table nodelet (as of the last successful sync)', labelNames, registers });
   }
 }
 
@@ -98,7 +101,9 @@ export class NftablesProxier extends ProxierBase {
   private readonly afterFullSync: (() => void) | undefined;
   private readonly opts: NftablesProxierOptions & { minSyncPeriodMs: number; syncPeriodMs: number; fullSyncPeriodMs: number };
   private lastFullSyncMs = -Infinity;
-  private readonly metrics: NftMetrics;
+  private readonly metrics: NftMetricSet;
+  private readonly syncMetrics: SyncMetrics;
+  private readonly labels: { ip_family: IPFamily };
   private readonly runner: BoundedFrequencyRunner;
 
   /** The model of what the kernel holds after the last successful transaction; undefined = unknown (next sync is full). */
@@ -106,7 +111,7 @@ export class NftablesProxier extends ProxierBase {
   private routeLocalnetSet = false;
 
   constructor(deps: NftablesProxierDeps, options: NftablesProxierOptions) {
-    super(options.nodeName, deps);
+    super(options.nodeName, deps, options.family ?? 'IPv4');
     this.nft = deps.nft;
     this.clock = deps.clock;
     this.afterFullSync = deps.afterFullSync;
@@ -114,11 +119,14 @@ export class NftablesProxier extends ProxierBase {
     this.sysctl = deps.sysctl;
     this.opts = {
       ...options,
+      ...(options.serviceCIDRs ? { serviceCIDRs: this.ofFamily(options.serviceCIDRs) } : {}),
       minSyncPeriodMs: options.minSyncPeriodMs ?? 1000,
       syncPeriodMs: options.syncPeriodMs ?? 30000,
       fullSyncPeriodMs: options.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS,
     };
-    this.metrics = new NftMetrics(deps.registry);
+    this.labels = { ip_family: this.family };
+    this.metrics = NftMetricSet.of(deps.registry);
+    this.syncMetrics = new SyncMetrics(deps.registry, this.family);
     this.runner = new BoundedFrequencyRunner(
       () => this.syncProxyRules().then(() => undefined),
       this.opts.minSyncPeriodMs,
@@ -138,7 +146,7 @@ export class NftablesProxier extends ProxierBase {
   }
 
   protected changed(): void {
-    this.metrics.lastQueued.set(this.clock.now() / 1000);
+    this.syncMetrics.queued(this.clock.now());
     this.runner.run();
   }
 
@@ -151,8 +159,13 @@ export class NftablesProxier extends ProxierBase {
     this.resyncAll();
   }
 
+  /** The CIDRs of this proxier's family (a dual-stack node gives both proxiers all of them, as upstream). */
+  private ofFamily(cidrs: readonly string[]): string[] {
+    return cidrs.filter((c) => ipFamilyOf(c) === this.family).sort();
+  }
+
   override setServiceCIDRs(cidrs: readonly string[]): void {
-    const sorted = [...cidrs].sort();
+    const sorted = this.ofFamily(cidrs);
     if (sorted.join(',') === (this.opts.serviceCIDRs ?? []).join(',')) return;
     this.log.info('service CIDRs', { cidrs: sorted });
     this.opts.serviceCIDRs = sorted;
@@ -169,7 +182,7 @@ export class NftablesProxier extends ProxierBase {
     let full = this.state === undefined || (!pending && started - this.lastFullSyncMs >= this.opts.fullSyncPeriodMs);
     let applied = false;
     try {
-      if (this.opts.localhostNodePorts && !this.routeLocalnetSet) {
+      if (localhostNodePorts(this.opts) && !this.routeLocalnetSet) {
         await this.sysctl(ROUTE_LOCALNET, '1');
         this.routeLocalnetSet = true;
       }
@@ -193,18 +206,18 @@ export class NftablesProxier extends ProxierBase {
       }
       this.state = state;
       if (full) this.lastFullSyncMs = started;
-      this.metrics.elements.set(countElements(state.rs));
-      this.metrics.chains.set(state.rs.chains.size);
+      this.metrics.elements.set(this.labels, countElements(state.rs));
+      this.metrics.chains.set(this.labels, state.rs.chains.size);
       this.reportNoLocalEndpoints(state.noLocalEndpoints());
     } catch (err) {
       this.state = undefined;
-      this.metrics.syncFailures.inc();
+      this.metrics.syncFailures.inc(this.labels);
       this.log.error('nftables sync failed; next sync is full', { full, error: describeError(err) });
       this.runner.retryAfter(this.opts.minSyncPeriodMs);
       this.observe(started, full);
       return { full, ok: false, applied: false };
     }
-    this.metrics.lastSync.set(this.clock.now() / 1000);
+    this.syncMetrics.synced(this.clock.now());
     this.observe(started, full);
     this.log.debug('proxy rules synced', { full, changed: changed.size, services: this.services.size, applied });
     this.synced();
@@ -213,8 +226,9 @@ export class NftablesProxier extends ProxierBase {
     return { full, ok: true, applied };
   }
 
-  private options() {
+  private options(): NftOptions {
     return {
+      family: this.family,
       nodeIPs: this.opts.nodeIPs,
       localhostNodePorts: this.opts.localhostNodePorts,
       ...(this.opts.clusterCIDR !== undefined ? { clusterCIDR: this.opts.clusterCIDR } : {}),
@@ -231,26 +245,28 @@ export class NftablesProxier extends ProxierBase {
     const endpoints = flattenEndpoints(this.endpoints);
     const ports = flattenServices(this.services).map((sp) => [portKey(sp), sp] as const);
     ports.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    const topo = this.topology();
-    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? [], this.opts.nodeIPs, topo));
+    const opts = this.fragmentOptions();
+    for (const [key, sp] of ports) state.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts));
     state.takeJournal(); // journaling from here on
     return state;
   }
 
   /** Brings the model up to date for the services ("ns/name") whose service or endpoints changed. */
   private update(state: NftState, changed: ReadonlySet<string>): void {
-    const topo = this.topology();
+    const opts = this.fragmentOptions();
     for (const svc of changed) {
       const eps = this.endpoints.get(svc);
       const now = new Map((this.services.get(svc) ?? []).map((sp) => [portKey(sp), sp] as const));
       for (const owner of state.ownersOf(svc)) if (!now.has(owner)) state.set(owner, undefined);
-      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? [], this.opts.nodeIPs, topo));
+      for (const [key, sp] of now) state.set(key, serviceFragment(sp, eps?.get(key) ?? [], opts));
     }
   }
 
+  private fragmentOptions(): FragmentOptions {
+    return { family: this.family, nodeIPs: this.opts.nodeIPs, topology: this.topology() };
+  }
+
   private observe(started: number, full: boolean): void {
-    const secs = (this.clock.now() - started) / 1000;
-    this.metrics.syncDuration.observe(secs);
-    (full ? this.metrics.fullSyncDuration : this.metrics.partialSyncDuration).observe(secs);
+    this.syncMetrics.observe((this.clock.now() - started) / 1000, full);
   }
 }

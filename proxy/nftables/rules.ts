@@ -1,6 +1,6 @@
 // The ruleset generator of the nftables proxy: (services, endpoints,
-// options) -> a Ruleset model of table `ip nodelet` (maps with their
-// elements, chains with their rules). Each service port gives a pure
+// options) -> a Ruleset model of table `ip nodelet` or `ip6 nodelet` (maps
+// with their elements, chains with their rules). Each service port gives a pure
 // Fragment (serviceFragment); state.ts assembles fragments into the model and
 // keeps it up to date one service at a time. transaction.ts turns a model
 // into a full `nft -f` text, and a journal (or two models) into a small one.
@@ -44,17 +44,43 @@
 // for a cluster IP (a port the service does not have) is rejected, one to an
 // address of the cluster's ServiceCIDRs that no service has is dropped.
 //
-// Limits: IPv4 (family `ip`; a second table `ip6 nodelet` would take the same
-// model with ipv6_addr keys). loadBalancerSourceRanges are two
-// sets (firewalled keys; allowed key . source ranges) and one rule before DNAT.
-import { isIPv4 } from 'node:net';
+// One family per ruleset, as upstream (a dual-stack node runs a proxier per
+// family): IPv4 in table family `ip`, IPv6 in `ip6`, the same model with
+// ipv6_addr keys and `ip6 daddr` matches; the input holds that family's
+// addresses only. IPv6 has no localhost node ports (upstream: they do not
+// work for IPv6), so none of the 127.0.0.0/8 handling, and ::1 never answers.
+//
+// loadBalancerSourceRanges are two sets (firewalled keys; allowed key .
+// source ranges) and one rule before DNAT.
+import { ipFamilyOf } from '../../lib/ip.ts';
 import { categorizeEndpoints, type Topology } from '../categorize.ts';
-import { ipv4InCIDR, masqueradeMark, type Endpoint, type ServicePortInfo } from '../types.ts';
+import { ipInCIDR, masqueradeMark, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { detectorOf, type LocalDetector, nftLocalMatches } from '../localdetect.ts';
 
-export const FAMILY = 'ip';
 export const TABLE = 'nodelet';
-export const VMAP_ADDR = 'type ipv4_addr . inet_proto . inet_service : verdict';
+
+/** nft's word for a family's network header: the table family, and `ip daddr` / `ip6 daddr` in matches. */
+export function ipKeyword(family: IPFamily = 'IPv4'): 'ip' | 'ip6' {
+  return family === 'IPv6' ? 'ip6' : 'ip';
+}
+
+/** IPv4's table family (IPv4-only callers; the others use ipKeyword). */
+export const FAMILY = ipKeyword('IPv4');
+
+/** The table of a family: "ip nodelet" or "ip6 nodelet". */
+export function tableOf(family: IPFamily = 'IPv4'): string {
+  return `${ipKeyword(family)} ${TABLE}`;
+}
+
+const addrType = (family?: IPFamily) => (family === 'IPv6' ? 'ipv6_addr' : 'ipv4_addr');
+/** A single address as a CIDR of the family (a firewall_allow range). */
+const hostPrefix = (family?: IPFamily) => (family === 'IPv6' ? '/128' : '/32');
+
+/** Node ports answer on localhost: asked for, and IPv4 (upstream never does it for IPv6). */
+export function localhostNodePorts(input: { localhostNodePorts: boolean; family?: IPFamily | undefined }): boolean {
+  return input.localhostNodePorts && input.family !== 'IPv6';
+}
+
 export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
 /**
  * A DNAT map per protocol: with `th dport` in its typeof, nft 1.0.6 cannot use
@@ -64,39 +90,45 @@ export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
  * match of the DNAT rule. So maps and chains are per protocol, which the
  * verdict key (it holds the protocol) already tells apart.
  */
-export function dnatDecl(withAddress: boolean, proto: string): string {
-  return `typeof ${withAddress ? 'ip daddr . ' : ''}meta l4proto . ${proto} dport . numgen random mod 1 : ip daddr . ${proto} dport`;
+export function dnatDecl(withAddress: boolean, proto: string, family?: IPFamily): string {
+  const ip = ipKeyword(family);
+  return `typeof ${withAddress ? `${ip} daddr . ` : ''}meta l4proto . ${proto} dport . numgen random mod 1 : ${ip} daddr . ${proto} dport`;
 }
-export const SET_PAIR = 'type ipv4_addr . ipv4_addr';
 
-/** Maps and sets every ruleset has, with their declarations. */
-export const STATIC_MAPS: Readonly<Record<string, string>> = {
-  service_ips: VMAP_ADDR,
-  service_nodeports: VMAP_PORT,
-  external_cluster: VMAP_ADDR,
-  external_local: VMAP_ADDR,
-  nodeport_cluster: VMAP_PORT,
-  nodeport_local: VMAP_PORT,
-  no_endpoint_services: VMAP_ADDR,
-  no_endpoint_nodeports: VMAP_PORT,
-  hairpin: SET_PAIR,
-  cluster_ips: 'type ipv4_addr',
-  firewall_ips: 'type ipv4_addr . inet_proto . inet_service',
-  firewall_allow: 'type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval',
-};
+/** Maps and sets every ruleset of a family has, with their declarations. */
+export function staticMaps(family?: IPFamily): Readonly<Record<string, string>> {
+  const addr = addrType(family);
+  const vmapAddr = `type ${addr} . inet_proto . inet_service : verdict`;
+  return {
+    service_ips: vmapAddr,
+    service_nodeports: VMAP_PORT,
+    external_cluster: vmapAddr,
+    external_local: vmapAddr,
+    nodeport_cluster: VMAP_PORT,
+    nodeport_local: VMAP_PORT,
+    no_endpoint_services: vmapAddr,
+    no_endpoint_nodeports: VMAP_PORT,
+    hairpin: `type ${addr} . ${addr}`,
+    cluster_ips: `type ${addr}`,
+    firewall_ips: `type ${addr} . inet_proto . inet_service`,
+    firewall_allow: `type ${addr} . inet_proto . inet_service . ${addr}; flags interval`,
+  };
+}
 
-/** The STATIC_MAPS that are sets (elements without values). */
+/** The staticMaps that are sets (elements without values). */
 export const STATIC_SETS: ReadonlySet<string> = new Set(['hairpin', 'cluster_ips', 'firewall_ips', 'firewall_allow']);
 
 export const REJECT_CHAIN = 'reject_packet';
 
 export interface NftRulesInput {
+  /** The family of the table (default IPv4); services and endpoints hold its addresses only. */
+  family?: IPFamily;
   services: readonly ServicePortInfo[];
   /** Endpoints by service port key ("ns/name:port"). */
   endpoints: ReadonlyMap<string, readonly Endpoint[]>;
   /** Where NodePorts answer: [] = every local address (fib daddr type local). */
   nodeIPs: readonly string[];
-  /** NodePorts answer on 127.0.0.0/8 too (needs route_localnet; adds the martian guard). */
+  /** NodePorts answer on 127.0.0.0/8 too (needs route_localnet; adds the martian guard). IPv4 only. */
   localhostNodePorts: boolean;
   /** The cluster's pod CIDR: cluster-IP traffic from outside it is masqueraded; pod traffic to Local-policy services short-circuits. */
   clusterCIDR?: string;
@@ -108,7 +140,7 @@ export interface NftRulesInput {
   localDetector?: LocalDetector;
   /** This node and its zone, for topology hints (none: every ready endpoint). */
   topology?: Topology;
-  /** The cluster's IPv4 ServiceCIDRs (networking.k8s.io/v1): new connections to an address no service has are dropped. */
+  /** The cluster's ServiceCIDRs (networking.k8s.io/v1; the other family's are ignored): new connections to an address no service has are dropped. */
   serviceCIDRs?: readonly string[];
 }
 
@@ -128,6 +160,8 @@ export interface NftMap {
 }
 
 export interface Ruleset {
+  /** Its table's family: transaction.ts writes to `ip nodelet` or `ip6 nodelet` by it. */
+  family: IPFamily;
   maps: Map<string, NftMap>;
   chains: Map<string, NftChain>;
 }
@@ -159,8 +193,9 @@ export function affinitySetName(proto: string, k: number, i: number, timeoutS: n
   return `affinity_${proto}_${k}_${i}_t${timeoutS}`;
 }
 
-export function affinitySetDecl(timeoutS: number): string {
-  return `type ipv4_addr . ipv4_addr . inet_proto . inet_service; flags dynamic,timeout; timeout ${timeoutS}s`;
+export function affinitySetDecl(timeoutS: number, family?: IPFamily): string {
+  const addr = addrType(family);
+  return `type ${addr} . ${addr} . inet_proto . inet_service; flags dynamic,timeout; timeout ${timeoutS}s`;
 }
 
 export function dnatMapName(kind: Kind, proto: string, k: number): string | undefined {
@@ -172,21 +207,25 @@ export function dnatMapName(kind: Kind, proto: string, k: number): string | unde
 function markSet(opts: Pick<NftOptions, 'masqueradeBit'>): string {
   return `meta mark set meta mark | ${masqueradeMark(opts.masqueradeBit)}`;
 }
-const ADDR_KEY = 'ip daddr . meta l4proto . th dport';
+const addrKey = (family?: IPFamily) => `${ipKeyword(family)} daddr . meta l4proto . th dport`;
 const PORT_KEY = 'meta l4proto . th dport';
 /** What a sticky client is remembered by: per service address and port, as upstream per service port. */
-const AFFINITY_KEY = 'ip saddr . ip daddr . meta l4proto . th dport';
+const affinityKey = (family?: IPFamily) => `${ipKeyword(family)} saddr . ${addrKey(family)}`;
 
 /** The constant index i as the dnat maps' numgen-typed key part (nft 1.0.6 will not take a bare number there). */
 function index(i: number): string {
   return i === 0 ? 'numgen random mod 1' : `numgen random mod 1 offset ${i}`;
 }
 
+/** Where node ports answer: this node's addresses (or the given ones), without loopback unless localhost node ports. */
 function nodePortMatch(input: NftOptions): string | undefined {
-  if (input.nodeIPs.length === 0) return input.localhostNodePorts ? 'fib daddr type local' : 'fib daddr type local ip daddr != 127.0.0.0/8';
-  const ips = input.nodeIPs.filter((ip) => input.localhostNodePorts || !ip.startsWith('127.'));
+  const ip = ipKeyword(input.family);
+  const withLoopback = localhostNodePorts(input);
+  const loopback = input.family === 'IPv6' ? '::1' : '127.0.0.0/8';
+  if (input.nodeIPs.length === 0) return withLoopback ? 'fib daddr type local' : `fib daddr type local ${ip} daddr != ${loopback}`;
+  const ips = input.nodeIPs.filter((a) => withLoopback || !ipInCIDR(a, loopback));
   if (ips.length === 0) return undefined;
-  return ips.length === 1 ? `ip daddr ${ips[0]}` : `ip daddr { ${ips.join(', ')} }`;
+  return ips.length === 1 ? `${ip} daddr ${ips[0]}` : `${ip} daddr { ${ips.join(', ')} }`;
 }
 
 export function staticChains(input: NftOptions): Map<string, NftChain> {
@@ -197,12 +236,14 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
   const np = nodePortMatch(input);
   const MARK = markSet(input);
   const mark = masqueradeMark(input.masqueradeBit);
+  const ip = ipKeyword(input.family);
+  const ADDR_KEY = addrKey(input.family);
   b.chain('nat_prerouting', ['jump services'], 'type nat hook prerouting priority dstnat; policy accept;');
   // "priority dstnat" is not accepted for the output hook by nft 1.0.6; -100 is its value.
   b.chain('nat_output', ['jump services'], 'type nat hook output priority -100; policy accept;');
   b.chain('nat_postrouting', [
     // Hairpin: an endpoint that reached itself through a service must be masqueraded, or it answers itself.
-    `ct status dnat ip saddr . ip daddr @hairpin ${MARK}`,
+    `ct status dnat ${ip} saddr . ${ip} daddr @hairpin ${MARK}`,
     `meta mark & ${mark} == 0 return`,
     `meta mark set meta mark ^ ${mark}`,
     'masquerade fully-random',
@@ -224,14 +265,14 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
   b.chain(REJECT_CHAIN, ['reject']);
   // loadBalancerSourceRanges, before DNAT (as upstream's firewall-check): a firewalled load-balancer
   // address, protocol and port drops every source outside its ranges.
-  const firewall = [`${ADDR_KEY} @firewall_ips ${ADDR_KEY} . ip saddr != @firewall_allow drop`];
+  const firewall = [`${ADDR_KEY} @firewall_ips ${ADDR_KEY} . ${ip} saddr != @firewall_allow drop`];
   // -110: dstnat - 10 (nft 1.0.6 takes no "dstnat - 10" for the output hook).
   b.chain('firewall_prerouting', firewall, 'type filter hook prerouting priority -110; policy accept;');
   b.chain('firewall_output', firewall, 'type filter hook output priority -110; policy accept;');
   // Filter chains at priority filter, after the nat hooks (dstnat -100): what they see was not DNATed.
   const noEndpoints = `ct state new ${ADDR_KEY} vmap @no_endpoint_services`;
   b.chain('filter_input', [
-    ...(input.localhostNodePorts
+    ...(localhostNodePorts(input)
       ? [
           // route_localnet lets outside packets to 127.0.0.0/8 in; drop those no node port DNATed (kubelet's KUBE-FIREWALL rule).
           'ip saddr != 127.0.0.0/8 ip daddr 127.0.0.0/8 ct state new ct status & dnat == 0 drop',
@@ -241,10 +282,10 @@ export function staticChains(input: NftOptions): Map<string, NftChain> {
     ...(np ? [`ct state new ${np} ${PORT_KEY} vmap @no_endpoint_nodeports`] : []),
   ], 'type filter hook input priority filter; policy accept;');
   // Still a cluster IP here: no service port matched (upstream's cluster-ips-check).
-  const cidrs = (input.serviceCIDRs ?? []).filter((c) => isIPv4(c.split('/')[0] ?? ''));
+  const cidrs = (input.serviceCIDRs ?? []).filter((c) => ipFamilyOf(c) === (input.family ?? 'IPv4'));
   b.chain('cluster_ips_check', [
-    'ip daddr @cluster_ips reject',
-    ...(cidrs.length > 0 ? [`ip daddr { ${cidrs.join(', ')} } drop`] : []),
+    `${ip} daddr @cluster_ips reject`,
+    ...(cidrs.length > 0 ? [`${ip} daddr { ${cidrs.join(', ')} } drop`] : []),
   ]);
   const checkClusterIPs = 'ct state new jump cluster_ips_check';
   b.chain('filter_forward', [noEndpoints, checkClusterIPs], 'type filter hook forward priority filter; policy accept;');
@@ -279,9 +320,13 @@ export interface Fragment {
 
 const REJECT = `goto ${REJECT_CHAIN}`;
 
-/** The fragment of one service port, or undefined when it has no IPv4 cluster IP. */
-export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], nodeIPs: readonly string[] = [], topo?: Topology): Fragment | undefined {
-  const clusterIP = sp.clusterIPs.find((ip) => isIPv4(ip));
+/** What serviceFragment needs of the options (all optional: no node IPs, no topology, IPv4). */
+export type FragmentOptions = Partial<Pick<NftOptions, 'nodeIPs' | 'topology' | 'family'>>;
+
+/** The fragment of one service port, or undefined when it has no cluster IP of the family. */
+export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], opts: FragmentOptions = {}): Fragment | undefined {
+  const { nodeIPs = [], topology: topo, family = 'IPv4' } = opts;
+  const clusterIP = sp.clusterIPs.find((ip) => ipFamilyOf(ip) === family);
   if (!clusterIP) return undefined;
   const proto = sp.protocol.toLowerCase();
   const sticky = sp.sessionAffinity === 'ClientIP';
@@ -319,7 +364,7 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], n
 
   // External and load-balancer IPs; a load-balancer IP with source ranges is firewalled (when it has endpoints, as upstream).
   const ranges = sp.loadBalancerSourceRanges ?? [];
-  const allowFromNode = nodeIPs.some((n) => ranges.some((r) => ipv4InCIDR(n, r)));
+  const allowFromNode = nodeIPs.some((n) => ranges.some((r) => ipInCIDR(n, r)));
   for (const ip of [...sp.externalIPs, ...sp.loadBalancerIPs]) {
     const key = `${ip} . ${proto} . ${sp.port}`;
     open(`a ${key}`);
@@ -327,7 +372,7 @@ export function serviceFragment(sp: ServicePortInfo, eps: readonly Endpoint[], n
       el('firewall_ips', key, '');
       for (const r of ranges) el('firewall_allow', `${key} . ${r}`, '');
       // This node's own requests come from the load-balancer IP when that is local here.
-      if (allowFromNode) el('firewall_allow', `${key} . ${ip}/32`, '');
+      if (allowFromNode) el('firewall_allow', `${key} . ${ip}${hostPrefix(family)}`, '');
     }
     if (!hasAny) {
       el('no_endpoint_services', key, REJECT);
@@ -371,23 +416,24 @@ interface LbChainDef {
 }
 
 /** The DNAT rule of a kind: through its map, with index `pick` (numgen, or a fixed one). */
-function dnatRule(kind: Kind, proto: string, k: number, pick: string): { rule: string; map: { name: string; decl: string; isSet: boolean } } {
+function dnatRule(kind: Kind, proto: string, k: number, pick: string, family?: IPFamily): { rule: string; map: { name: string; decl: string; isSet: boolean } } {
   const dnat = dnatMapName(kind, proto, k)!;
   const withAddress = kind === 'svc' || kind === 'local';
   return {
-    rule: `dnat ip to ${withAddress ? ADDR_KEY : PORT_KEY} . ${pick} map @${dnat}`,
-    map: { name: dnat, decl: dnatDecl(withAddress, proto), isSet: false },
+    rule: `dnat ${ipKeyword(family)} to ${withAddress ? addrKey(family) : PORT_KEY} . ${pick} map @${dnat}`,
+    map: { name: dnat, decl: dnatDecl(withAddress, proto, family), isSet: false },
   };
 }
 
 /** A load-balancing chain, from its name alone (so any two uses of a name agree). */
-export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'localDetector' | 'masqueradeAll' | 'masqueradeBit'>): LbChainDef | undefined {
+export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'localDetector' | 'masqueradeAll' | 'masqueradeBit' | 'family'>): LbChainDef | undefined {
+  const { family } = opts;
   const p = PICK_CHAIN.exec(name);
   if (p) {
     const [kind, proto, k, i, t] = [p[1] as Kind, p[2] as string, Number(p[3]), Number(p[4]), Number(p[5])];
     const set = affinitySetName(proto, k, i, t);
-    const d = dnatRule(kind, proto, k, index(i));
-    return { rules: [`update @${set} { ${AFFINITY_KEY} }`, d.rule], maps: [{ name: set, decl: affinitySetDecl(t), isSet: true }, d.map], next: [] };
+    const d = dnatRule(kind, proto, k, index(i), family);
+    return { rules: [`update @${set} { ${affinityKey(family)} }`, d.rule], maps: [{ name: set, decl: affinitySetDecl(t, family), isSet: true }, d.map], next: [] };
   }
   const m = LB_CHAIN.exec(name);
   if (!m) return undefined;
@@ -405,7 +451,7 @@ export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'lo
     return { rules: [`${MARK} goto ${next}`], maps: [], next: [next] };
   }
   if (!sticky) {
-    const d = dnatRule(kind, proto, k, `numgen random mod ${k}`);
+    const d = dnatRule(kind, proto, k, `numgen random mod ${k}`, family);
     return { rules: [...masq, d.rule], maps: [d.map], next: [] };
   }
   // Sticky: a client remembered on index i goes there again; others are picked at random.
@@ -413,10 +459,10 @@ export function lbChain(name: string, opts: Pick<NftOptions, 'clusterCIDR' | 'lo
   return {
     rules: [
       ...masq,
-      ...picks.map((c, i) => `${AFFINITY_KEY} @${affinitySetName(proto, k, i, t)} goto ${c}`),
+      ...picks.map((c, i) => `${affinityKey(family)} @${affinitySetName(proto, k, i, t)} goto ${c}`),
       `numgen random mod ${k} vmap { ${picks.map((c, i) => `${i} : goto ${c}`).join(', ')} }`,
     ],
-    maps: picks.map((_, i) => ({ name: affinitySetName(proto, k, i, t), decl: affinitySetDecl(t), isSet: true })),
+    maps: picks.map((_, i) => ({ name: affinitySetName(proto, k, i, t), decl: affinitySetDecl(t, family), isSet: true })),
     next: picks,
   };
 }

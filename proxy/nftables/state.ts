@@ -8,7 +8,7 @@ import {
   lbChain,
   serviceFragment,
   staticChains,
-  STATIC_MAPS,
+  staticMaps,
   STATIC_SETS,
   type Elem,
   type Fragment,
@@ -56,7 +56,7 @@ function gotoTargets(value: string): string[] {
  * incremental transaction (transaction.ts journalTransaction).
  */
 export class NftState {
-  readonly rs: Ruleset = { maps: new Map(), chains: new Map() };
+  readonly rs: Ruleset;
   private readonly opts: NftOptions;
   private readonly frags = new Map<string, Fragment>();
   /** Service ("ns/name") -> its port keys with a fragment. */
@@ -74,7 +74,8 @@ export class NftState {
   constructor(opts: NftOptions, journaling = true) {
     this.opts = opts;
     this.journaling = journaling;
-    for (const [name, decl] of Object.entries(STATIC_MAPS)) {
+    this.rs = { family: opts.family ?? 'IPv4', maps: new Map(), chains: new Map() };
+    for (const [name, decl] of Object.entries(staticMaps(opts.family))) {
       this.rs.maps.set(name, { decl, isSet: STATIC_SETS.has(name), elements: new Map() });
     }
     for (const [name, c] of staticChains(opts)) this.rs.chains.set(name, c);
@@ -245,6 +246,6 @@ export function buildRuleset(input: NftRulesInput): Ruleset {
   const { services, endpoints, ...opts } = input;
   const st = new NftState(opts, false);
   const sorted = [...services].map((sp) => [portKey(sp), sp] as const).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts.nodeIPs, opts.topology));
+  for (const [key, sp] of sorted) st.set(key, serviceFragment(sp, endpoints.get(key) ?? [], opts));
   return st.rs;
 }

@@ -1,6 +1,7 @@
-// Ruleset models (rules.ts) to `nft -f` text. A full transaction replaces
-// table `ip nodelet` atomically (add + delete + build, in one batch, so no
-// packet sees it missing); an incremental one carries only the differences
+// Ruleset models (rules.ts) to `nft -f` text for the model's table (`ip
+// nodelet`, or `ip6 nodelet` for IPv6). A full transaction replaces it
+// atomically (add + delete + build, in one batch, so no packet sees it
+// missing); an incremental one carries only the differences
 // between the last applied model and the new one: element adds and deletes,
 // new, changed and gone chains and maps. Both are pure and deterministic.
 //
@@ -8,26 +9,25 @@
 // and chains first (a verdict element or rule may only name what exists),
 // then rules of new and changed chains, element deletes before adds (a changed
 // value is delete + add), and last the chains and maps nothing uses any more.
-import { FAMILY, TABLE, type NftChain, type NftMap, type Ruleset } from './rules.ts';
+import { tableOf, type NftChain, type NftMap, type Ruleset } from './rules.ts';
 import type { Journal } from './state.ts';
 
-const T = `${FAMILY} ${TABLE}`;
 /** Elements per `add element` command: nft parses one huge list slowly; chunks keep lines bounded. */
 export const ELEMENTS_PER_COMMAND = 1000;
 
-function mapCommand(name: string, m: NftMap): string {
+function mapCommand(T: string, name: string, m: NftMap): string {
   return `add ${m.isSet ? 'set' : 'map'} ${T} ${name} { ${m.decl}; }`;
 }
 
-function chainCommand(name: string, c: NftChain): string {
+function chainCommand(T: string, name: string, c: NftChain): string {
   return c.hook ? `add chain ${T} ${name} { ${c.hook} }` : `add chain ${T} ${name}`;
 }
 
-function ruleCommands(name: string, c: NftChain): string[] {
+function ruleCommands(T: string, name: string, c: NftChain): string[] {
   return c.rules.map((r) => `add rule ${T} ${name} ${r}`);
 }
 
-function elementCommands(verb: 'add' | 'delete', name: string, items: readonly string[]): string[] {
+function elementCommands(T: string, verb: 'add' | 'delete', name: string, items: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < items.length; i += ELEMENTS_PER_COMMAND) {
     out.push(`${verb} element ${T} ${name} { ${items.slice(i, i + ELEMENTS_PER_COMMAND).join(', ')} }`);
@@ -41,17 +41,18 @@ function element(m: NftMap, key: string, value: string): string {
 
 const byName = <V>(m: Map<string, V>) => [...m.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
 
-/** The whole table, replacing whatever `ip nodelet` holds now. */
+/** The whole table, replacing whatever the kernel's table of the family holds now. */
 export function fullTransaction(rs: Ruleset): string {
+  const T = tableOf(rs.family);
   const lines = [`add table ${T}`, `delete table ${T}`, `add table ${T}`];
   const maps = byName(rs.maps);
   const chains = byName(rs.chains);
-  for (const [name, m] of maps) lines.push(mapCommand(name, m));
-  for (const [name, c] of chains) lines.push(chainCommand(name, c));
-  for (const [name, c] of chains) lines.push(...ruleCommands(name, c));
+  for (const [name, m] of maps) lines.push(mapCommand(T, name, m));
+  for (const [name, c] of chains) lines.push(chainCommand(T, name, c));
+  for (const [name, c] of chains) lines.push(...ruleCommands(T, name, c));
   for (const [name, m] of maps) {
     const items = [...m.elements].map(([k, v]) => element(m, k, v));
-    lines.push(...elementCommands('add', name, items));
+    lines.push(...elementCommands(T, 'add', name, items));
   }
   return lines.join('\n') + '\n';
 }
@@ -72,6 +73,7 @@ export interface Diff {
 
 /** The transaction that turns `prev` (as applied) into `next`. */
 export function diffTransaction(prev: Ruleset, next: Ruleset): Diff {
+  const T = tableOf(next.family);
   const lines: string[] = [];
   const diff: Diff = { text: '', needsFull: false, elementsAdded: 0, elementsDeleted: 0, chainsWritten: 0 };
   const nextMaps = byName(next.maps);
@@ -80,13 +82,13 @@ export function diffTransaction(prev: Ruleset, next: Ruleset): Diff {
   for (const [name, m] of nextMaps) {
     const old = prev.maps.get(name);
     if (old && (old.decl !== m.decl || old.isSet !== m.isSet)) diff.needsFull = true;
-    if (!old) lines.push(mapCommand(name, m));
+    if (!old) lines.push(mapCommand(T, name, m));
   }
   const rewrite: [string, NftChain][] = [];
   for (const [name, c] of nextChains) {
     const old = prev.chains.get(name);
     if (!old) {
-      lines.push(chainCommand(name, c));
+      lines.push(chainCommand(T, name, c));
       rewrite.push([name, c]);
     } else if (!sameChain(old, c)) {
       if (old.hook !== c.hook) diff.needsFull = true;
@@ -95,7 +97,7 @@ export function diffTransaction(prev: Ruleset, next: Ruleset): Diff {
   }
   for (const [name, c] of rewrite) {
     if (prev.chains.has(name)) lines.push(`flush chain ${T} ${name}`);
-    lines.push(...ruleCommands(name, c));
+    lines.push(...ruleCommands(T, name, c));
   }
   diff.chainsWritten = rewrite.length;
 
@@ -114,8 +116,8 @@ export function diffTransaction(prev: Ruleset, next: Ruleset): Diff {
     for (const [k, v] of m.elements) {
       if (old?.elements.get(k) !== v) add.push(element(m, k, v));
     }
-    lines.push(...elementCommands('delete', name, del));
-    adds.push(...elementCommands('add', name, add));
+    lines.push(...elementCommands(T, 'delete', name, del));
+    adds.push(...elementCommands(T, 'add', name, add));
     diff.elementsDeleted += del.length;
     diff.elementsAdded += add.length;
   }
@@ -138,13 +140,14 @@ export function diffTransaction(prev: Ruleset, next: Ruleset): Diff {
  * diffTransaction(before, now) would give, in time proportional to the change.
  */
 export function journalTransaction(j: Journal, now: Ruleset): Diff {
+  const T = tableOf(now.family);
   const lines: string[] = [];
   const diff: Diff = { text: '', needsFull: false, elementsAdded: 0, elementsDeleted: 0, chainsWritten: 0 };
   const sorted = <V>(m: Map<string, V>) => byName(m);
 
   for (const [name, old] of sorted(j.maps)) {
     const m = now.maps.get(name);
-    if (m && !old) lines.push(mapCommand(name, m));
+    if (m && !old) lines.push(mapCommand(T, name, m));
     if (m && old && (m.decl !== old.decl || m.isSet !== old.isSet)) diff.needsFull = true;
   }
   const rewrite: [string, NftChain][] = [];
@@ -152,7 +155,7 @@ export function journalTransaction(j: Journal, now: Ruleset): Diff {
     const c = now.chains.get(name);
     if (!c) continue;
     if (!old) {
-      lines.push(chainCommand(name, c));
+      lines.push(chainCommand(T, name, c));
       rewrite.push([name, c]);
     } else if (!sameChain(old, c)) {
       if (old.hook !== c.hook) diff.needsFull = true;
@@ -161,7 +164,7 @@ export function journalTransaction(j: Journal, now: Ruleset): Diff {
   }
   for (const [name, c] of rewrite) {
     if (j.chains.get(name)) lines.push(`flush chain ${T} ${name}`);
-    lines.push(...ruleCommands(name, c));
+    lines.push(...ruleCommands(T, name, c));
   }
   diff.chainsWritten = rewrite.length;
 
@@ -178,8 +181,8 @@ export function journalTransaction(j: Journal, now: Ruleset): Diff {
       if (before !== undefined && existed && m) del.push(k);
       if (after !== undefined && m) add.push(element(m, k, after));
     }
-    lines.push(...elementCommands('delete', name, del));
-    adds.push(...elementCommands('add', name, add));
+    lines.push(...elementCommands(T, 'delete', name, del));
+    adds.push(...elementCommands(T, 'add', name, add));
     diff.elementsDeleted += del.length;
     diff.elementsAdded += add.length;
   }

@@ -39,7 +39,8 @@
 // either), conntrack cleanup of stale UDP entries, a --proxy-port-range
 // (ports are ephemeral), claiming external IPs that are local addresses.
 import os from 'node:os';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
+import { SyncMetrics } from '../syncmetrics.ts';
 import type { Clock } from '../../lib/clock.ts';
 import { describeError, NodeletError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
@@ -106,25 +107,15 @@ interface PortEntry {
   nodePortSocket?: ProxySocket;
 }
 
+/** The userspace-only metrics; the sync ones are SyncMetrics (IPv4: this mode proxies IPv4 only). */
 class Metrics {
-  readonly syncDuration: Histogram;
-  readonly lastSync: Gauge;
+  readonly sync: SyncMetrics;
   readonly restoreFailures: Counter;
   readonly servicePorts: Gauge;
 
   constructor(registry: Registry) {
     const registers = [registry];
-    this.syncDuration = new Histogram({
-      name: 'kubeproxy_sync_proxy_rules_duration_seconds',
-      help: 'SyncProxyRules latency in seconds',
-      buckets: Array.from({ length: 15 }, (_, i) => 0.001 * 2 ** i),
-      registers,
-    });
-    this.lastSync = new Gauge({
-      name: 'kubeproxy_sync_proxy_rules_last_timestamp_seconds',
-      help: 'The last time proxy rules were successfully synced',
-      registers,
-    });
+    this.sync = new SyncMetrics(registry, 'IPv4');
     this.restoreFailures = new Counter({
       name: 'kubeproxy_sync_proxy_rules_iptables_restore_failures_total',
       help: 'Cumulative proxy iptables restore failures',
@@ -253,9 +244,9 @@ export class UserspaceProxier extends ProxierBase {
     if (this.iptables && !(await this.writeRules(this.iptables))) ok = false;
 
     if (!ok) this.runner.retryAfter(this.minSyncPeriodMs);
-    this.metrics?.syncDuration.observe((this.clock.now() - started) / 1000);
+    this.metrics?.sync.observe((this.clock.now() - started) / 1000);
     this.metrics?.servicePorts.set(this.ports.size);
-    if (ok) this.metrics?.lastSync.set(this.clock.now() / 1000);
+    if (ok) this.metrics?.sync.synced(this.clock.now());
     this.log.debug('userspace proxy synced', { ok, servicePorts: this.ports.size });
     return ok;
   }

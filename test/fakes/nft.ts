@@ -1,7 +1,8 @@
 // A stateful fake of proxy/nftables/nft.ts: it parses the one-command-a-line
 // subset of `nft -f` that the nftables proxy writes (tables, maps, sets,
-// chains, rules, elements) into a model of table `ip nodelet` and applies a
-// transaction all or nothing, failing as the kernel does: a rule or verdict
+// chains, rules, elements) into a model of table `ip nodelet` (`ip6
+// nodelet` for an IPv6 fake) and applies a transaction all or nothing,
+// failing as the kernel does: a rule or verdict
 // naming a missing chain or map, a chain or map deleted while still
 // referenced, an element added under an existing key with another value, an
 // element deleted that is not there; and, as nft 1.0.6 would, a DNAT map
@@ -11,8 +12,9 @@
 // lacks an index below its chain's `mod k`, DNAT elements nothing can reach,
 // chains and maps nothing uses.
 import { NodeletError } from '../../lib/errors.ts';
+import type { IPFamily } from '../../lib/ip.ts';
 import type { Nft } from '../../proxy/nftables/nft.ts';
-import { FAMILY, isStaticChain, TABLE } from '../../proxy/nftables/rules.ts';
+import { isStaticChain, tableOf } from '../../proxy/nftables/rules.ts';
 
 export interface FakeMap {
   decl: string;
@@ -31,9 +33,7 @@ interface State {
   chains: Map<string, FakeChain>;
 }
 
-const T = `${FAMILY} ${TABLE}`;
 const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-const P = esc(T);
 
 function clone(s: State): State {
   return {
@@ -58,11 +58,19 @@ function splitItems(body: string): string[] {
 }
 
 export class FakeNft implements Nft {
+  /** The one table it models ("ip nodelet"), and that as a regular expression. */
+  private readonly T: string;
+  private readonly P: string;
   private state: State = { exists: false, maps: new Map(), chains: new Map() };
   /** Every transaction given to apply(), in order (failed ones too). */
   readonly transactions: string[] = [];
   /** The next this-many apply() calls fail (recorded, nothing applied). */
   failApplies = 0;
+
+  constructor(family: IPFamily = 'IPv4') {
+    this.T = tableOf(family);
+    this.P = esc(this.T);
+  }
 
   get exists(): boolean {
     return this.state.exists;
@@ -102,6 +110,7 @@ export class FakeNft implements Nft {
   }
 
   private command(s: State, line: string): void {
+    const { T, P } = this;
     let m: RegExpExecArray | null;
     if (line === `add table ${T}`) {
       if (!s.exists) Object.assign(s, { exists: true, maps: new Map(), chains: new Map() });

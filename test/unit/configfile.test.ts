@@ -296,6 +296,7 @@ logging: {verbosity: 5}
   const overrides: Array<[string, string, string[], Record<string, unknown>]> = [
     ['mode', 'mode: nftables', ['--proxy-mode=iptables'], { mode: 'iptables' }],
     ['clusterCIDR', 'clusterCIDR: 10.244.0.0/16', ['--cluster-cidr', '10.32.0.0/12'], { clusterCIDR: '10.32.0.0/12' }],
+    ['a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::/64', ['--cluster-cidr', '10.32.0.0/12,fd00:32::/56'], { clusterCIDR: '10.32.0.0/12,fd00:32::/56' }],
     ['iptables.minSyncPeriod', 'iptables: {minSyncPeriod: 5s}', ['--iptables-min-sync-period=0'], { minSyncPeriodMs: 0 }],
     ['iptables.localhostNodePorts', 'iptables: {localhostNodePorts: false}', ['--iptables-localhost-nodeports'], { localhostNodePorts: true }],
     ['clientConnection.kubeconfig', 'clientConnection: {kubeconfig: /from/file}', [], { kubeconfig: '/k' }],
@@ -376,8 +377,8 @@ logging: {verbosity: 5}
 
   const invalid: Array<[string, string, string]> = [
     ['an unsupported mode', 'mode: ipvs', "KubeProxyConfiguration.mode: 'ipvs' is not supported by nodelet (iptables, nftables, userspace)"],
-    ['an IPv6 clusterCIDR', 'clusterCIDR: "2001:db8::/64"', "KubeProxyConfiguration.clusterCIDR: '2001:db8::/64': only IPv4 is supported"],
-    ['a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::/64', "KubeProxyConfiguration.clusterCIDR: '10.244.0.0/16,2001:db8::/64' is not a CIDR"],
+    ['two IPv4 clusterCIDRs', 'clusterCIDR: 10.244.0.0/16,10.245.0.0/16', "KubeProxyConfiguration.clusterCIDR: '10.244.0.0/16,10.245.0.0/16': a dual-stack value needs one IPv4 and one IPv6 CIDR"],
+    ['a bad half of a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::1/64', "KubeProxyConfiguration.clusterCIDR: '2001:db8::1/64' has host bits set (did you mean 2001:db8::/64?)"],
     ['a bad nodePortAddresses entry', 'nodePortAddresses: [192.0.2.0/24, 192.0.2.300/32]', "KubeProxyConfiguration.nodePortAddresses[1]: '192.0.2.300/32' is not a CIDR"],
     ["'primary' with a CIDR", 'nodePortAddresses: [primary, 192.0.2.0/24]', "KubeProxyConfiguration.nodePortAddresses[0]: 'primary' cannot be combined with other entries"],
     ['minSyncPeriod over syncPeriod', 'iptables: {minSyncPeriod: 2m, syncPeriod: 1m}', 'KubeProxyConfiguration.iptables.minSyncPeriod: 120000 ms is longer than KubeProxyConfiguration.iptables.syncPeriod (60000 ms)'],

@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import type os from 'node:os';
 import type { HostProbe } from '../../agent/config.ts';
 import { errorCode } from '../../lib/errors.ts';
-import { ipv4InCIDR, nodePortIPs, parseBindAddress, parseProxyFlags } from '../../proxy/config.ts';
+import { ipInCIDR, nodePortIPs, parseBindAddress, parseProxyFlags } from '../../proxy/config.ts';
 
 const host: HostProbe = { hostname: () => 'Node-A', networkInterfaces: () => ({}) };
 const parse = (...argv: string[]) => parseProxyFlags(['--kubeconfig', '/k', ...argv], host);
@@ -95,6 +95,8 @@ describe('proxy flags (parseProxyFlags)', () => {
       [['--frobnicate=1'], /unknown flag --frobnicate/],
       [['stray'], /unexpected argument 'stray'/],
       [['--cluster-cidr'], /--cluster-cidr: needs a value/],
+      [['--cluster-cidr=10.244.0.0/16,fd00::/8,fd01::/16'], /--cluster-cidr: .*at most one CIDR per IP family/],
+      [['--cluster-cidr=fd00::/8,fd01::/16'], /--cluster-cidr: .*needs one IPv4 and one IPv6 CIDR/],
       [['--cleanup=sometimes'], /--cleanup: 'sometimes' is not true or false/],
       [['--nodeport-addresses=primary,192.0.2.0/24'], /--nodeport-addresses: 'primary' cannot be combined with CIDRs/],
     ];
@@ -155,12 +157,12 @@ describe('proxy flags (parseProxyFlags)', () => {
 
 describe('proxy node port addresses', () => {
   it('matches IPv4 addresses against CIDRs', () => {
-    expect(ipv4InCIDR('192.0.2.77', '192.0.2.0/24')).to.equal(true);
-    expect(ipv4InCIDR('192.0.3.1', '192.0.2.0/24')).to.equal(false);
-    expect(ipv4InCIDR('203.0.113.9', '0.0.0.0/0')).to.equal(true);
-    expect(ipv4InCIDR('255.255.255.255', '255.255.255.254/31')).to.equal(true);
-    expect(ipv4InCIDR('198.51.100.7', '198.51.100.7/32')).to.equal(true);
-    expect(ipv4InCIDR('198.51.100.8', '198.51.100.7/32')).to.equal(false);
+    expect(ipInCIDR('192.0.2.77', '192.0.2.0/24')).to.equal(true);
+    expect(ipInCIDR('192.0.3.1', '192.0.2.0/24')).to.equal(false);
+    expect(ipInCIDR('203.0.113.9', '0.0.0.0/0')).to.equal(true);
+    expect(ipInCIDR('255.255.255.255', '255.255.255.254/31')).to.equal(true);
+    expect(ipInCIDR('198.51.100.7', '198.51.100.7/32')).to.equal(true);
+    expect(ipInCIDR('198.51.100.8', '198.51.100.7/32')).to.equal(false);
   });
 
   it('picks the local addresses inside --nodeport-addresses; none given means all ([])', () => {
@@ -170,5 +172,15 @@ describe('proxy node port addresses', () => {
     expect(nodePortIPs(['192.0.2.0/24'], ifaces)).to.deep.equal(['192.0.2.10']);
     expect(nodePortIPs(['192.0.2.0/24', '127.0.0.0/8'], ifaces)).to.deep.equal(['127.0.0.1', '192.0.2.10']);
     expect(nodePortIPs(['203.0.113.0/24'], ifaces)).to.deep.equal([]);
+  });
+
+  it('dual-stack: each family takes its own CIDRs; a family with none of its own answers on all its addresses', () => {
+    const a = (address: string, family: 'IPv4' | 'IPv6' = 'IPv4') => ({ address, family, internal: false }) as os.NetworkInterfaceInfo;
+    const ifaces = { eth0: [a('192.0.2.10'), a('2001:db8::1', 'IPv6'), a('fd00:10::10', 'IPv6')] };
+    expect(nodePortIPs(['192.0.2.0/24', 'fd00:10::/64'], ifaces, 'IPv6')).to.deep.equal(['fd00:10::10']);
+    expect(nodePortIPs(['192.0.2.0/24', 'fd00:10::/64'], ifaces, 'IPv4')).to.deep.equal(['192.0.2.10']);
+    expect(nodePortIPs(['192.0.2.0/24'], ifaces, 'IPv6'), 'no IPv6 CIDR: all').to.deep.equal([]);
+    expect(parseProxyFlags(['--kubeconfig=/k', '--hostname-override=n1', '--cluster-cidr=10.244.0.0/16,fd00:10:244::/56', '--nodeport-addresses=fd00:10::/64']))
+      .to.include({ clusterCIDR: '10.244.0.0/16,fd00:10:244::/56' });
   });
 });

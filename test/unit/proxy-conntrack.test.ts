@@ -1,7 +1,9 @@
-// Addresses: endpoints in 192.0.2.0/24 (RFC 5737), cluster IPs in 10.96.0.0/12.
+// Addresses: endpoints in 192.0.2.0/24 (RFC 5737), cluster IPs in 10.96.0.0/12;
+// IPv6 ones all in 2001:db8::/32 (RFC 3849).
 import { expect } from 'chai';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import type { Exec } from '../../lib/exec.ts';
+import type { IPFamily } from '../../lib/ip.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { Registry } from 'prom-client';
 import { ConntrackReconciler, parseConntrackList, staleFlowDeletions, type SyncingProxier, type UdpFlow } from '../../proxy/conntrack.ts';
@@ -9,7 +11,7 @@ import type { LocalDetector } from '../../proxy/localdetect.ts';
 import type { SyncedState } from '../../proxy/proxier.ts';
 import { endpointsFromSlices, serviceKey, servicePortsFromService } from '../../proxy/types.ts';
 import { FakeClock } from '../fakes/clock.ts';
-import { metricValue } from '../fakes/proxyobjects.ts';
+import { labeledMetricValue, metricValue } from '../fakes/proxyobjects.ts';
 
 const svc = (name: string, protocol: 'UDP' | 'TCP' = 'UDP', nodePort?: number): V1Service => ({
   metadata: { name, namespace: 'ns', resourceVersion: '1' },
@@ -31,21 +33,32 @@ const slice = (service: string, ips: string[], notReady: string[] = [], zones: R
   ],
 });
 
-function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string): SyncedState {
+function state(services: V1Service[], slices: V1EndpointSlice[], zone?: string, family: IPFamily = 'IPv4'): SyncedState {
   const s: SyncedState = { services: new Map(), endpoints: new Map(), ...(zone !== undefined ? { topology: { nodeName: 'n1', zone } } : {}) };
-  for (const v of services) s.services.set(serviceKey('ns', v.metadata!.name!), servicePortsFromService(v));
+  for (const v of services) s.services.set(serviceKey('ns', v.metadata!.name!), servicePortsFromService(v, family));
   for (const sl of slices) {
     const name = sl.metadata!.labels!['kubernetes.io/service-name']!;
-    s.endpoints.set(serviceKey('ns', name), endpointsFromSlices([sl], 'n1'));
+    s.endpoints.set(serviceKey('ns', name), endpointsFromSlices([sl], 'n1', family));
   }
   return s;
 }
+
+/** A dual-stack dns service (UDP 53, node port 30053) and its IPv6 slice; `externalIP` as the API may spell it. */
+const svc6 = (externalIP?: string): V1Service => {
+  const s = svc('dns', 'UDP', 30053);
+  s.spec = { ...s.spec, ipFamilies: ['IPv4', 'IPv6'], clusterIPs: ['10.96.0.10', '2001:db8::10'], ...(externalIP ? { externalIPs: [externalIP] } : {}) };
+  return s;
+};
+const slice6 = (ips: string[]): V1EndpointSlice => ({ ...slice('dns', ips), metadata: { name: 'dns-v6', namespace: 'ns', labels: { 'kubernetes.io/service-name': 'dns' } }, addressType: 'IPv6' });
+const state6 = (ips: string[], externalIP?: string) => state([svc6(externalIP)], [slice6(ips)], undefined, 'IPv6');
 
 const cmd = (argv: string[]) => argv.join(' ');
 /** A flow from a client on the node (192.0.2.100) to dst:dport, answered by replySrc. */
 const flow = (origDst: string, origDport: number, replySrc: string): UdpFlow => ({ origDst, origDport, replySrc });
 const del = (dst: string, port: number, replySrc: string) => `-D -p udp --orig-dst ${dst} --orig-port-dst ${port} --reply-src ${replySrc}`;
 const LOCAL = new Set(['127.0.0.1', '192.0.2.100']);
+const del6 = (dst: string, port: number, replySrc: string) => `-D -p udp -f ipv6 --orig-dst ${dst} --orig-port-dst ${port} --reply-src ${replySrc}`;
+const LOCAL6 = new Set(['::1', '2001:db8::100']);
 
 // What `conntrack -L -p udp -f ipv4` prints (conntrack-tools 1.4.7): the original tuple, then the reply's.
 const LIST = [
@@ -64,6 +77,21 @@ describe('proxy conntrack: parseConntrackList', () => {
       flow('10.96.0.10', 53, '10.96.0.10'),
       flow('192.0.2.100', 30053, '192.0.2.2'),
     ]);
+  });
+});
+
+// What `conntrack -L -p udp -f ipv6` printed (conntrack-tools 1.4.7) in a scratch network namespace: a flow
+// DNATed from [2001:db8::10]:53 to [2001:db8::1]:5353, one unreplied, one not DNATed.
+const LIST6 = [
+  'udp      17 29 src=::1 dst=2001:db8::10 sport=49164 dport=53 src=2001:db8::1 dst=::1 sport=5353 dport=49164 mark=0 use=1',
+  'udp      17 29 src=::1 dst=::1 sport=53468 dport=9999 [UNREPLIED] src=::1 dst=::1 sport=9999 dport=53468 mark=0 use=1',
+  'udp      17 29 src=2001:db8::2 dst=2001:db8::1 sport=42633 dport=5353 src=2001:db8::1 dst=2001:db8::2 sport=5353 dport=42633 mark=0 use=1',
+  '',
+].join('\n');
+
+describe('proxy conntrack: parseConntrackList, IPv6', () => {
+  it('reads IPv6 entries alike', () => {
+    expect(parseConntrackList(LIST6)).to.deep.equal([flow('2001:db8::10', 53, '2001:db8::1'), flow('::1', 9999, '::1'), flow('2001:db8::1', 5353, '2001:db8::1')]);
   });
 });
 
@@ -128,7 +156,40 @@ describe('proxy conntrack: staleFlowDeletions', () => {
   }
 });
 
+describe('proxy conntrack: staleFlowDeletions, IPv6', () => {
+  const cases: Array<{ name: string; state: SyncedState; flows: UdpFlow[]; want: string[] }> = [
+    {
+      name: 'a flow DNATed to an endpoint that is gone goes (deleted with -f ipv6), by cluster IP and node port; the kept endpoint\'s stay',
+      state: state6(['2001:db8::2']),
+      flows: [flow('2001:db8::10', 53, '2001:db8::1'), flow('2001:db8::10', 53, '2001:db8::2'), flow('::1', 30053, '2001:db8::1'), flow('2001:db8::100', 30053, '2001:db8::2')],
+      want: [del6('2001:db8::10', 53, '2001:db8::1'), del6('::1', 30053, '2001:db8::1')],
+    },
+    {
+      name: 'an un-DNATed flow goes once there is an endpoint; flows to the IPv4 cluster IP are not this family\'s',
+      state: state6(['2001:db8::1']),
+      flows: [flow('2001:db8::10', 53, '2001:db8::10'), flow('10.96.0.10', 53, '192.0.2.9')],
+      want: [del6('2001:db8::10', 53, '2001:db8::10')],
+    },
+    {
+      name: 'addresses compare whatever their spelling in the API or in conntrack; the delete keeps conntrack\'s',
+      state: state6(['2001:db8::2'], '2001:DB8:0:0::20'),
+      flows: [flow('2001:db8::20', 53, '2001:db8::1'), flow('2001:db8::20', 53, '2001:db8:0::2')],
+      want: [del6('2001:db8::20', 53, '2001:db8::1')],
+    },
+  ];
+  for (const c of cases) {
+    it(c.name, () => {
+      expect(staleFlowDeletions(c.state, [], c.flows, LOCAL6, 'IPv6').map(cmd)).to.deep.equal(c.want);
+    });
+  }
+
+  it('the flows conntrack listed: the one DNATed to a gone endpoint goes', () => {
+    expect(staleFlowDeletions(state6(['2001:db8::2']), [], parseConntrackList(LIST6), LOCAL6, 'IPv6').map(cmd)).to.deep.equal([del6('2001:db8::10', 53, '2001:db8::1')]);
+  });
+});
+
 class RecordingProxier implements SyncingProxier {
+  readonly family: IPFamily;
   calls: string[] = [];
   listeners: ((s: SyncedState) => void)[] = [];
   routedEndpoints() { return undefined; }
@@ -145,6 +206,7 @@ class RecordingProxier implements SyncingProxier {
   onTopologyChange(labels: Readonly<Record<string, string>>) { this.calls.push(`topology ${JSON.stringify(labels)}`); }
   setLocalDetector(d: LocalDetector) { this.calls.push(`detector ${JSON.stringify(d)}`); }
   setServiceCIDRs(cidrs: readonly string[]) { this.calls.push(`cidrs ${cidrs.join(',')}`); }
+  constructor(family: IPFamily = 'IPv4') { this.family = family; }
 }
 
 describe('proxy ConntrackReconciler', () => {
@@ -255,6 +317,31 @@ describe('proxy ConntrackReconciler', () => {
     release();
     await clock.advance(0);
     expect(ran).to.deep.equal(['conntrack -L -p udp -f ipv4', 'conntrack -L -p udp -f ipv4']);
+  });
+
+  it('wrapping an IPv6 proxier: lists and deletes IPv6 flows, labels its metrics IPv6, shares the registry with the IPv4 one', async () => {
+    reconciler.start();
+    const inner6 = new RecordingProxier('IPv6');
+    const ran6: string[] = [];
+    const exec6: Exec = async (c, args) => {
+      ran6.push(`${c} ${args.join(' ')}`);
+      if (args[0] === '-L') return { code: 0, stdout: LIST6, stderr: '' };
+      return { code: 0, stdout: '', stderr: 'conntrack v1.4.7 (conntrack-tools): 1 flow entries have been deleted.\n' };
+    };
+    const reconciler6 = new ConntrackReconciler(inner6, { exec: exec6, clock, log: nullLogger(), registry, localIPs: () => LOCAL6 });
+    reconciler6.start();
+    table = LIST;
+    inner.sync(dns2());
+    inner6.sync(state6(['2001:db8::2']));
+    await clock.advance(0);
+    await reconciler6.stop();
+    expect(ran6).to.deep.equal(['conntrack -L -p udp -f ipv6', `conntrack ${del6('2001:db8::10', 53, '2001:db8::1')}`]);
+    expect(ran[0]).to.equal('conntrack -L -p udp -f ipv4');
+    const deleted = 'kubeproxy_conntrack_reconciler_deleted_entries_total';
+    expect(await labeledMetricValue(registry, deleted, { ip_family: 'IPv4' })).to.equal(4);
+    expect(await labeledMetricValue(registry, deleted, { ip_family: 'IPv6' })).to.equal(1);
+    const duration = 'kubeproxy_conntrack_reconciler_sync_duration_seconds';
+    for (const family of ['IPv4', 'IPv6']) expect(await labeledMetricValue(registry, duration, { ip_family: family, le: '+Inf' }), family).to.equal(1);
   });
 
   /** dns (UDP 53, node port 30053) with 192.0.2.2 ready. */

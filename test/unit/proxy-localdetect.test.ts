@@ -6,7 +6,7 @@ import { parseProxyFlags } from '../../proxy/config.ts';
 import { generateRules } from '../../proxy/iptables/rules.ts';
 import { buildRuleset } from '../../proxy/nftables/state.ts';
 import { fullTransaction } from '../../proxy/nftables/transaction.ts';
-import { podCIDRv4 } from '../../proxy/nodeip.ts';
+import { podCIDROf } from '../../proxy/nodeip.ts';
 import { endpoint as ep, servicePort as svc } from '../fakes/proxyobjects.ts';
 
 const host = { hostname: () => 'node-a', networkInterfaces: () => ({}) };
@@ -19,6 +19,8 @@ describe('proxy --detect-local-mode', () => {
     expect(iptablesLocalMatches({ mode: 'BridgeInterface', iface: 'cbr0' })).to.deep.equal({ ifLocal: '-i cbr0', ifNotLocal: '! -i cbr0' });
     expect(iptablesLocalMatches({ mode: 'InterfaceNamePrefix', prefix: 'veth' })).to.deep.equal({ ifLocal: '-i veth+', ifNotLocal: '! -i veth+' });
     expect(nftLocalMatches({ mode: 'ClusterCIDR', cidr: '10.244.0.0/16' })).to.deep.equal({ local: 'ip saddr 10.244.0.0/16', notLocal: 'ip saddr != 10.244.0.0/16' });
+    // An IPv6 CIDR (an IPv6 proxier's) is matched in the IPv6 header.
+    expect(nftLocalMatches({ mode: 'NodeCIDR', cidr: 'fd00:244:7::/64' })).to.deep.equal({ local: 'ip6 saddr fd00:244:7::/64', notLocal: 'ip6 saddr != fd00:244:7::/64' });
     expect(nftLocalMatches({ mode: 'BridgeInterface', iface: 'cbr0' })).to.deep.equal({ local: 'iifname "cbr0"', notLocal: 'iifname != "cbr0"' });
     expect(nftLocalMatches({ mode: 'InterfaceNamePrefix', prefix: 'veth' })).to.deep.equal({ local: 'iifname "veth*"', notLocal: 'iifname != "veth*"' });
     expect(detectorOf({ clusterCIDR: '10.244.0.0/16' })).to.deep.equal({ mode: 'ClusterCIDR', cidr: '10.244.0.0/16' });
@@ -57,6 +59,21 @@ describe('proxy --detect-local-mode', () => {
     expect(text).to.not.include('10.244.0.0/16');
   });
 
+  it('nftables mode, IPv6: a NodeCIDR detector matches `ip6 saddr` in table ip6 nodelet', () => {
+    const text = fullTransaction(
+      buildRuleset({
+        family: 'IPv6',
+        services: [svc({ clusterIPs: ['fd00:10:96::a'] })],
+        endpoints: new Map([['ns1/svc1:http', [ep('fd00:244:7::5', { isLocal: true })]]]),
+        nodeIPs: [],
+        localhostNodePorts: false,
+        localDetector: { mode: 'NodeCIDR', cidr: 'fd00:244:7::/64' },
+      }),
+    );
+    expect(text).to.match(/^add rule ip6 nodelet svc_tcp_1 ip6 saddr != fd00:244:7::\/64 meta mark set meta mark \| 0x4000$/m);
+    expect(text).to.match(/^add rule ip6 nodelet external_policy_local ip6 saddr fd00:244:7::\/64 ip6 daddr/m);
+  });
+
   it('takes the flags and KubeProxyConfiguration fields, with ClusterCIDR by default', () => {
     expect(parse()).to.include({ detectLocalMode: 'ClusterCIDR' });
     expect(parse('--detect-local-mode=BridgeInterface', '--pod-bridge-interface=cbr0')).to.include({ detectLocalMode: 'BridgeInterface', podBridgeInterface: 'cbr0' });
@@ -69,9 +86,9 @@ describe('proxy --detect-local-mode', () => {
   });
 
   it('reads the IPv4 pod CIDR of the Node for NodeCIDR', () => {
-    expect(podCIDRv4({ spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['fd00:244::/64', '10.244.7.0/24'] } })).to.equal('10.244.7.0/24');
-    expect(podCIDRv4({ spec: { podCIDR: '10.244.8.0/24' } })).to.equal('10.244.8.0/24');
-    expect(podCIDRv4({ spec: {} })).to.equal(undefined);
-    expect(podCIDRv4(undefined)).to.equal(undefined);
+    expect(podCIDROf({ spec: { podCIDR: '10.244.7.0/24', podCIDRs: ['fd00:244::/64', '10.244.7.0/24'] } })).to.equal('10.244.7.0/24');
+    expect(podCIDROf({ spec: { podCIDR: '10.244.8.0/24' } })).to.equal('10.244.8.0/24');
+    expect(podCIDROf({ spec: {} })).to.equal(undefined);
+    expect(podCIDROf(undefined)).to.equal(undefined);
   });
 });

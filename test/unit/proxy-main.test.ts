@@ -8,6 +8,7 @@ import { Registry } from 'prom-client';
 import { errorCode } from '../../lib/errors.ts';
 import { inputText, type Exec, type ExecResult } from '../../lib/exec.ts';
 import type { ListWatch, WatchEvent } from '../../lib/informer.ts';
+import { captureLogger } from '../fakes/log.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
 import { type ProxyDeps, runInitOnly, startProxy, type RunningProxy } from '../../proxy/main.ts';
@@ -63,7 +64,8 @@ describe('proxy startProxy wiring', () => {
 
   beforeEach(() => {
     restores = [];
-    kernel = new Map();
+    // IPv6 off unless a test turns it on: one proxier (IPv4), as on a host without IPv6.
+    kernel = new Map([['/proc/sys/net/ipv6/conf/all/disable_ipv6', '1\n']]);
     abort = new AbortController();
     const ok = (stdout = ''): ExecResult => ({ code: 0, stdout, stderr: '' });
     exec = async (cmd, args, opts) => {
@@ -269,6 +271,40 @@ describe('proxy startProxy wiring', () => {
     await settle(10);
     expect(lastNat()).to.match(/ ! -s 10\.244\.9\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
     expect(lastNat()).to.not.include('10.244.7.0/24');
+  });
+
+  it('dual-stack where the kernel has IPv6 on: a proxier per family, each restoring its own tables (ip6tables for IPv6)', async () => {
+    kernel.set('/proc/sys/net/ipv6/conf/all/disable_ipv6', '0\n');
+    const byCmd = new Map<string, string[]>();
+    const base = exec;
+    exec = async (cmd, args, opts) => {
+      if (!cmd.endsWith('-restore')) return base(cmd, args, opts);
+      // The text is read once (it may be a generator), then handed on.
+      const input = inputText(opts?.input);
+      byCmd.set(cmd, [...(byCmd.get(cmd) ?? []), input]);
+      return base(cmd, args, { ...opts, input });
+    };
+    const dualWeb: V1Service = { ...web, spec: { ...web.spec, clusterIPs: ['10.96.0.80', 'fd00:96::80'], ipFamilies: ['IPv4', 'IPv6'] } };
+    const slice6: V1EndpointSlice = { ...webSlice, metadata: { ...webSlice.metadata, name: 'web-2' }, addressType: 'IPv6', endpoints: [{ addresses: ['fd00:244::10'], conditions: { ready: true } }] };
+    const services = new GatedListWatch<V1Service>([dualWeb]);
+    const slices = new GatedListWatch<V1EndpointSlice>([webSlice, slice6]);
+    services.release();
+    slices.release();
+    const getNode = async (name: string) => ({ metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }, { type: 'InternalIP', address: 'fd00:2::44' }] } });
+    const cap = captureLogger();
+    running = await startProxy(fakeDeps({ listWatches: { services, slices }, getNode, log: cap.log }), cfg('--cluster-cidr=10.244.0.0/16,fd00:244::/56', '--nodeport-addresses=primary'));
+    await settle(10);
+    const nat4 = (byCmd.get('iptables-nft-restore') ?? []).find((t) => t.startsWith('*nat')) ?? '';
+    const nat6 = (byCmd.get('ip6tables-nft-restore') ?? []).find((t) => t.startsWith('*nat')) ?? '';
+    expect(nat4).to.include('-d 10.96.0.80/32').and.include('--to-destination 192.0.2.10:8080').and.not.include('fd00');
+    expect(nat6).to.include('-d fd00:96::80/128').and.include('--to-destination [fd00:244::10]:8080').and.not.include('10.96.0.80');
+    // Each family's cluster CIDR, and each family's primary node address for node ports.
+    expect(nat6).to.match(/ ! -s fd00:244::\/56 -d fd00:96::80\/128 .*-j KUBE-MARK-MASQ$/m);
+    expect(nat6).to.match(/^-A KUBE-SERVICES -d fd00:2::44\/128 .*-j KUBE-NODEPORTS$/m);
+    expect(nat4).to.match(/^-A KUBE-SERVICES -d 192\.0\.2\.44\/32 .*-j KUBE-NODEPORTS$/m);
+    expect(cap.entries.filter((e) => e.level === 'error'), 'no sync failed').to.deep.equal([]);
+    expect(cap.entries.find((e) => e.message === 'proxy running in dual-stack mode')).to.deep.include({ ipFamilies: ['IPv4', 'IPv6'], primaryIPFamily: 'IPv4' });
+    expect([...(running.proxier.routedEndpoints() ?? [])].sort()).to.deep.equal(['192.0.2.10', 'fd00:244::10']);
   });
 
   it('passes --iptables-masquerade-bit to the rules', async () => {

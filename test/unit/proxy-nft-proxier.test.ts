@@ -1,12 +1,14 @@
 // NftablesProxier against FakeNft and a FakeClock; the nft adapter and the
 // mode's setup against a recording Exec.
 // Fixture addresses: service IPs in 10.96.0.0/16, pod IPs in 10.244.0.0/16 (RFC 1918),
-// the node in 192.0.2.0/24 (TEST-NET-1, RFC 5737).
+// the node in 192.0.2.0/24 (TEST-NET-1, RFC 5737); IPv6 service and pod IPs in
+// fd00::/8 (RFC 4193), the node in 2001:db8::/32 (RFC 3849).
 import { expect } from 'chai';
 import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { Registry, register as globalRegistry } from 'prom-client';
 import { NodeletError } from '../../lib/errors.ts';
 import { inputText, type Exec, type ExecOptions } from '../../lib/exec.ts';
+import type { IPFamily } from '../../lib/ip.ts';
 import { nullLogger } from '../../lib/log.ts';
 import { FULL_SYNC_PERIOD_MS } from '../../proxy/iptables/proxier.ts';
 import { parseProxyFlags } from '../../proxy/config.ts';
@@ -16,19 +18,33 @@ import { NftablesProxier, type NftablesProxierOptions } from '../../proxy/nftabl
 import { newNftablesProxier } from '../../proxy/nftables/setup.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakeNft } from '../fakes/nft.ts';
-import { metricValue, NO_LOCAL_SERVICES, NO_LOCAL_SLICES, noLocalEndpoints } from '../fakes/proxyobjects.ts';
+import { NO_LOCAL_SERVICES, NO_LOCAL_SLICES, noLocalEndpoints } from '../fakes/proxyobjects.ts';
 
 const service = (name: string, ip: string, port = 80): V1Service => ({
   metadata: { namespace: 'ns1', name, resourceVersion: '1' },
   spec: { clusterIP: ip, ports: [{ name: 'http', port, protocol: 'TCP' }] },
 });
 
-const slice = (svc: string, ips: string[]): V1EndpointSlice => ({
-  addressType: 'IPv4',
-  metadata: { namespace: 'ns1', name: `${svc}-abc`, labels: { 'kubernetes.io/service-name': svc } },
+const slice = (svc: string, ips: string[], addressType: IPFamily = 'IPv4'): V1EndpointSlice => ({
+  addressType,
+  metadata: { namespace: 'ns1', name: `${svc}-${addressType === 'IPv4' ? 'abc' : 'v6'}`, labels: { 'kubernetes.io/service-name': svc } },
   ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
   endpoints: ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
 });
+
+/** A dual-stack service (IPv4 primary), as the API server gives it; each family's proxier takes its half. */
+const dualStack: V1Service = {
+  metadata: { namespace: 'ns1', name: 'web', resourceVersion: '1' },
+  spec: {
+    clusterIP: '10.96.0.10',
+    clusterIPs: ['10.96.0.10', 'fd00:10:96::a'],
+    ipFamilies: ['IPv4', 'IPv6'],
+    ipFamilyPolicy: 'RequireDualStack',
+    ports: [{ name: 'http', port: 80, protocol: 'TCP' }],
+  },
+};
+const slice4 = slice('web', ['10.244.1.5']);
+const slice6 = slice('web', ['fd00:244:1::5', 'fd00:244:2::6'], 'IPv6');
 
 describe('proxy NftablesProxier', () => {
   let nft: FakeNft;
@@ -45,7 +61,12 @@ describe('proxy NftablesProxier', () => {
     );
   }
 
-  const metric = (name: string) => metricValue(registry, name);
+  /** One family's series (ip_family label) of a metric: a gauge's or counter's value, or a histogram's count; NaN when absent. */
+  async function metric(name: string, family: IPFamily = 'IPv4'): Promise<number> {
+    const m = (await registry.getMetricsAsJSON()).find((x) => x.name === name);
+    const values = (m?.values ?? []) as { value: number; labels: Record<string, string | number>; metricName?: string }[];
+    return values.find((v) => v.labels.ip_family === family && (v.metricName === undefined || v.metricName === `${name}_count`))?.value ?? NaN;
+  }
 
   beforeEach(() => {
     nft = new FakeNft();
@@ -253,6 +274,78 @@ describe('proxy NftablesProxier', () => {
     expect(nft.chains.get('filter_input')?.rules[0]).to.contain('ip daddr 127.0.0.0/8');
   });
 
+  it('IPv6: programs table ip6 nodelet from the IPv6 half of a dual-stack service and the IPv6 slice; the IPv4 slice is not its', async () => {
+    nft = new FakeNft('IPv6');
+    // Localhost node ports asked for: an IPv6 proxier never has them, and never sets route_localnet.
+    proxier = make({ family: 'IPv6', nodeIPs: ['2001:db8::10'], clusterCIDR: 'fd00:244::/56', localhostNodePorts: true });
+    expect(proxier.family).to.equal('IPv6');
+    proxier.onServiceAdd(dualStack);
+    proxier.onSliceAdd(slice4);
+    proxier.onSliceAdd(slice6);
+    proxier.setServiceCIDRs(['10.96.0.0/16', 'fd00:10:96::/112']);
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true, applied: true });
+    expect(nft.transactions[0]?.split('\n').slice(0, 2)).to.deep.equal(['add table ip6 nodelet', 'delete table ip6 nodelet']);
+    expect([...nft.elements('service_ips')]).to.deep.equal([['fd00:10:96::a . tcp . 80', 'goto svc_tcp_2']]);
+    expect([...nft.elements('dnat_tcp_2')]).to.deep.equal([
+      ['fd00:10:96::a . tcp . 80 . 0', 'fd00:244:1::5 . 8080'],
+      ['fd00:10:96::a . tcp . 80 . 1', 'fd00:244:2::6 . 8080'],
+    ]);
+    expect([...nft.elements('cluster_ips').keys()]).to.deep.equal(['fd00:10:96::a']);
+    expect(nft.chains.get('svc_tcp_2')?.rules).to.deep.equal([
+      'ip6 saddr != fd00:244::/56 meta mark set meta mark | 0x4000',
+      'dnat ip6 to ip6 daddr . meta l4proto . th dport . numgen random mod 2 map @dnat_tcp_2',
+    ]);
+    expect(nft.chains.get('services')?.rules[1]).to.equal('ip6 daddr 2001:db8::10 meta l4proto . th dport vmap @service_nodeports');
+    expect(nft.chains.get('cluster_ips_check')?.rules).to.deep.equal(['ip6 daddr @cluster_ips reject', 'ip6 daddr { fd00:10:96::/112 } drop']);
+    expect(nft.transactions[0]).to.not.match(/\b10\.(96|244)\.|127\.0\.0\.0|\bip [sd]addr/);
+    expect(sysctls).to.deep.equal([]);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+    expect(await metric('nodelet_proxy_nftables_elements', 'IPv6')).to.equal(4);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds', 'IPv6')).to.equal(1);
+    expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds', 'IPv4')).to.be.NaN;
+
+    // An IPv4 slice change is the other proxier's: nothing to do. An IPv6 one is an incremental transaction.
+    proxier.onSliceUpdate(slice4, slice('web', ['10.244.1.6']));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: false });
+    proxier.onSliceUpdate(slice6, slice('web', ['fd00:244:1::5', 'fd00:244:3::7'], 'IPv6'));
+    expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true, applied: true });
+    expect(nft.transactions.at(-1)?.trim().split('\n')).to.deep.equal([
+      'delete element ip6 nodelet dnat_tcp_2 { fd00:10:96::a . tcp . 80 . 1 }',
+      'add element ip6 nodelet dnat_tcp_2 { fd00:10:96::a . tcp . 80 . 1 : fd00:244:3::7 . 8080 }',
+    ]);
+    expect(nft.checkInvariants()).to.deep.equal([]);
+  });
+
+  it('IPv4 beside IPv6 in one registry: each takes its half of the same objects, and reports under its ip_family', async () => {
+    const nft6 = new FakeNft('IPv6');
+    const v6 = new NftablesProxier(
+      { nft: nft6, clock, log: nullLogger(), registry, sysctl: async () => {} },
+      { family: 'IPv6', nodeName: 'node-a', nodeIPs: [], localhostNodePorts: false, clusterCIDR: 'fd00:244::/56' },
+    );
+    for (const p of [proxier, v6]) {
+      p.onServiceAdd(dualStack);
+      p.onSliceAdd(slice4);
+      p.onSliceAdd(slice6);
+      expect((await p.syncProxyRules()).ok).to.equal(true);
+    }
+    expect([...nft.elements('service_ips')]).to.deep.equal([['10.96.0.10 . tcp . 80', 'goto svc_tcp_1']]);
+    expect([...nft.elements('dnat_tcp_1')]).to.deep.equal([['10.96.0.10 . tcp . 80 . 0', '10.244.1.5 . 8080']]);
+    expect([...nft.elements('cluster_ips').keys()]).to.deep.equal(['10.96.0.10']);
+    expect(nft.transactions.join('\n')).to.not.include('fd00:');
+    expect(nft.checkInvariants()).to.deep.equal([]);
+    expect([...nft6.elements('service_ips')]).to.deep.equal([['fd00:10:96::a . tcp . 80', 'goto svc_tcp_2']]);
+    expect(nft6.checkInvariants()).to.deep.equal([]);
+    expect(await metric('nodelet_proxy_nftables_elements', 'IPv4')).to.equal(3);
+    expect(await metric('nodelet_proxy_nftables_elements', 'IPv6')).to.equal(4);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_timestamp_seconds', 'IPv4')).to.equal(clock.now() / 1000);
+    expect(await metric('kubeproxy_sync_proxy_rules_last_timestamp_seconds', 'IPv6')).to.equal(clock.now() / 1000);
+    nft6.failApplies = 1;
+    v6.onSliceDelete(slice6);
+    await v6.syncProxyRules();
+    expect(await metric('kubeproxy_sync_proxy_rules_nftables_sync_failures_total', 'IPv6')).to.equal(1);
+    expect(await metric('kubeproxy_sync_proxy_rules_nftables_sync_failures_total', 'IPv4')).to.be.NaN;
+  });
+
   it('registers its metrics on the injected registry only', async () => {
     await proxier.syncProxyRules();
     const names = (await registry.getMetricsAsJSON()).map((m) => m.name);
@@ -305,13 +398,18 @@ describe('proxy nftables: nft adapter, detection, --proxy-mode=nftables', () => 
     expect((err as Error).message).to.contain('Could not process rule: No such file or directory');
   });
 
-  it('detectNft: the version when nft runs and lists tables; why not otherwise', async () => {
+  it('detectNft: the version when nft runs and the kernel takes the family\'s table; why not otherwise', async () => {
     const ok = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6 (Lester Gooch #5)\n' } : { code: 0 }));
     expect(await detectNft(ok.exec)).to.deep.equal({ version: '1.0.6' });
     const missing = recorder(() => new NodeletError('EXEC_FAILED', 'nft: spawn nft ENOENT'));
     expect(await detectNft(missing.exec)).to.have.property('missing').that.matches(/not found.*ENOENT/);
+    // The kernel is asked about the family's table in check mode (nothing is committed).
+    expect(ok.calls[1]).to.deep.equal({ cmd: 'nft', args: ['--check', '-f', '-'], input: 'add table ip nodelet\n' });
+    const ok6 = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6' } : { code: 0 }));
+    expect(await detectNft(ok6.exec, 'IPv6')).to.deep.equal({ version: '1.0.6' });
+    expect(ok6.calls[1]?.input).to.equal('add table ip6 nodelet\n');
     const noKernel = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6' } : { code: 1, stderr: 'Error: Operation not supported\n' }));
-    expect(await detectNft(noKernel.exec)).to.deep.equal({ missing: 'nft list tables: Error: Operation not supported' });
+    expect(await detectNft(noKernel.exec, 'IPv6')).to.deep.equal({ missing: 'nft --check add table ip6 nodelet: Error: Operation not supported' });
   });
 
   it('newNftablesProxier falls back (undefined, with a warning) when nft is missing', async () => {
@@ -325,9 +423,13 @@ describe('proxy nftables: nft adapter, detection, --proxy-mode=nftables', () => 
     const deps = { exec: missing.exec, clock: new FakeClock(), log, registry: new Registry(), sysctl: async () => {} };
     const opts = { nodeName: 'n', nodeIPs: [], localhostNodePorts: false };
     expect(await newNftablesProxier(deps, opts)).to.equal(undefined);
-    expect(warnings).to.deep.equal(['nftables mode unavailable, falling back to iptables mode']);
+    expect(warnings).to.deep.equal(['nftables unavailable for this IP family']);
     const ok = recorder((c) => (c.args[0] === '--version' ? { code: 0, stdout: 'nftables v1.0.6' } : { code: 0 }));
     expect(await newNftablesProxier({ ...deps, exec: ok.exec }, opts)).to.be.instanceOf(NftablesProxier);
+    // A family's proxier probes that family's table.
+    const v6 = await newNftablesProxier({ ...deps, exec: ok.exec, registry: new Registry() }, { ...opts, family: 'IPv6' });
+    expect(v6?.family).to.equal('IPv6');
+    expect(ok.calls.at(-1)?.input).to.equal('add table ip6 nodelet\n');
   });
 
   it('--proxy-mode=nftables is accepted', () => {

@@ -3,7 +3,9 @@
 // the full transaction of an empty ruleset with the same options.
 // Fixture addresses: service IPs in 10.96.0.0/16, pod IPs in 10.244.0.0/16
 // (RFC 1918), node and external addresses in 192.0.2.0/24 (TEST-NET-1) and
-// 198.51.100.0/24 (TEST-NET-2), RFC 5737.
+// 198.51.100.0/24 (TEST-NET-2), RFC 5737. IPv6: service and pod addresses in
+// fd00::/8 (unique local, RFC 4193), node and external ones in 2001:db8::/32
+// (documentation, RFC 3849).
 import { expect } from 'chai';
 import type { NftRulesInput } from '../../proxy/nftables/rules.ts';
 import { buildRuleset } from '../../proxy/nftables/state.ts';
@@ -34,9 +36,12 @@ const DNAT_PORT = '{ typeof meta l4proto . tcp dport . numgen random mod 1 : ip 
 const MARK = 'meta mark set meta mark | 0x4000';
 const T = 'ip nodelet';
 const KEY = 'ip daddr . meta l4proto . th dport';
-const svcChain = (name: string, k: number, pick = `numgen random mod ${k}`) => [
-  `add rule ${T} ${name} ip saddr != 10.244.0.0/16 ${MARK}`,
-  `add rule ${T} ${name} dnat ip to ${KEY} . ${pick} map @dnat_tcp_${k}`,
+/** The words of each family's table that the literal lines below differ by. */
+const V4 = { T, ip: 'ip', KEY, pods: '10.244.0.0/16' };
+const V6 = { T: 'ip6 nodelet', ip: 'ip6', KEY: 'ip6 daddr . meta l4proto . th dport', pods: 'fd00:244::/56' };
+const svcChain = (name: string, k: number, f = V4) => [
+  `add rule ${f.T} ${name} ${f.ip} saddr != ${f.pods} ${MARK}`,
+  `add rule ${f.T} ${name} dnat ${f.ip} to ${f.KEY} . numgen random mod ${k} map @dnat_tcp_${k}`,
 ];
 
 const A = ep('10.244.1.1', { isLocal: true });
@@ -265,12 +270,98 @@ const cases: Array<{ name: string; in: NftRulesInput; want: string[] }> = [
   },
 ];
 
+// IPv6: the IPv6 proxier's own table, the same model with ipv6_addr keys and ip6 matches.
+const input6 = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<NftRulesInput> = {}): NftRulesInput =>
+  // Localhost node ports asked for: IPv6 never has them (as upstream), so nothing of them shows.
+  input(services, endpoints, { family: 'IPv6', clusterCIDR: V6.pods, localhostNodePorts: true, ...over });
+const svc6 = (over: Partial<ServicePortInfo> = {}) => svc({ clusterIPs: ['fd00:10:96::a'], ...over });
+const DNAT6_ADDR = '{ typeof ip6 daddr . meta l4proto . tcp dport . numgen random mod 1 : ip6 daddr . tcp dport; }';
+const DNAT6_PORT = '{ typeof meta l4proto . tcp dport . numgen random mod 1 : ip6 daddr . tcp dport; }';
+const T6 = V6.T;
+const A6 = ep('fd00:244:1::5', { isLocal: true });
+const B6 = ep('fd00:244:2::6');
+
+const cases6: typeof cases = [
+  {
+    name: 'IPv6: ClusterIP with two endpoints, in table ip6 nodelet',
+    in: input6([svc6()], { 'ns1/svc1:http': [B6, A6] }),
+    want: [
+      `add map ${T6} dnat_tcp_2 ${DNAT6_ADDR}`,
+      `add chain ${T6} svc_tcp_2`,
+      ...svcChain('svc_tcp_2', 2, V6),
+      `add element ${T6} cluster_ips { fd00:10:96::a }`,
+      `add element ${T6} dnat_tcp_2 { fd00:10:96::a . tcp . 80 . 0 : fd00:244:1::5 . 8080, fd00:10:96::a . tcp . 80 . 1 : fd00:244:2::6 . 8080 }`,
+      `add element ${T6} hairpin { fd00:244:1::5 . fd00:244:1::5 }`,
+      `add element ${T6} service_ips { fd00:10:96::a . tcp . 80 : goto svc_tcp_2 }`,
+    ],
+  },
+  {
+    name: 'IPv6: NodePort, Cluster policy',
+    in: input6([svc6({ nodePort: 30080 })], { 'ns1/svc1:http': [A6] }),
+    want: [
+      `add map ${T6} dnat_np_tcp_1 ${DNAT6_PORT}`,
+      `add map ${T6} dnat_tcp_1 ${DNAT6_ADDR}`,
+      `add chain ${T6} np_tcp_1`,
+      `add chain ${T6} npext_tcp_1`,
+      `add chain ${T6} svc_tcp_1`,
+      `add rule ${T6} np_tcp_1 dnat ip6 to meta l4proto . th dport . numgen random mod 1 map @dnat_np_tcp_1`,
+      `add rule ${T6} npext_tcp_1 ${MARK} goto np_tcp_1`,
+      ...svcChain('svc_tcp_1', 1, V6),
+      `add element ${T6} cluster_ips { fd00:10:96::a }`,
+      `add element ${T6} dnat_np_tcp_1 { tcp . 30080 . 0 : fd00:244:1::5 . 8080 }`,
+      `add element ${T6} dnat_tcp_1 { fd00:10:96::a . tcp . 80 . 0 : fd00:244:1::5 . 8080 }`,
+      `add element ${T6} hairpin { fd00:244:1::5 . fd00:244:1::5 }`,
+      `add element ${T6} service_ips { fd00:10:96::a . tcp . 80 : goto svc_tcp_1 }`,
+      `add element ${T6} service_nodeports { tcp . 30080 : goto npext_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'IPv6: loadBalancerSourceRanges; the load-balancer IP itself is allowed as a /128',
+    in: input6([svc6({ loadBalancerIPs: ['2001:db8:1::10'], loadBalancerSourceRanges: ['2001:db8:2::/64', '2001:db8::7/128'] })], { 'ns1/svc1:http': [B6] }, { nodeIPs: ['2001:db8::7'] }),
+    want: [
+      `add map ${T6} dnat_tcp_1 ${DNAT6_ADDR}`,
+      `add chain ${T6} ext_tcp_1`,
+      `add chain ${T6} svc_tcp_1`,
+      `add rule ${T6} ext_tcp_1 ${MARK} goto svc_tcp_1`,
+      ...svcChain('svc_tcp_1', 1, V6),
+      `add element ${T6} cluster_ips { fd00:10:96::a }`,
+      `add element ${T6} dnat_tcp_1 { fd00:10:96::a . tcp . 80 . 0 : fd00:244:2::6 . 8080, 2001:db8:1::10 . tcp . 80 . 0 : fd00:244:2::6 . 8080 }`,
+      `add element ${T6} firewall_allow { 2001:db8:1::10 . tcp . 80 . 2001:db8:2::/64, 2001:db8:1::10 . tcp . 80 . 2001:db8::7/128, 2001:db8:1::10 . tcp . 80 . 2001:db8:1::10/128 }`,
+      `add element ${T6} firewall_ips { 2001:db8:1::10 . tcp . 80 }`,
+      `add element ${T6} service_ips { fd00:10:96::a . tcp . 80 : goto svc_tcp_1, 2001:db8:1::10 . tcp . 80 : goto ext_tcp_1 }`,
+    ],
+  },
+  {
+    name: 'IPv6: no endpoints: rejected in the filter chains',
+    in: input6([svc6()], {}),
+    want: [`add element ${T6} cluster_ips { fd00:10:96::a }`, `add element ${T6} no_endpoint_services { fd00:10:96::a . tcp . 80 : goto reject_packet }`],
+  },
+  {
+    name: 'IPv6: ClientIP affinity remembers clients in ipv6_addr sets',
+    in: input6([svc6({ sessionAffinity: 'ClientIP', stickySeconds: 60 })], { 'ns1/svc1:http': [B6] }),
+    want: [
+      `add set ${T6} affinity_tcp_1_0_t60 { type ipv6_addr . ipv6_addr . inet_proto . inet_service; flags dynamic,timeout; timeout 60s; }`,
+      `add map ${T6} dnat_tcp_1 ${DNAT6_ADDR}`,
+      `add chain ${T6} svc_pick_tcp_1_0_t60`,
+      `add chain ${T6} svc_sticky_tcp_1_t60`,
+      `add rule ${T6} svc_pick_tcp_1_0_t60 update @affinity_tcp_1_0_t60 { ip6 saddr . ${V6.KEY} }`,
+      `add rule ${T6} svc_pick_tcp_1_0_t60 dnat ip6 to ${V6.KEY} . numgen random mod 1 map @dnat_tcp_1`,
+      `add rule ${T6} svc_sticky_tcp_1_t60 ip6 saddr != ${V6.pods} ${MARK}`,
+      `add rule ${T6} svc_sticky_tcp_1_t60 ip6 saddr . ${V6.KEY} @affinity_tcp_1_0_t60 goto svc_pick_tcp_1_0_t60`,
+      `add rule ${T6} svc_sticky_tcp_1_t60 numgen random mod 1 vmap { 0 : goto svc_pick_tcp_1_0_t60 }`,
+      `add element ${T6} cluster_ips { fd00:10:96::a }`,
+      `add element ${T6} dnat_tcp_1 { fd00:10:96::a . tcp . 80 . 0 : fd00:244:2::6 . 8080 }`,
+      `add element ${T6} service_ips { fd00:10:96::a . tcp . 80 : goto svc_sticky_tcp_1_t60 }`,
+    ],
+  },
+];
+
 describe('proxy nftables generator', () => {
-  for (const c of cases) {
+  for (const c of [...cases, ...cases6]) {
     it(c.name, () => {
       expect(delta(c.in)).to.deep.equal(c.want);
       // And nft (the fake, with the kernel's checks) takes it, with every verdict leading to a complete map.
-      const nft = new FakeNft();
+      const nft = new FakeNft(c.in.family);
       nft.applyNow(fullTransaction(buildRuleset(c.in)));
       expect(nft.checkInvariants()).to.deep.equal([]);
     });
@@ -352,6 +443,36 @@ describe('proxy nftables generator', () => {
       `add rule ${T} services ip daddr 192.0.2.10 meta l4proto . th dport vmap @service_nodeports`,
     );
     expect(rule({ nodeIPs: ['127.0.0.1'], localhostNodePorts: false })).to.deep.equal([]);
+  });
+
+  it('IPv6: the fixed part in table ip6 nodelet, with ip6 matches, the IPv6 ServiceCIDRs, and no localhost node ports even when asked for', () => {
+    const text = lines(fullTransaction(buildRuleset(input6([], {}, { serviceCIDRs: ['10.96.0.0/12', 'fd00:10:96::/112'] }))));
+    expect(text.slice(0, 3)).to.deep.equal([`add table ${T6}`, `delete table ${T6}`, `add table ${T6}`]);
+    for (const want of [
+      `add set ${T6} cluster_ips { type ipv6_addr; }`,
+      `add set ${T6} hairpin { type ipv6_addr . ipv6_addr; }`,
+      `add set ${T6} firewall_allow { type ipv6_addr . inet_proto . inet_service . ipv6_addr; flags interval; }`,
+      `add map ${T6} service_ips { type ipv6_addr . inet_proto . inet_service : verdict; }`,
+      `add map ${T6} service_nodeports { type inet_proto . inet_service : verdict; }`,
+      `add rule ${T6} services ${V6.KEY} vmap @service_ips`,
+      // ::1 is never a node port address (upstream: IPv6 localhost node ports do not work).
+      `add rule ${T6} services fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @service_nodeports`,
+      `add rule ${T6} filter_input ct state new ${V6.KEY} vmap @no_endpoint_services`,
+      `add rule ${T6} filter_input ct state new fib daddr type local ip6 daddr != ::1 meta l4proto . th dport vmap @no_endpoint_nodeports`,
+      `add rule ${T6} nat_postrouting ct status dnat ip6 saddr . ip6 daddr @hairpin ${MARK}`,
+      `add rule ${T6} external_policy_local ip6 saddr ${V6.pods} ${V6.KEY} vmap @external_cluster`,
+      `add rule ${T6} firewall_prerouting ${V6.KEY} @firewall_ips ${V6.KEY} . ip6 saddr != @firewall_allow drop`,
+      `add rule ${T6} cluster_ips_check ip6 daddr @cluster_ips reject`,
+      `add rule ${T6} cluster_ips_check ip6 daddr { fd00:10:96::/112 } drop`,
+    ]) {
+      expect(text).to.include(want);
+    }
+    // Nothing of IPv4: no martian guard for 127.0.0.0/8, no ip matches, no IPv4 keys or CIDRs.
+    expect(text.filter((l) => /127\.|\bip [sd]addr|ipv4_addr|10\.96\./.test(l))).to.deep.equal([]);
+    // Given node IPs, ::1 is left out.
+    expect(lines(fullTransaction(buildRuleset(input6([], {}, { nodeIPs: ['::1', '2001:db8::7'] })))).filter((l) => l.includes('vmap @service_nodeports'))).to.deep.equal([
+      `add rule ${T6} services ip6 daddr 2001:db8::7 meta l4proto . th dport vmap @service_nodeports`,
+    ]);
   });
 
   it('has as many chains for 200 services as for 2 with the same endpoint counts', () => {

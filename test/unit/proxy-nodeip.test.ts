@@ -4,17 +4,18 @@
 import { expect } from 'chai';
 import type { V1Node } from '@kubernetes/client-node';
 import { nullLogger } from '../../lib/log.ts';
-import { LOOPBACK, primaryIPv4, primaryNodeIP, type NodeGetter } from '../../proxy/nodeip.ts';
+import { LOOPBACK, primaryIP, primaryNodeIPs, type NodeGetter } from '../../proxy/nodeip.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
 
 const node = (...addresses: Array<[string, string]>): V1Node => ({ metadata: { name: 'n1' }, status: { addresses: addresses.map(([type, address]) => ({ type, address })) } });
 
 describe('proxy --nodeport-addresses primary', () => {
   it('takes the first IPv4 InternalIP, else the first IPv4 ExternalIP', () => {
-    expect(primaryIPv4(node(['Hostname', 'n1'], ['ExternalIP', '198.51.100.7'], ['InternalIP', '2001:db8::5'], ['InternalIP', '192.0.2.5'], ['InternalIP', '192.0.2.6']))).to.equal('192.0.2.5');
-    expect(primaryIPv4(node(['ExternalIP', '198.51.100.7']))).to.equal('198.51.100.7');
-    expect(primaryIPv4(node(['Hostname', 'n1'], ['InternalIP', '2001:db8::5']))).to.equal(undefined);
-    expect(primaryIPv4(undefined)).to.equal(undefined);
+    expect(primaryIP(node(['Hostname', 'n1'], ['ExternalIP', '198.51.100.7'], ['InternalIP', '2001:db8::5'], ['InternalIP', '192.0.2.5'], ['InternalIP', '192.0.2.6']))).to.equal('192.0.2.5');
+    expect(primaryIP(node(['ExternalIP', '198.51.100.7']))).to.equal('198.51.100.7');
+    expect(primaryIP(node(['Hostname', 'n1'], ['InternalIP', '2001:db8::5']))).to.equal(undefined);
+    expect(primaryIP(node(['Hostname', 'n1'], ['InternalIP', '2001:db8::5'], ['InternalIP', '192.0.2.5']), 'IPv6')).to.equal('2001:db8::5');
+    expect(primaryIP(undefined)).to.equal(undefined);
   });
 
   it('asks again until the node is registered with an address', async () => {
@@ -27,7 +28,7 @@ describe('proxy --nodeport-addresses primary', () => {
       if (a instanceof Error) throw a;
       return a;
     };
-    const got = primaryNodeIP(get, 'n1', clock, nullLogger());
+    const got = primaryNodeIPs(get, 'n1', ['IPv4'], clock, nullLogger()).then((m) => m.get('IPv4'));
     for (let i = 0; i < 3; i++) {
       await settle(5);
       await clock.advance(1000);
@@ -39,12 +40,22 @@ describe('proxy --nodeport-addresses primary', () => {
   it('falls back to 127.0.0.1 after 30 s without one (as upstream)', async () => {
     const clock = new FakeClock();
     let asked = 0;
-    const got = primaryNodeIP(async () => (asked++, undefined), 'n1', clock, nullLogger());
+    const got = primaryNodeIPs(async () => (asked++, undefined), 'n1', ['IPv4'], clock, nullLogger()).then((m) => m.get('IPv4'));
     for (let i = 0; i < 31; i++) {
       await settle(5);
       await clock.advance(1000);
     }
     expect(await got).to.equal(LOOPBACK);
     expect(asked).to.equal(31);
+  });
+
+  it('dual-stack: waits for the primary family only; the other comes from the same Node, else its loopback', async () => {
+    const clock = new FakeClock();
+    const both = await primaryNodeIPs(async () => node(['InternalIP', '2001:db8::5'], ['InternalIP', '192.0.2.5']), 'n1', ['IPv6', 'IPv4'], clock, nullLogger());
+    expect([...both]).to.deep.equal([['IPv6', '2001:db8::5'], ['IPv4', '192.0.2.5']]);
+    let asked = 0;
+    const v4only = await primaryNodeIPs(async () => (asked++, node(['InternalIP', '192.0.2.5'])), 'n1', ['IPv4', 'IPv6'], clock, nullLogger());
+    expect([...v4only]).to.deep.equal([['IPv4', '192.0.2.5'], ['IPv6', '::1']]);
+    expect(asked, 'no wait for the IPv6 address').to.equal(1);
   });
 });

@@ -96,7 +96,7 @@ describe('proxy IptablesProxier', () => {
     ipt.failRestores = 1;
     expect((await proxier.syncProxyRules()).ok).to.equal(false);
     expect(await metric('kubeproxy_sync_proxy_rules_service_changes_pending'), 'drained').to.equal(0);
-    expect(await metric('kubeproxy_network_programming_duration_seconds'), 'not programmed yet').to.equal(0);
+    expect(await metric('kubeproxy_network_programming_duration_seconds'), 'not programmed yet: no series').to.be.NaN;
     expect((await proxier.syncProxyRules()).ok).to.equal(true);
     const h = (await registry.getMetricsAsJSON()).find((m) => m.name === 'kubeproxy_network_programming_duration_seconds')!;
     const values = h.values as { value: number; metricName?: string; labels: { le?: number | string } }[];
@@ -213,7 +213,7 @@ describe('proxy IptablesProxier', () => {
 
   it('reports the rules each sync wrote (kubeproxy_sync_proxy_rules_iptables_last) and, after a full one, all of them (…_iptables_total)', async () => {
     const rules = async (name: string, table: string) =>
-      Number(new RegExp(`^${name}\\{table="${table}"\\} (\\d+)$`, 'm').exec(await registry.metrics())?.[1]);
+      Number(new RegExp(`^${name}\\{table="${table}",ip_family="IPv4"\\} (\\d+)$`, 'm').exec(await registry.metrics())?.[1]);
     for (const [name, ip] of [['web', '10.96.0.10'], ['db', '10.96.0.20'], ['cache', '10.96.0.30']] as const) {
       proxier.onServiceAdd(service(name, ip));
       proxier.onSliceAdd(slice(name, ['10.244.1.5', '10.244.1.6']));
@@ -478,8 +478,8 @@ describe('proxy IptablesProxier', () => {
     expect(await metric('kubeproxy_sync_proxy_rules_last_timestamp_seconds')).to.equal(clock.now() / 1000);
     expect(await metric('kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds')).to.equal(clock.now() / 1000);
     const text = await registry.metrics();
-    expect(text).to.contain('nodelet_proxy_iptables_backend_info{backend="nft"} 1');
-    expect(text).to.match(/kubeproxy_sync_proxy_rules_iptables_total\{table="nat"\} [1-9]/);
+    expect(text).to.contain('nodelet_proxy_iptables_backend_info{backend="nft",ip_family="IPv4"} 1');
+    expect(text).to.match(/kubeproxy_sync_proxy_rules_iptables_total\{table="nat",ip_family="IPv4"\} [1-9]/);
     // A second proxier on its own registry does not clash.
     registry = new Registry();
     make();

@@ -645,3 +645,71 @@ describe('missingJumps / beforeCommit', () => {
     expect(beforeCommit('*nat\nCOMMIT\n', [])).to.equal('*nat\nCOMMIT\n');
   });
 });
+
+describe('generateRules: IPv6 (the ip6tables tables of a dual-stack node)', () => {
+  // ns1/svc1:http on fd00:10:96::a (a ULA, RFC 4193), endpoints in fd00:10:244::/64, node fd00:10::10.
+  const v6 = (over: Partial<ServicePortInfo> = {}) => svc({ clusterIPs: ['fd00:10:96::a'], ...over });
+  const SEP6A = endpointChainName('ns1/svc1:http', 'tcp', '[fd00:10:244::5]:8080');
+  const SEP6B = endpointChainName('ns1/svc1:http', 'tcp', '[fd00:10:244::1b]:8080');
+  const v6input = (services: ServicePortInfo[], endpoints: Record<string, Endpoint[]>, over: Partial<RulesInput> = {}) =>
+    input(services, endpoints, { family: 'IPv6', clusterCIDR: 'fd00:10:244::/64', ...over });
+  const TAIL6 =
+    '-A KUBE-SERVICES ! -d ::1/128 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS';
+
+  it('hashes endpoint chains over "[ip]:port" (upstream\'s JoinHostPort) and writes /128 hosts, bracketed DNAT targets, ::1 kept off node ports', () => {
+    const out = generateRules(
+      v6input([v6({ nodePort: 30080 })], { 'ns1/svc1:http': [ep('fd00:10:244::1b'), ep('fd00:10:244::5')] }, { localhostNodePorts: true }),
+      { full: true },
+    );
+    const declared = [...NAT_HEAD_CHAINS, ...[SVC, EXT, SEP6A, SEP6B].map((c) => `:${c} - [0:0]`)].sort().reverse();
+    expect(out.nat).to.equal(
+      [
+        '*nat',
+        ...declared,
+        ...NAT_HEAD_RULES,
+        `-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j ${SVC}`,
+        NODEPORT_RULE,
+        `-A ${SVC} ! -s fd00:10:244::/64 -d fd00:10:96::a/128 -p tcp -m comment --comment "ns1/svc1:http cluster IP" -m tcp --dport 80 -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -m comment --comment "masquerade traffic for ns1/svc1:http external destinations" -j KUBE-MARK-MASQ`,
+        `-A ${EXT} -j ${SVC}`,
+        // Sorted by address as a number: ::5 before ::1b.
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> [fd00:10:244::5]:8080" -m statistic --mode random --probability 0.5000000000 -j ${SEP6A}`,
+        `-A ${SVC} -m comment --comment "ns1/svc1:http -> [fd00:10:244::1b]:8080" -j ${SEP6B}`,
+        `-A ${SEP6A} -s fd00:10:244::5/128 -m comment --comment "ns1/svc1:http" -j KUBE-MARK-MASQ`,
+        `-A ${SEP6A} -p tcp -m comment --comment "ns1/svc1:http" -m tcp -j DNAT --to-destination [fd00:10:244::5]:8080`,
+        `-A ${SEP6B} -s fd00:10:244::1b/128 -m comment --comment "ns1/svc1:http" -j KUBE-MARK-MASQ`,
+        `-A ${SEP6B} -p tcp -m comment --comment "ns1/svc1:http" -m tcp -j DNAT --to-destination [fd00:10:244::1b]:8080`,
+        // localhostNodePorts asked for, but IPv6 has none: ::1 is left out, as upstream.
+        TAIL6,
+        'COMMIT',
+        '',
+      ].join('\n'),
+    );
+    // No KUBE-FIREWALL (the 127.0.0.0/8 guard) and no jumps to it.
+    expect(out.filter).to.equal(filter([]));
+    expect(out.jumps.some((j) => j.rule.at(-1) === 'KUBE-FIREWALL')).to.equal(false);
+    expect(apply(new FakeIptables(), out)).to.deep.equal([]);
+  });
+
+  it('rejects a service without endpoints in filter, and node ports on given IPv6 node addresses skip ::1', () => {
+    const out = generateRules(v6input([v6()], {}, { nodeIPs: ['fd00:10::10', '::1'] }), { full: true });
+    expect(out.filter).to.equal(
+      filter(['-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment "ns1/svc1:http has no endpoints" -m tcp --dport 80 -j REJECT']),
+    );
+    expect(out.nat.split('\n').filter((l) => l.includes('KUBE-NODEPORTS') && l.startsWith('-A KUBE-SERVICES'))).to.deep.equal([
+      '-A KUBE-SERVICES -d fd00:10::10/128 -m comment --comment "kubernetes service nodeports; NOTE: this must be the last rule in this chain" -j KUBE-NODEPORTS',
+    ]);
+  });
+
+  it('lets IPv6 source ranges through the firewall chain, and the node itself when a range holds its address', () => {
+    const sp = v6({ loadBalancerIPs: ['fd00:5::1'], loadBalancerSourceRanges: ['fd00:77::/48'], nodePort: 30080 });
+    const out = generateRules(v6input([sp], { 'ns1/svc1:http': [ep('fd00:10:244::5')] }, { nodeIPs: ['fd00:77::10'] }), { full: true });
+    const fw = out.nat.split('\n').filter((l) => l.startsWith(`-A ${FW} `));
+    expect(fw).to.deep.equal([
+      `-A ${FW} -s fd00:77::/48 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+      `-A ${FW} -s fd00:5::1/128 -m comment --comment "ns1/svc1:http loadbalancer IP" -j ${EXT}`,
+      `-A ${FW} -m comment --comment "other traffic to ns1/svc1:http will be dropped by KUBE-PROXY-FIREWALL"`,
+    ]);
+    expect(apply(new FakeIptables(), out)).to.deep.equal([]);
+  });
+});

@@ -57,7 +57,7 @@ describe('proxy/trim: what the proxy keeps of each object', () => {
   it('keeps everything the proxy reads: the same service ports, endpoints and health-check targets', () => {
     const ts = services.map(trimService);
     const tl = slices.map(trimEndpointSlice);
-    expect(ts.map(servicePortsFromService)).to.deep.equal(services.map(servicePortsFromService));
+    expect(ts.map((s) => servicePortsFromService(s))).to.deep.equal(services.map((s) => servicePortsFromService(s)));
     expect(servicePortsFromService(ts[1]!)[0]).to.include({ stickySeconds: 60, healthCheckNodePort: 32000, externalTrafficPolicy: 'Local', internalTrafficPolicy: 'Local' });
     for (const node of ['n1', 'n2']) expect(endpointsFromSlices(tl, node)).to.deep.equal(endpointsFromSlices(slices, node));
     expect(healthCheckTargets(ts, tl, 'n1')).to.deep.equal(healthCheckTargets(services, slices, 'n1'));
