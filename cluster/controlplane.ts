@@ -64,7 +64,8 @@ function args(p: ClusterProfile, c: ClusterPaths, name: (typeof components)[numb
       return ['--etcd-servers', `http://127.0.0.1:${p.etcdClientPort}`, '--bind-address', hostIP(p),
         '--advertise-address', hostIP(p), '--secure-port', String(p.apiserverPort),
         '--tls-cert-file', f('apiserver.crt'), '--tls-private-key-file', f('apiserver.key'),
-        '--client-ca-file', c.ca.certPath, '--service-cluster-ip-range', p.serviceCIDR,
+        // Dual-stack Services: IPv4 first (the default family), IPv6 for those that ask.
+        '--client-ca-file', c.ca.certPath, '--service-cluster-ip-range', `${p.serviceCIDR},${p.serviceCIDRv6}`,
         '--service-node-port-range', '30000-32767', '--authorization-mode', 'Node,RBAC',
         '--enable-admission-plugins', 'NodeRestriction', '--allow-privileged=true',
         '--enable-bootstrap-token-auth=true',

@@ -12,6 +12,10 @@ export interface ClusterProfile {
   /** /24 of the node network; .1 is the host (control plane), .10+i node i. */
   readonly nodeNet: string;
   readonly serviceCIDR: string;
+  /** The cluster's IPv6 service range (dual-stack Services get their second cluster IP here); routed into the node's sink too. */
+  readonly serviceCIDRv6: string;
+  /** /64 beside nodeNet: node i has ::10+i on its eth0 (no host side; tests reach it from inside the node). */
+  readonly nodeNetv6: string;
   /** /16; node i gets <a>.<b>.i.0/24. */
   readonly clusterCIDR: string;
   readonly apiserverPort: number;
@@ -30,6 +34,8 @@ const base = (name: string, prefix: string, net: number, pod: number, portBase: 
     bridge: `${prefix}-br0`,
     nodeNet: `10.${net}.0.0/24`,
     serviceCIDR: '10.96.0.0/12',
+    serviceCIDRv6: `fd00:${net}:96::/112`,
+    nodeNetv6: `fd00:${net}::/64`,
     clusterCIDR: `10.${pod}.0.0/16`,
     apiserverPort: portBase + 443,
     etcdClientPort: portBase + 379,
@@ -65,6 +71,8 @@ function octets(cidr: string): number[] {
 
 export const hostIP = (p: ClusterProfile): string => octets(p.nodeNet).slice(0, 3).concat(1).join('.');
 export const nodeIP = (p: ClusterProfile, i: number): string => octets(p.nodeNet).slice(0, 3).concat(10 + i).join('.');
+/** Node i's IPv6 address (ULA, RFC 4193): ::a for node 0, as nodeIP's .10. */
+export const nodeIPv6 = (p: ClusterProfile, i: number): string => `${p.nodeNetv6.split('::')[0]}::${(10 + i).toString(16)}`;
 export const podCIDR = (p: ClusterProfile, i: number): string => {
   const [a, b] = octets(p.clusterCIDR);
   return `${a}.${b}.${i}.0/24`;

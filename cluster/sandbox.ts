@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, st
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidAlive, pidsMatching, readPid, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
-import { type ClusterProfile, hostIP, netnsName, nodeIP, podCIDR } from './profile.ts';
+import { type ClusterProfile, hostIP, netnsName, nodeIP, nodeIPv6, podCIDR } from './profile.ts';
 
 const ip = (...args: string[]) => exec('ip', args);
 const ipOk = (...args: string[]) => exec('ip', args, { allowFail: true });
@@ -16,6 +16,8 @@ export interface NodeSandbox {
   index: number;
   netns: string;
   nodeIP: string;
+  /** Reachable from inside the node only (the host bridge has no IPv6 address). */
+  nodeIPv6: string;
   podCIDR: string;
   /** Docker's bridge address inside the node: .1 of the pod CIDR. */
   bridgeIP: string;
@@ -37,6 +39,7 @@ export function nodeSandbox(p: ClusterProfile, i: number): NodeSandbox {
     index: i,
     netns,
     nodeIP: nodeIP(p, i),
+    nodeIPv6: nodeIPv6(p, i),
     podCIDR: cidr,
     bridgeIP: cidr.replace(/\.0\/24$/, '.1'),
     dockerSocket: path.join(run, 'docker.sock'),
@@ -91,11 +94,15 @@ export async function ensureNode(p: ClusterProfile, i: number, peers: number[] =
   await inNs('link', 'set', 'lo', 'up');
   const addrs = (await inNs('-4', 'addr', 'show', 'dev', 'eth0')).stdout;
   if (!addrs.includes(`${n.nodeIP}/`)) await inNs('addr', 'add', `${n.nodeIP}/24`, 'dev', 'eth0');
+  // nodad: usable at once (duplicate address detection would hold it tentative for a second or two).
+  const addrs6 = (await inNs('-6', 'addr', 'show', 'dev', 'eth0')).stdout;
+  if (!addrs6.includes(`${n.nodeIPv6}/`)) await inNs('addr', 'add', `${n.nodeIPv6}/64`, 'dev', 'eth0', 'nodad');
   await inNs('link', 'set', 'eth0', 'up');
   // Service CIDR sink: svc0 is up, its peer svc1 stays down, so packets die here.
   if (!(await linkExists('svc0', n.netns))) await inNs('link', 'add', 'svc0', 'type', 'veth', 'peer', 'name', 'svc1');
   await inNs('link', 'set', 'svc0', 'up');
   await inNs('route', 'replace', p.serviceCIDR, 'dev', 'svc0');
+  await inNs('-6', 'route', 'replace', p.serviceCIDRv6, 'dev', 'svc0');
   // The host reaches this node's pods through the node.
   await ip('route', 'replace', n.podCIDR, 'via', n.nodeIP);
   for (const j of peers) {

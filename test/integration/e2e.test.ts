@@ -192,7 +192,7 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     expect(seen.pods).to.deep.equal(names);
     // The EndpointSlice controller stamps each change; the proxy reports how long programming it took.
     const metrics = (await inNode(n, 'curl', ['-s', '--max-time', '3', 'http://127.0.0.1:10249/metrics'])).stdout;
-    const programmed = Number(/^kubeproxy_network_programming_duration_seconds_count (\d+)/m.exec(metrics)?.[1] ?? 0);
+    const programmed = Number(/^kubeproxy_network_programming_duration_seconds_count\{ip_family="IPv4"\} (\d+)/m.exec(metrics)?.[1] ?? 0);
     expect(programmed, 'network programming latencies observed').to.be.greaterThan(0);
     expect(Number(/^kubeproxy_sync_proxy_rules_endpoint_changes_total (\d+)/m.exec(metrics)?.[1] ?? 0)).to.be.greaterThan(0);
     for (const count of [1, 0, 2]) {

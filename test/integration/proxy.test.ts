@@ -329,6 +329,47 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     }
   });
 
+  it('dual-stack: a RequireDualStack Service answers on its IPv6 cluster IP (and node port) through the IPv6 proxier, and on its IPv4 one as before', async function () {
+    if (mode === 'userspace') this.skip(); // upstream's userspace proxier was IPv4 only, and so is nodelet's
+    const v6 = n.nodeIPv6;
+    // The IPv6 endpoint: an HTTP server on the node's own IPv6 address (the containers have IPv4 only).
+    const server = `require('http').createServer((q,r)=>r.end('six')).listen(8086,'${v6}')`;
+    children.push(spawn('nsenter', [`--net=/run/netns/${n.netns}`, '--', process.execPath, '-e', server], { stdio: 'ignore' }));
+    await eventually('the IPv6 server to listen', () => curlFromNode(`http://[${v6}]:8086/`), (b) => b === 'six');
+    const sixSlice = [
+      'apiVersion: discovery.k8s.io/v1', 'kind: EndpointSlice',
+      'metadata: {name: dual-v6, namespace: ' + NS + ', labels: {kubernetes.io/service-name: dual, endpointslice.kubernetes.io/managed-by: nodelet-test}}',
+      'addressType: IPv6', 'ports: [{name: http, port: 8086, protocol: TCP}]',
+      `endpoints: [{addresses: ["${v6}"], conditions: {ready: true}, nodeName: ${nodeName}}]`, '',
+    ].join('\n');
+    await apply([
+      service('dual', '  type: NodePort\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]'),
+      slice('dual', 'TCP', 'http', 8080, ['a']),
+      sixSlice,
+    ].join('---\n'));
+    const svc = await kubectlJson(['-n', NS, 'get', 'service', 'dual']);
+    const [ip4, ip6] = svc.spec.clusterIPs as string[];
+    expect(ip6, 'the apiserver gave an IPv6 cluster IP from the profile\'s range').to.match(/^fd00:/);
+    expect(await eventually('the IPv6 cluster IP to answer', () => curlFromNode(`http://[${ip6}]:80/`), (b) => b === 'six')).to.equal('six');
+    expect(await eventually('the IPv4 cluster IP to answer', () => curlFromNode(`http://${ip4}:80/`), (b) => b === 'a')).to.equal('a');
+    const nodePort = svc.spec.ports[0].nodePort as number;
+    if (mode === 'nftables') {
+      // NodePorts on every local address: the node's IPv6 one too.
+      expect(await eventually('the IPv6 node port to answer', () => curlFromNode(`http://[${v6}]:${nodePort}/`), (b) => b === 'six')).to.equal('six');
+      const table = (await inNode(n, 'nft', ['list', 'table', 'ip6', 'nodelet'], { timeoutMs: 15_000 })).stdout;
+      expect(table).to.include(ip6).and.not.include(ip4);
+    } else {
+      // --nodeport-addresses primary, and the Node has no IPv6 address: IPv6 node ports answer nowhere (upstream: on ::1, which IPv6 cannot route).
+      const nat6 = (await inNode(n, 'ip6tables-save', ['-t', 'nat'], { timeoutMs: 15_000 })).stdout;
+      expect(nat6).to.include(`-d ${ip6}/128 -p tcp -m comment --comment "${NS}/dual:http cluster IP"`);
+      expect(nat6).to.not.include('-j KUBE-NODEPORTS').and.not.include(ip4);
+      expect(await curlFromNode(`http://[${v6}]:${nodePort}/`)).to.match(/^ERR /);
+    }
+    const metrics = await curlFromNode('http://127.0.0.1:10249/metrics');
+    expect(metrics).to.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv6"\} [1-9]/m);
+    expect(readFileSync(proxyLog, 'utf8')).to.include('proxy running in dual-stack mode');
+  });
+
   it('sets kube-proxy\'s conntrack TCP timeouts in the node\'s namespace (24h established, 1h close-wait)', async () => {
     const r = await inNode(n, 'cat', [CT_ESTABLISHED, CT_CLOSE_WAIT]);
     expect(r.stdout.trim().split('\n')).to.deep.equal(['86400', '3600']);
@@ -340,7 +381,7 @@ for (const mode of MODES) describe(`proxy: ${mode} mode wired to the API server 
     expect(Date.parse(body.currentTime)).to.be.at.least(Date.parse(body.lastUpdated));
     expect((await fetch(`http://${n.nodeIP}:10256/livez`)).status).to.equal(200);
     const metrics = await curlFromNode('http://127.0.0.1:10249/metrics');
-    expect(metrics).to.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds [1-9]/m);
+    expect(metrics).to.match(/^kubeproxy_sync_proxy_rules_last_timestamp_seconds\{ip_family="IPv4"\} [1-9]/m);
     expect(metrics).to.include('kubeproxy_sync_proxy_rules_duration_seconds_count');
     expect(metrics).to.match(/^kubeproxy_proxy_healthz_total\{code="200"\} [1-9]/m);
     expect(await curlFromNode('http://127.0.0.1:10249/proxyMode')).to.equal(mode);
