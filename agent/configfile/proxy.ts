@@ -2,6 +2,7 @@
 // proxy` flag values, validated here with their paths by the rules of the
 // flags. As upstream's defaulting, a zero sync period or '' means "the default".
 import net from 'node:net';
+import { ipFamilyOf } from '../../lib/ip.ts';
 import { cidrError, dns1123SubdomainError, parseDuration } from '../config.ts';
 import {
   type ConfigDocuments,
@@ -65,11 +66,24 @@ export function bindAddressError(s: string): string | undefined {
   return undefined;
 }
 
-function ipv4CIDRError(c: string): string | undefined {
-  const why = cidrError(c);
-  if (why) return `'${c}' ${why}`;
-  if (!net.isIPv4(c.split('/')[0]!)) return `'${c}': only IPv4 is supported`;
+/**
+ * Why a --cluster-cidr value is not usable, or undefined: one CIDR, or two of
+ * different families comma-separated (a dual-stack cluster's, as upstream).
+ */
+export function clusterCIDRError(text: string): string | undefined {
+  const list = text.split(',').map((c) => c.trim());
+  if (list.length > 2) return `'${text}': at most one CIDR per IP family`;
+  for (const c of list) {
+    const why = cidrError(c);
+    if (why) return `'${c}' ${why}`;
+  }
+  if (list.length === 2 && ipFamilyOf(list[0]!) === ipFamilyOf(list[1]!)) return `'${text}': a dual-stack value needs one IPv4 and one IPv6 CIDR`;
   return undefined;
+}
+
+function cidrWhy(c: string): string | undefined {
+  const why = cidrError(c);
+  return why ? `'${c}' ${why}` : undefined;
 }
 
 /** Maps a KubeProxyConfiguration document to flag values; throws CONFIG_INVALID with the field path. */
@@ -102,7 +116,7 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
 
   const clusterCIDR = f.string('clusterCIDR')?.trim();
   if (clusterCIDR) {
-    const why = ipv4CIDRError(clusterCIDR);
+    const why = clusterCIDRError(clusterCIDR);
     if (why) throw f.fail('clusterCIDR', why);
     flags.set('cluster-cidr', clusterCIDR);
   }
@@ -121,7 +135,7 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
         if (addresses.length > 1) throw f.fail(`nodePortAddresses[${i}]`, "'primary' cannot be combined with other entries");
         cidrs.push('primary');
       } else {
-        const why = ipv4CIDRError(a);
+        const why = cidrWhy(a);
         if (why) throw f.fail(`nodePortAddresses[${i}]`, why);
         cidrs.push(a);
       }
