@@ -192,10 +192,10 @@ function ruleSize(proxy: ProxyName, text: string): Record<string, number> {
     if (v !== undefined) out[k] = v;
   };
   if (proxy === 'nodelet-nftables') {
-    put('elements', gauge(text, 'nodelet_proxy_nftables_elements'));
-    put('chains', gauge(text, 'nodelet_proxy_nftables_chains'));
+    put('elements', gauge(text, 'nodelet_proxy_nftables_elements', 'ip_family="IPv4"'));
+    put('chains', gauge(text, 'nodelet_proxy_nftables_chains', 'ip_family="IPv4"'));
   } else if (proxy.endsWith('iptables')) {
-    put('natRules', gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"'));
+    put('natRules', gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"', 'ip_family="IPv4"'));
   } else {
     put('endpoints', gauge(text, 'kubeproxy_sync_proxy_rules_endpoints_total'));
   }

@@ -246,6 +246,8 @@ async function waitMetrics(c: Ctx, proc: Proc, netns: string, what: string, time
 const FULL = 'kubeproxy_sync_full_proxy_rules_duration_seconds';
 const PARTIAL = 'kubeproxy_sync_partial_proxy_rules_duration_seconds';
 const SYNC = 'kubeproxy_sync_proxy_rules_duration_seconds';
+/** The IPv4 proxier's series: the benchmark's services are IPv4 (an IPv6 proxier beside it syncs an empty table). */
+const V4 = 'ip_family="IPv4"';
 
 async function chainExists(netns: string, backend: Backend, chain: string): Promise<boolean> {
   const r = await inNetns(netns, binariesFor(backend).iptables, ['-t', 'nat', '-S', chain], { allowFail: true, timeoutMs: 30_000 });
@@ -274,11 +276,11 @@ async function startAndSync(c: Ctx, kind: ProxyKind, backend: Backend) {
   const t0 = performance.now();
   const proc = startProxy(c, kind, backend, netns);
   try {
-    const text = await waitMetrics(c, proc, netns, 'the first full sync', FIRST_SYNC_TIMEOUT_MS, (t) => histogram(t, FULL).count >= 1).catch((err: unknown) => {
+    const text = await waitMetrics(c, proc, netns, 'the first full sync', FIRST_SYNC_TIMEOUT_MS, (t) => histogram(t, FULL, V4).count >= 1).catch((err: unknown) => {
       throw running(proc) && !(err instanceof Interrupted) ? new FirstSyncTimeout(describeError(err)) : err;
     });
     const startToSyncedMs = performance.now() - t0;
-    const first = histogram(text, FULL);
+    const first = histogram(text, FULL, V4);
     // Count > 1 only if a second full sync finished within one poll: then take the mean.
     return { index, netns, proc, text, startToSyncedMs, firstFullSyncMs: (first.sum / first.count) * 1000 };
   } catch (err) {
@@ -327,7 +329,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
   const { index, netns, proc, startToSyncedMs, firstFullSyncMs, text: firstText } = started;
   let text = firstText;
   try {
-    const natRules = gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"');
+    const natRules = gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"', 'ip_family="IPv4"');
     // A change can wait behind a periodic or full sync before its own sync runs.
     const waitMs = Math.max(120_000, 3 * firstFullSyncMs + 60_000);
     const partialSyncMs: number[] = [];
@@ -338,24 +340,24 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       const sliceName = `${serviceName(0)}-bench`;
       for (let s = 0; s < PARTIAL_SAMPLES; s++) {
         await sleep(1200); // past min-sync-period, so the change is synced at once
-        const before = histogram(await scrape(netns, METRICS_PORT), PARTIAL);
+        const before = histogram(await scrape(netns, METRICS_PORT), PARTIAL, V4);
         const slice = await c.disc.readNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE }, c.opts);
         // Toggle the first endpoint against what is there now, so every sample is a real change.
         const addrs = serviceEndpoints(c.p.clusterCIDR, 0);
         if (slice.endpoints?.[0]?.addresses[0] === addrs[0]) addrs[0] = endpointIP(c.p.clusterCIDR, 62_000);
         slice.endpoints = benchSlice(serviceName(0), addrs).endpoints;
         await c.disc.replaceNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE, body: slice }, c.opts);
-        text = await waitMetrics(c, proc, netns, 'a partial sync', waitMs, (t) => histogram(t, PARTIAL).count > before.count, 50);
-        const after = histogram(text, PARTIAL);
+        text = await waitMetrics(c, proc, netns, 'a partial sync', waitMs, (t) => histogram(t, PARTIAL, V4).count > before.count, 50);
+        const after = histogram(text, PARTIAL, V4);
         partialSyncMs.push(((after.sum - before.sum) / (after.count - before.count)) * 1000);
       }
       // Put svc-0 back as it was, for the next run.
       const slice = await c.disc.readNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE }, c.opts);
       if (slice.endpoints?.[0]?.addresses[0] !== serviceEndpoints(c.p.clusterCIDR, 0)[0]) {
         slice.endpoints = benchSlice(serviceName(0), serviceEndpoints(c.p.clusterCIDR, 0)).endpoints;
-        const syncs = histogram(await scrape(netns, METRICS_PORT), SYNC).count;
+        const syncs = histogram(await scrape(netns, METRICS_PORT), SYNC, V4).count;
         await c.disc.replaceNamespacedEndpointSlice({ name: sliceName, namespace: BENCH_NAMESPACE, body: slice }, c.opts);
-        await waitMetrics(c, proc, netns, 'the sync of the restored slice', waitMs, (t) => histogram(t, SYNC).count > syncs, 50);
+        await waitMetrics(c, proc, netns, 'the sync of the restored slice', waitMs, (t) => histogram(t, SYNC, V4).count > syncs, 50);
       }
 
       // Change -> programmed: a new Service + slice until its KUBE-SVC chain is in the nat table.
@@ -370,9 +372,9 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
         // Stale chains may stay (kube-proxy deletes them only every sync period in
         // large clusters); wait for the sync of the delete instead, so the next
         // sample does not start inside the min-sync-period.
-        const before = histogram(await scrape(netns, METRICS_PORT), SYNC).count;
+        const before = histogram(await scrape(netns, METRICS_PORT), SYNC, V4).count;
         await deleteServiceWithSlice(c, name);
-        await waitMetrics(c, proc, netns, 'the sync after a delete', waitMs, (t) => histogram(t, SYNC).count > before, 50);
+        await waitMetrics(c, proc, netns, 'the sync after a delete', waitMs, (t) => histogram(t, SYNC, V4).count > before, 50);
       }
     } catch (err) {
       // The first full sync is in hand: keep it and the samples so far, and go on with the next run.

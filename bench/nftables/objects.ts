@@ -4,7 +4,7 @@
 // 20k services fit in a /16 pod CIDR (addresses nothing answers: only rules
 // are measured), plus the one Service whose endpoint is a real TCP server.
 import { type Api, isConflict } from '../proxy/api.ts';
-import { BENCH_NAMESPACE, ENDPOINTS_PER_SERVICE, endpointIP } from '../proxy/objects.ts';
+import { BENCH_NAMESPACE, ENDPOINTS_PER_SERVICE, endpointIP, histogram } from '../proxy/objects.ts';
 
 /** Endpoint indexes 0..WRAP-1 are service endpoints; the ones above are for changes. */
 const WRAP = 60_000;
@@ -30,19 +30,7 @@ export async function ensureNamespace(api: Api): Promise<void> {
   }
 }
 
-/**
- * Sum and count of a Prometheus histogram over its IPv4 (or unlabelled)
- * series: kube-proxy also syncs an (empty) IPv6 family and labels each by
- * ip_family; nodelet is IPv4 only and has no such label.
- */
+/** Sum and count of a Prometheus histogram over its IPv4 (or unlabelled) series: both proxies also sync an (empty) IPv6 family. */
 export function histogramV4(text: string, name: string): { sum: number; count: number } {
-  let sum = 0;
-  let count = 0;
-  for (const line of text.split('\n')) {
-    const m = /^(\S+?)(\{[^}]*\})?\s+(\S+)/.exec(line);
-    if (!m || (m[2] ?? '').includes('ip_family="IPv6"')) continue;
-    if (m[1] === `${name}_sum`) sum += Number(m[3]);
-    else if (m[1] === `${name}_count`) count += Number(m[3]);
-  }
-  return { sum, count };
+  return histogram(text, name, 'ip_family="IPv4"');
 }

@@ -63,27 +63,30 @@ export function benchServiceChain(name: string): string {
 
 /**
  * Sum and count of a Prometheus histogram in text exposition format, added
- * over all its label sets (kube-proxy 1.37 labels by ip_family; nodelet has none).
+ * over the label sets that hold `label` (e.g. ip_family="IPv4": both proxies
+ * run a proxier per family on a host with IPv6, and the IPv6 one's syncs of
+ * an empty table must not count; series without labels count too).
  */
-export function histogram(text: string, name: string): { sum: number; count: number } {
+export function histogram(text: string, name: string, label?: string): { sum: number; count: number } {
   let sum = 0;
   let count = 0;
   for (const line of text.split('\n')) {
-    const m = /^(\S+?)(?:\{[^}]*\})?\s+(\S+)/.exec(line);
+    const m = /^(\S+?)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m) continue;
-    if (m[1] === `${name}_sum`) sum += Number(m[2]);
-    else if (m[1] === `${name}_count`) count += Number(m[2]);
+    if (label && m[2] && !m[2].includes(label)) continue;
+    if (m[1] === `${name}_sum`) sum += Number(m[3]);
+    else if (m[1] === `${name}_count`) count += Number(m[3]);
   }
   return { sum, count };
 }
 
-/** The value of a gauge with the given label (e.g. table="nat"), or undefined. */
-export function gauge(text: string, name: string, label?: string): number | undefined {
+/** The value of a gauge with the given labels (e.g. table="nat", in any order), or undefined. */
+export function gauge(text: string, name: string, ...labels: string[]): number | undefined {
   for (const line of text.split('\n')) {
     if (!line.startsWith(name)) continue;
     const m = /^(\S+?)(\{[^}]*\})?\s+(\S+)/.exec(line);
     if (!m || m[1] !== name) continue;
-    if (label && !(m[2] ?? '').includes(label)) continue;
+    if (labels.some((l) => !(m[2] ?? '').includes(l))) continue;
     return Number(m[3]);
   }
   return undefined;

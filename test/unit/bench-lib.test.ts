@@ -8,6 +8,8 @@ import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import type { V1Pod } from '@kubernetes/client-node';
 import { profileByName } from '../../cluster/profile.ts';
+import { gauge, histogram } from '../../bench/proxy/objects.ts';
+import { histogramV4 } from '../../bench/nftables/objects.ts';
 import { nodeSandbox } from '../../cluster/sandbox.ts';
 import { isRunningReady, podManifest } from '../../bench/lib/podbatch.ts';
 import { Canvas, crc32, encodePng } from '../../bench/lib/png.ts';
@@ -193,5 +195,25 @@ describe('bench/lib', () => {
       expect(k.containerRuntimeEndpoint).to.equal(`unix://${u.containerdSocket}`);
       expect(k.clusterDNS).to.deep.equal(['10.96.0.10']);
     });
+  });
+});
+
+describe('bench/proxy metrics text', () => {
+  // As kube-proxy 1.37 and nodelet print them on a host with IPv6: a series per family (labels in either order).
+  const text = [
+    'kubeproxy_sync_full_proxy_rules_duration_seconds_sum{ip_family="IPv4"} 0.25',
+    'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1',
+    'kubeproxy_sync_full_proxy_rules_duration_seconds_sum{ip_family="IPv6"} 0.002',
+    'kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv6"} 3',
+    'kubeproxy_sync_proxy_rules_iptables_total{ip_family="IPv6",table="nat"} 5',
+    'kubeproxy_sync_proxy_rules_iptables_total{table="nat",ip_family="IPv4"} 5012',
+  ].join('\n');
+
+  it('reads the IPv4 series only when asked, all series otherwise', () => {
+    expect(histogram(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds', 'ip_family="IPv4"')).to.deep.equal({ sum: 0.25, count: 1 });
+    expect(histogramV4(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds')).to.deep.equal({ sum: 0.25, count: 1 });
+    expect(histogram(text, 'kubeproxy_sync_full_proxy_rules_duration_seconds').count).to.equal(4);
+    expect(gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="nat"', 'ip_family="IPv4"')).to.equal(5012);
+    expect(gauge(text, 'kubeproxy_sync_proxy_rules_iptables_total', 'table="filter"')).to.equal(undefined);
   });
 });
