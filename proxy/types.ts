@@ -71,6 +71,11 @@ export interface Endpoint {
   nodeHints?: string[];
 }
 
+/** Whether node ports answer on localhost: asked for, and IPv4 (::1 cannot be routed to; upstream never does it for IPv6). */
+export function localhostNodePorts(input: { localhostNodePorts: boolean; family?: IPFamily | undefined }): boolean {
+  return input.localhostNodePorts && input.family !== 'IPv6';
+}
+
 /** "ns/name": the key of a Service (and of its slices' service). */
 export function serviceKey(namespace: string, name: string): string {
   return `${namespace}/${name}`;

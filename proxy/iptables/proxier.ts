@@ -19,7 +19,7 @@ import { Canary, CANARY_CHAIN } from './canary.ts';
 import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
-import { DEFAULT_MASQUERADE_BIT, type IPFamily } from '../types.ts';
+import { DEFAULT_MASQUERADE_BIT, type IPFamily, localhostNodePorts } from '../types.ts';
 
 /** Upstream's fullSyncPeriod. */
 export const FULL_SYNC_PERIOD_MS = 3_600_000;
@@ -155,7 +155,7 @@ export class IptablesProxier extends ProxierBase {
     this.opts = {
       nodeName: options.nodeName,
       nodeIPs: options.nodeIPs,
-      localhostNodePorts: options.localhostNodePorts && this.family === 'IPv4',
+      localhostNodePorts: localhostNodePorts({ localhostNodePorts: options.localhostNodePorts, family: this.family }),
       masqueradeAll: options.masqueradeAll ?? false,
       masqueradeBit: options.masqueradeBit ?? DEFAULT_MASQUERADE_BIT,
       ...(options.localDetector ? { localDetector: options.localDetector } : {}),

@@ -21,7 +21,7 @@
 import { sha256Words } from '../../lib/sha256.ts';
 import { detectorOf, iptablesLocalMatches, type LocalDetector } from '../localdetect.ts';
 import { type Categorized, categorizeEndpoints, externallyAccessible, externalPolicyLocal, internalPolicyLocal, type Topology, usesClusterEndpoints, usesLocalEndpoints } from '../categorize.ts';
-import { endpointString, ipInCIDR, masqueradeMark, portKey, serviceKey, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
+import { endpointString, ipInCIDR, localhostNodePorts, masqueradeMark, portKey, serviceKey, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -199,10 +199,6 @@ function host(ip: string): string {
   return ip.includes('/') ? ip : ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
 
-/** Whether node ports answer on localhost: asked for, and IPv4 (upstream never does it for IPv6). */
-function localhostNodePorts(input: RulesInput): boolean {
-  return input.localhostNodePorts && input.family !== 'IPv6';
-}
 
 function line(...words: (string | false | undefined)[]): string {
   return words.filter((w): w is string => typeof w === 'string' && w !== '').join(' ');

@@ -54,7 +54,7 @@
 // source ranges) and one rule before DNAT.
 import { ipFamilyOf } from '../../lib/ip.ts';
 import { categorizeEndpoints, type Topology } from '../categorize.ts';
-import { ipInCIDR, masqueradeMark, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
+import { ipInCIDR, localhostNodePorts, masqueradeMark, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { detectorOf, type LocalDetector, nftLocalMatches } from '../localdetect.ts';
 
 export const TABLE = 'nodelet';
@@ -76,10 +76,7 @@ const addrType = (family?: IPFamily) => (family === 'IPv6' ? 'ipv6_addr' : 'ipv4
 /** A single address as a CIDR of the family (a firewall_allow range). */
 const hostPrefix = (family?: IPFamily) => (family === 'IPv6' ? '/128' : '/32');
 
-/** Node ports answer on localhost: asked for, and IPv4 (upstream never does it for IPv6). */
-export function localhostNodePorts(input: { localhostNodePorts: boolean; family?: IPFamily | undefined }): boolean {
-  return input.localhostNodePorts && input.family !== 'IPv6';
-}
+export { localhostNodePorts } from '../types.ts';
 
 export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
 /**
