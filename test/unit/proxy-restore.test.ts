@@ -147,3 +147,39 @@ describe('proxy detectBackend', () => {
     expect(countKubeRules(rules(2))).to.equal(2);
   });
 });
+
+describe('proxy ExecIptables: the legacy backend\'s shared xtables lock', () => {
+  /** An exec whose restores and -N take `ms` (real time), recording when each starts and ends. */
+  function timedExec(ms: number) {
+    const spans: { cmd: string; start: number; end: number }[] = [];
+    const exec: Exec = async (cmd, _args, opts = {}) => {
+      if (opts.input !== undefined) inputText(opts.input);
+      const start = performance.now();
+      if (!cmd.endsWith('-save')) await new Promise((r) => setTimeout(r, ms));
+      spans.push({ cmd, start, end: performance.now() });
+      return { code: 0, stdout: '', stderr: '' };
+    };
+    return { exec, spans };
+  }
+  const overlaps = (spans: { start: number; end: number }[]) => spans.some((a, i) => spans.some((b, j) => i !== j && a.start < b.end && b.start < a.end));
+
+  it('runs the IPv4 and IPv6 proxiers\' legacy restores and -N one after another (never both waiting on the lock), saves at once', async () => {
+    const { exec, spans } = timedExec(20);
+    const v4 = new ExecIptables(exec, 'legacy', 'IPv4');
+    const v6 = new ExecIptables(exec, 'legacy', 'IPv6');
+    await Promise.all([v4.restore(NAT, { noflush: true }), v6.restore(NAT, { noflush: true }), v6.ensureChain('mangle', 'X'), v4.restore(NAT, { noflush: true })]);
+    expect(spans.map((s) => s.cmd).sort()).to.deep.equal(['ip6tables-legacy', 'ip6tables-legacy-restore', 'iptables-legacy-restore', 'iptables-legacy-restore']);
+    expect(overlaps(spans)).to.equal(false);
+    // A failed command does not stall the queue.
+    const failing: Exec = async () => { throw new Error('spawn ENOENT'); };
+    expect(await new ExecIptables(failing, 'legacy', 'IPv4').restore(NAT, { noflush: true }).then(() => 'ok', (e: unknown) => errorCode(e))).to.equal('PROXY_RESTORE_FAILED');
+    await v4.restore(NAT, { noflush: true });
+    expect(spans).to.have.length(5);
+  });
+
+  it('leaves the nft backend\'s commands (no xtables lock) and saves to run side by side', async () => {
+    const { exec, spans } = timedExec(20);
+    await Promise.all([new ExecIptables(exec, 'nft', 'IPv4').restore(NAT, { noflush: true }), new ExecIptables(exec, 'nft', 'IPv6').restore(NAT, { noflush: true })]);
+    expect(overlaps(spans)).to.equal(true);
+  });
+});
