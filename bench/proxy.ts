@@ -422,13 +422,17 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
   }
 }
 
-/** The timings of the first full sync in a nodelet proxy's JSON log (its info line 'proxy rules synced'). */
+/**
+ * The timings of the IPv4 proxier's first full sync in a nodelet proxy's JSON
+ * log (its info line 'proxy rules synced'; the IPv6 proxier's, of an empty
+ * table, usually comes first).
+ */
 function syncParts(logFile: string): Record<string, number> | undefined {
   for (const line of readFileSync(logFile, 'utf8').split('\n')) {
     if (!line.includes('proxy rules synced')) continue;
     try {
       const rec = JSON.parse(line) as Record<string, unknown>;
-      if (rec['full'] !== true) continue;
+      if (rec['full'] !== true || (rec['ipFamily'] !== undefined && rec['ipFamily'] !== 'IPv4')) continue;
       const parts: Record<string, number> = {};
       for (const k of ['saveMs', 'generateMs', 'restoreNatMs', 'restoreFilterMs']) if (typeof rec[k] === 'number') parts[k] = rec[k];
       return parts;

@@ -41,10 +41,10 @@ export function binariesFor(backend: Backend, family: IPFamily = 'IPv4'): Binari
  * The legacy backend's commands, one at a time in this process. Legacy
  * iptables and ip6tables share one xtables lock, and a command that finds it
  * taken sleeps 100 ms (-W) before it tries again: a dual-stack proxy's two
- * proxiers, syncing at once at start, lost up to 2.7 s of a 10k-service full
- * sync that way (bench, 2026-11-24). Queued here, the one that waits starts
- * the moment the other ends. Saves take no lock, and nft-backend commands
- * none at all.
+ * proxiers sync at once (at start, on a flush), and a restore of one that
+ * arrived while the other's held the lock lost up to 100 ms per try. Queued
+ * here, the one that waits starts the moment the other ends. Saves take no
+ * lock, and nft-backend commands none at all.
  */
 let legacyQueue: Promise<unknown> = Promise.resolve();
 
