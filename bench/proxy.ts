@@ -7,8 +7,10 @@
 // server), with the same node name, cluster CIDR and min-sync period, and on
 // the same iptables backend: nodelet through --iptables-backend, kube-proxy
 // through a PATH whose iptables/iptables-save/iptables-restore are links to
-// the -nft or -legacy variants (as Debian's alternatives would make them).
-// That PATH has no ip6tables, so kube-proxy runs IPv4 only, as nodelet does.
+// the -nft or -legacy variants (as Debian's alternatives would make them), and
+// the same for ip6tables: on this IPv6 host both run dual-stack (an IPv6
+// proxier of an empty table beside the IPv4 one), and both are read on their
+// ip_family="IPv4" series.
 //
 //   (1) N selectorless Services with one 5-endpoint EndpointSlice each (pod
 //       CIDR addresses nothing answers), N = 1000, 5000, 10000.
@@ -125,6 +127,8 @@ interface ProxyRun {
   startToSyncedMs: number;
   natRules?: number;
   /** nodelet only: where its first full sync went, as its own log says (save, generate, restore nat, restore filter). */
+  /** Syncs of the proxy's IPv6 proxier (0: it ran IPv4 only). */
+  ipv6Syncs?: number;
   firstSyncParts?: Record<string, number>;
   /** process_resident_memory_bytes from the proxy's own /metrics, REST_MS after the samples, in MB. */
   rssMB?: number;
@@ -196,11 +200,14 @@ function makeBinDirs(dir: string): Record<Backend, string> {
     const d = path.join(dir, `bin-${b}`);
     rmSync(d, { recursive: true, force: true });
     mkdirSync(d, { recursive: true });
-    const real = binariesFor(b);
     // xtables-*-multi picks the command from argv[0], as through /etc/alternatives.
-    symlinkSync(`/usr/sbin/${real.iptables}`, path.join(d, 'iptables'));
-    symlinkSync(`/usr/sbin/${real.save}`, path.join(d, 'iptables-save'));
-    symlinkSync(`/usr/sbin/${real.restore}`, path.join(d, 'iptables-restore'));
+    for (const family of ['IPv4', 'IPv6'] as const) {
+      const real = binariesFor(b, family);
+      const cmd = family === 'IPv6' ? 'ip6tables' : 'iptables';
+      symlinkSync(`/usr/sbin/${real.iptables}`, path.join(d, cmd));
+      symlinkSync(`/usr/sbin/${real.save}`, path.join(d, `${cmd}-save`));
+      symlinkSync(`/usr/sbin/${real.restore}`, path.join(d, `${cmd}-restore`));
+    }
     for (const tool of ['nft', 'conntrack', 'modprobe']) symlinkSync(`/usr/sbin/${tool}`, path.join(d, tool));
     out[b] = d;
   }
@@ -389,6 +396,8 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       return bytes !== undefined ? fixed(bytes / 1e6, 1) : undefined;
     };
     const rssAfterSamplesMB = await readRssMB();
+    // Both should run an IPv6 proxier beside the IPv4 one (see the header): its syncs say it does.
+    const ipv6Syncs = histogram(await scrape(netns, METRICS_PORT), SYNC, 'ip_family="IPv6"').count;
     // And at rest: what a node keeps paying between bursts of changes (Go's
     // scavenger returns freed memory in the background, V8 when it finds the proxy idle).
     await sleep(REST_MS);
@@ -400,6 +409,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       firstFullSyncMs: ms(firstFullSyncMs),
       startToSyncedMs: ms(startToSyncedMs),
       ...(natRules !== undefined ? { natRules } : {}),
+      ipv6Syncs,
       ...(firstSyncParts ? { firstSyncParts } : {}),
       ...(rssMB !== undefined ? { rssMB } : {}),
       ...(rssAfterSamplesMB !== undefined ? { rssAfterSamplesMB } : {}),
@@ -413,6 +423,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       `  ${kind.padEnd(10)} ${backend.padEnd(6)} N=${services}: first full sync ${run.firstFullSyncMs} ms, ` +
         `partial p50 ${run.partial.p50} ms, change->programmed p50 ${run.change.p50} ms` +
         (natRules !== undefined ? `, ${natRules} nat rules` : '') +
+        (ipv6Syncs > 0 ? ', dual-stack' : ', IPv4 only') +
         (rssMB !== undefined ? `, RSS ${rssMB} MB at rest (${rssAfterSamplesMB ?? '-'} right after the samples)` : '') +
         (firstSyncParts ? ` (first sync: ${Object.entries(firstSyncParts).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
@@ -723,7 +734,7 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
       changeToProgrammed: `${CHANGE_SAMPLES} x create Service + EndpointSlice, poll iptables -t nat -S KUBE-SVC-… every ${POLL_MS} ms`,
       minSyncPeriod: 'default 1 s for both',
       rss: `process_resident_memory_bytes from each proxy's /metrics ${REST_MS / 1000} s after the last sample's sync (rssAfterSamplesMB: right after it)`,
-      kubeProxyIPv6: 'off (no ip6tables on its PATH), as nodelet is IPv4 only',
+      ipFamilies: 'both dual-stack (ip6tables on kube-proxy\'s PATH too); IPv4 series read',
     },
     creation,
     runs,
