@@ -34,6 +34,11 @@ export interface ProxyConfig {
   readonly nodePortAddresses: readonly string[];
   /** --nodeport-addresses primary: NodePorts answer on the node's primary IP (from its Node object) only. */
   readonly nodePortPrimary: boolean;
+  /**
+   * Upstream --bind-address (default 0.0.0.0): unless 0.0.0.0 or ::, this
+   * node's primary IP, whose family is the primary one (nodeip.ts detectPrimaryFamily).
+   */
+  readonly bindAddress: string;
   readonly minSyncPeriodMs: number;
   readonly syncPeriodMs: number;
   /** undefined = disabled (flag set to ''). */
@@ -72,7 +77,7 @@ export interface ProxyConfig {
  * unsupported fields are). Anything else unknown is an error.
  */
 export const IGNORED_UPSTREAM_FLAGS: readonly string[] = [
-  'bind-address', 'bind-address-hard-fail', 'boot-id-file', 'config-sync-period', 'feature-gates', 'profiling',
+  'bind-address-hard-fail', 'boot-id-file', 'config-sync-period', 'feature-gates', 'profiling',
   'show-hidden-metrics-for-version', 'kube-api-burst', 'kube-api-qps', 'kube-api-content-type', 'proxy-port-range',
   'ipvs-exclude-cidrs', 'ipvs-min-sync-period', 'ipvs-scheduler', 'ipvs-strict-arp', 'ipvs-sync-period',
   'ipvs-tcp-timeout', 'ipvs-tcpfin-timeout', 'ipvs-udp-timeout', 'logging-format', 'log-flush-frequency', 'vmodule',
@@ -84,6 +89,7 @@ export const PROXY_DEFAULTS = Object.freeze({
   syncPeriodMs: 30_000,
   healthzBindAddress: '0.0.0.0:10256',
   metricsBindAddress: '127.0.0.1:10249',
+  bindAddress: '0.0.0.0',
   iptablesBackend: 'auto' as BackendChoice,
 });
 
@@ -92,6 +98,7 @@ const FLAGS = [
   'hostname-override',
   'proxy-mode',
   'cluster-cidr',
+  'bind-address',
   'nodeport-addresses',
   'iptables-min-sync-period',
   'iptables-sync-period',
@@ -226,6 +233,9 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     if (why) throw invalid('cluster-cidr', why);
   }
 
+  const bindAddress = get('bind-address')?.trim() || PROXY_DEFAULTS.bindAddress;
+  if (net.isIP(bindAddress) === 0) throw invalid('bind-address', `'${bindAddress}' is not an IP address`);
+
   let nodePortAddresses = (get('nodeport-addresses') ?? '').split(',').map((x) => x.trim()).filter((x) => x !== '');
   const nodePortPrimary = nodePortAddresses.includes('primary');
   if (nodePortPrimary) {
@@ -325,6 +335,7 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     masqueradeBit,
     nodePortAddresses: Object.freeze(nodePortAddresses),
     nodePortPrimary,
+    bindAddress,
     minSyncPeriodMs,
     syncPeriodMs,
     ...(healthzBindAddress ? { healthzBindAddress: Object.freeze(healthzBindAddress) } : {}),

@@ -32,6 +32,7 @@ export function kubeProxyConfiguration(cfg: ProxyConfig): Record<string, unknown
     clientConnection: { kubeconfig: cfg.kubeconfig },
     hostnameOverride: cfg.nodeName,
     mode: cfg.mode,
+    bindAddress: cfg.bindAddress,
     clusterCIDR: cfg.clusterCIDR ?? '',
     nodePortAddresses: cfg.nodePortPrimary ? ['primary'] : [...cfg.nodePortAddresses],
     healthzBindAddress: address(cfg.healthzBindAddress),

@@ -1,8 +1,8 @@
 // Which IP families the proxy serves, as upstream's platformCheckSupported
 // and detectNodeIPs: each family whose tools work here and whose kernel
 // support is on, the primary one first; both make a dual-stack proxy (one
-// proxier per family, metaproxier.ts). The primary family is the first
-// --cluster-cidr's (IPv4 without one); upstream takes the node's first IP.
+// proxier per family, metaproxier.ts). The primary family comes from
+// --bind-address or the Node's first IP, as upstream (nodeip.ts detectPrimaryFamily).
 import { NodeletError } from '../lib/errors.ts';
 import { ipFamilyOf, type IPFamily } from '../lib/ip.ts';
 import type { KernelFiles } from './conntracklimits.ts';
@@ -11,7 +11,7 @@ export const DISABLE_IPV6 = '/proc/sys/net/ipv6/conf/all/disable_ipv6';
 
 export type FamilySupport = Readonly<Record<IPFamily, boolean>>;
 
-/** The primary family: the first cluster CIDR's, else IPv4. */
+/** The first cluster CIDR's family, else IPv4 (the userspace mode, IPv4 only, warns when it is not). */
 export function primaryFamily(clusterCIDR: string | undefined): IPFamily {
   return ipFamilyOf(clusterCIDR?.split(',')[0]?.trim() ?? '') ?? 'IPv4';
 }

@@ -40,7 +40,7 @@ import type { Proxier, ProxyMode } from './proxier.ts';
 import { UserspaceProxier } from './userspace/proxier.ts';
 import { cleanupLeftovers, leftoverModes } from './cleanup.ts';
 import { applyConntrackSettings, type KernelFiles, realKernelFiles } from './conntracklimits.ts';
-import { fromNode, type NodeGetter, podCIDROf, primaryNodeIPs } from './nodeip.ts';
+import { detectPrimaryFamily, fromNode, nodeHostIPs, type NodeGetter, podCIDROf, primaryNodeIPs } from './nodeip.ts';
 import type { LocalDetector } from './localdetect.ts';
 import { applyOomScoreAdj, type WriteFile } from './oomscore.ts';
 import { watchConfigFile } from './configwatch.ts';
@@ -129,7 +129,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   const getNode = deps.getNode ?? nodeGetter(deps.kc);
   const sysctl = deps.sysctl ?? writeSysctl;
   const files = deps.kernelFiles ?? realKernelFiles;
-  const primary = primaryFamily(cfg.clusterCIDR);
+  const primary = await detectPrimary(deps, cfg, getNode);
   const familyOptions = async (families: IPFamily[]): Promise<{ options: FamilyOptions[]; podCIDRs: Map<IPFamily, string> }> => {
     const primaryIPs = cfg.nodePortPrimary ? await primaryNodeIPs(getNode, cfg.nodeName, families, deps.clock, deps.log, deps.signal) : undefined;
     const detectors = await localDetectors(deps, cfg, getNode, families);
@@ -167,6 +167,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   if (cfg.mode === 'nftables') {
     // The nft command does both families; the kernel may not (as upstream).
     const families = proxyFamilies(primary, await familySupport(files, async () => true));
+    checkClusterCIDRFamily(deps.log, cfg, families);
     const { options, podCIDRs } = await familyOptions(families);
     const built: SyncingProxier[] = [];
     for (const o of options) {
@@ -186,6 +187,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   }
   const backend = await backendOf();
   const families = proxyFamilies(primary, await familySupport(files, (f) => new ExecIptables(exec, backend, f).present()));
+  checkClusterCIDRFamily(deps.log, cfg, families);
   const { options, podCIDRs } = await familyOptions(families);
   const proxiers = options.map((o) => {
     const log = deps.log.child({ component: 'iptables', ipFamily: o.family });
@@ -233,6 +235,39 @@ async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGe
       }
       return out;
   }
+}
+
+/**
+ * The primary IP family, as upstream's detectNodeIPs: --bind-address when it
+ * names an address; else the family of the Node's first IP, the Node asked for
+ * until it has one (up to 30 s, as upstream's NodeManager); else IPv4.
+ */
+async function detectPrimary(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter): Promise<IPFamily> {
+  const bound = detectPrimaryFamily([], cfg.bindAddress);
+  if (bound.from === 'bind-address') return bound.family;
+  const r = await fromNode(getNode, cfg.nodeName, (n) => (nodeHostIPs(n).length > 0 ? nodeHostIPs(n) : undefined), deps.clock, deps.signal);
+  const found = detectPrimaryFamily('value' in r ? r.value : [], undefined);
+  if (found.from === 'default') {
+    deps.log.warn("can't determine this node's IP, assuming loopback (primary IP family IPv4); if this is incorrect, please set the --bind-address flag", {
+      node: cfg.nodeName,
+      reason: 'why' in r ? r.why : undefined,
+    });
+  }
+  return found.family;
+}
+
+/**
+ * Upstream's checkBadIPConfig for the cluster CIDRs: all of the other family
+ * is a warning, and fatal where only the primary family is proxied and local
+ * traffic is told by the cluster CIDR (it could not be told at all).
+ */
+function checkClusterCIDRFamily(log: Logger, cfg: ProxyConfig, families: readonly IPFamily[]): void {
+  const primary = families[0]!;
+  const other: IPFamily = primary === 'IPv4' ? 'IPv6' : 'IPv4';
+  if (cidrsOfFamily(cfg.clusterCIDR, primary).length > 0 || cidrsOfFamily(cfg.clusterCIDR, other).length === 0) return;
+  const msg = `cluster is ${primary}-${families.length > 1 ? 'primary' : 'only'} but clusterCIDRs contains only ${other} addresses`;
+  if (families.length === 1 && cfg.detectLocalMode === 'ClusterCIDR') throw new NodeletError('CONFIG_INVALID', msg);
+  log.warn(msg, { clusterCIDR: cfg.clusterCIDR, primaryIPFamily: primary });
 }
 
 function nodeGetter(kc: KubeClient): NodeGetter {

@@ -5,7 +5,7 @@
 // pod CIDR.
 import type { V1Node } from '@kubernetes/client-node';
 import type { Clock } from '../lib/clock.ts';
-import { ipFamilyOf, type IPFamily } from '../lib/ip.ts';
+import { canonicalIP, ipFamilyOf, type IPFamily } from '../lib/ip.ts';
 import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 
@@ -20,6 +20,30 @@ export function primaryIP(node: V1Node | undefined, family: IPFamily = 'IPv4'): 
     if (a) return a.address;
   }
   return undefined;
+}
+
+/** The node's IPs in upstream's order (GetNodeHostIPs): its InternalIPs, then its ExternalIPs. */
+export function nodeHostIPs(node: V1Node | undefined): string[] {
+  const addrs = node?.status?.addresses ?? [];
+  const out: string[] = [];
+  for (const type of ['InternalIP', 'ExternalIP']) for (const a of addrs) if (a.type === type && ipFamilyOf(a.address)) out.push(a.address);
+  return out;
+}
+
+/**
+ * The primary IP family, as upstream's detectNodeIPs: a --bind-address that
+ * is not 0.0.0.0 or ::, else the node's first IP, else IPv4 (the node IP is
+ * then 127.0.0.1, which upstream warns about). Pure.
+ */
+export function detectPrimaryFamily(nodeIPs: readonly string[], bindAddress: string | undefined): { family: IPFamily; from: 'bind-address' | 'node' | 'default' } {
+  const bind = bindAddress !== undefined && !isUnspecified(bindAddress) ? ipFamilyOf(bindAddress) : undefined;
+  if (bind) return { family: bind, from: 'bind-address' };
+  const first = nodeIPs[0] !== undefined ? ipFamilyOf(nodeIPs[0]) : undefined;
+  return first ? { family: first, from: 'node' } : { family: 'IPv4', from: 'default' };
+}
+
+function isUnspecified(ip: string): boolean {
+  return ip === '0.0.0.0' || canonicalIP(ip) === '::';
 }
 
 /** How long a field of the Node is asked for, as upstream. */

@@ -22,6 +22,7 @@ export type ProxyFileFlag =
   | 'hostname-override'
   | 'proxy-mode'
   | 'cluster-cidr'
+  | 'bind-address'
   | 'nodeport-addresses'
   | 'iptables-min-sync-period'
   | 'iptables-sync-period'
@@ -46,7 +47,7 @@ export type ProxyFileFlag =
 const MODES = ['iptables', 'nftables', 'userspace'];
 
 const UNSUPPORTED = [
-  'featureGates', 'bindAddress', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
+  'featureGates', 'bindAddressHardFail', 'enableProfiling', 'showHiddenMetricsForVersion', 'ipvs',
   'winkernel', 'configSyncPeriod', 'portRange',
   'windowsRunAsService',
 ];
@@ -119,6 +120,12 @@ export function proxyFileFlags(doc: Record<string, unknown>, file: string): File
     const why = clusterCIDRError(clusterCIDR);
     if (why) throw f.fail('clusterCIDR', why);
     flags.set('cluster-cidr', clusterCIDR);
+  }
+
+  const bindAddress = f.string('bindAddress')?.trim();
+  if (bindAddress) {
+    if (net.isIP(bindAddress) === 0) throw f.fail('bindAddress', `'${bindAddress}' is not an IP address`);
+    flags.set('bind-address', bindAddress);
   }
 
   const addresses = f.stringList('nodePortAddresses');

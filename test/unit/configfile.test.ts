@@ -270,6 +270,7 @@ clientConnection:
 hostnameOverride: Node-B
 mode: nftables
 clusterCIDR: 10.244.0.0/16
+bindAddress: 192.0.2.9
 nodePortAddresses: [192.0.2.0/24, localhost]
 iptables:
   minSyncPeriod: 2s
@@ -282,7 +283,7 @@ logging: {verbosity: 5}
 
   it('file only: every supported field reaches the proxy config (kubeconfig from clientConnection)', () => {
     const c = parseProxyFlags([`--config=${file(full)}`], host);
-    expect(c).to.include({ kubeconfig: '/etc/nodelet/proxy.kubeconfig', nodeName: 'node-b', mode: 'nftables', clusterCIDR: '10.244.0.0/16', minSyncPeriodMs: 2000, syncPeriodMs: 60_000, localhostNodePorts: false, logLevel: 'debug' });
+    expect(c).to.include({ kubeconfig: '/etc/nodelet/proxy.kubeconfig', nodeName: 'node-b', mode: 'nftables', clusterCIDR: '10.244.0.0/16', bindAddress: '192.0.2.9', minSyncPeriodMs: 2000, syncPeriodMs: 60_000, localhostNodePorts: false, logLevel: 'debug' });
     expect(c.nodePortAddresses).to.deep.equal(['192.0.2.0/24', '127.0.0.0/8']);
     expect(c.healthzBindAddress).to.deep.equal({ host: '127.0.0.1', port: 20256 });
     expect(c.metricsBindAddress).to.deep.equal({ host: '0.0.0.0', port: 20249 });
@@ -296,6 +297,7 @@ logging: {verbosity: 5}
   const overrides: Array<[string, string, string[], Record<string, unknown>]> = [
     ['mode', 'mode: nftables', ['--proxy-mode=iptables'], { mode: 'iptables' }],
     ['clusterCIDR', 'clusterCIDR: 10.244.0.0/16', ['--cluster-cidr', '10.32.0.0/12'], { clusterCIDR: '10.32.0.0/12' }],
+    ['bindAddress', 'bindAddress: fd00:2::9', ['--bind-address=192.0.2.9'], { bindAddress: '192.0.2.9' }],
     ['a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::/64', ['--cluster-cidr', '10.32.0.0/12,fd00:32::/56'], { clusterCIDR: '10.32.0.0/12,fd00:32::/56' }],
     ['iptables.minSyncPeriod', 'iptables: {minSyncPeriod: 5s}', ['--iptables-min-sync-period=0'], { minSyncPeriodMs: 0 }],
     ['iptables.localhostNodePorts', 'iptables: {localhostNodePorts: false}', ['--iptables-localhost-nodeports'], { localhostNodePorts: true }],
@@ -368,16 +370,17 @@ logging: {verbosity: 5}
   });
 
   it('warns about unknown and unsupported fields with their path; kubeadm-style empty defaults stay quiet', () => {
-    const c = proxy(`${PROXY}bindAddress: 0.0.0.0\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeBit: 14, minSyncPerod: 1s}\nnftables: {masqueradeBit: 14}\nfeatureGates: {}\n`);
+    const c = proxy(`${PROXY}bindAddressHardFail: true\nconntrack: {maxPerCore: null, min: null, udpTimeout: ""}\nipvs: {excludeCIDRs: null, scheduler: ""}\niptables: {masqueradeBit: 14, minSyncPerod: 1s}\nnftables: {masqueradeBit: 14}\nfeatureGates: {}\n`);
     expect(c.configFile?.warnings.map((w) => `${w.field}: ${w.message}`)).to.deep.equal([
       'KubeProxyConfiguration.iptables.minSyncPerod: unknown field; ignored',
-      'KubeProxyConfiguration.bindAddress: not supported by nodelet; ignored',
+      'KubeProxyConfiguration.bindAddressHardFail: not supported by nodelet; ignored',
     ]);
   });
 
   const invalid: Array<[string, string, string]> = [
     ['an unsupported mode', 'mode: ipvs', "KubeProxyConfiguration.mode: 'ipvs' is not supported by nodelet (iptables, nftables, userspace)"],
     ['two IPv4 clusterCIDRs', 'clusterCIDR: 10.244.0.0/16,10.245.0.0/16', "KubeProxyConfiguration.clusterCIDR: '10.244.0.0/16,10.245.0.0/16': a dual-stack value needs one IPv4 and one IPv6 CIDR"],
+    ['a bindAddress that is no address', 'bindAddress: node-1', "KubeProxyConfiguration.bindAddress: 'node-1' is not an IP address"],
     ['a bad half of a dual-stack clusterCIDR', 'clusterCIDR: 10.244.0.0/16,2001:db8::1/64', "KubeProxyConfiguration.clusterCIDR: '2001:db8::1/64' has host bits set (did you mean 2001:db8::/64?)"],
     ['a bad nodePortAddresses entry', 'nodePortAddresses: [192.0.2.0/24, 192.0.2.300/32]', "KubeProxyConfiguration.nodePortAddresses[1]: '192.0.2.300/32' is not a CIDR"],
     ["'primary' with a CIDR", 'nodePortAddresses: [primary, 192.0.2.0/24]', "KubeProxyConfiguration.nodePortAddresses[0]: 'primary' cannot be combined with other entries"],

@@ -34,6 +34,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       mode: 'iptables',
       nodePortAddresses: [],
       nodePortPrimary: false,
+      bindAddress: '0.0.0.0',
       minSyncPeriodMs: 1000,
       syncPeriodMs: 30_000,
       healthzBindAddress: { host: '0.0.0.0', port: 10256 },
@@ -58,6 +59,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       '--hostname-override=node-b',
       '--proxy-mode', 'userspace',
       '--cluster-cidr=10.244.0.0/16',
+      '--bind-address', 'fd00:2::9',
       '--nodeport-addresses', '192.0.2.0/24,198.51.100.7/32',
       '--iptables-min-sync-period=2s',
       '--iptables-sync-period', '1m',
@@ -67,7 +69,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       '--iptables-localhost-nodeports=false',
       '--v=4',
     );
-    expect(c).to.include({ nodeName: 'node-b', mode: 'userspace', clusterCIDR: '10.244.0.0/16', minSyncPeriodMs: 2000, syncPeriodMs: 60_000, iptablesBackend: 'legacy', localhostNodePorts: false, logLevel: 'debug' });
+    expect(c).to.include({ nodeName: 'node-b', mode: 'userspace', clusterCIDR: '10.244.0.0/16', bindAddress: 'fd00:2::9', minSyncPeriodMs: 2000, syncPeriodMs: 60_000, iptablesBackend: 'legacy', localhostNodePorts: false, logLevel: 'debug' });
     expect(c.nodePortAddresses).to.deep.equal(['192.0.2.0/24', '198.51.100.7/32']);
     expect(c.healthzBindAddress).to.deep.equal({ host: '127.0.0.1', port: 20256 });
     expect(c.metricsBindAddress).to.deep.equal({ host: '0.0.0.0', port: 20249 });
@@ -95,6 +97,7 @@ describe('proxy flags (parseProxyFlags)', () => {
       [['--frobnicate=1'], /unknown flag --frobnicate/],
       [['stray'], /unexpected argument 'stray'/],
       [['--cluster-cidr'], /--cluster-cidr: needs a value/],
+      [['--bind-address=node-1'], /--bind-address: 'node-1' is not an IP address/],
       [['--cluster-cidr=10.244.0.0/16,fd00::/8,fd01::/16'], /--cluster-cidr: .*at most one CIDR per IP family/],
       [['--cluster-cidr=fd00::/8,fd01::/16'], /--cluster-cidr: .*needs one IPv4 and one IPv6 CIDR/],
       [['--cleanup=sometimes'], /--cleanup: 'sometimes' is not true or false/],
@@ -142,8 +145,8 @@ describe('proxy flags (parseProxyFlags)', () => {
   });
 
   it('accepts kube-proxy flags it has no use for (warned about by main), with or without their values; other unknown flags are errors', () => {
-    const c = parse('--bind-address', '0.0.0.0', '--feature-gates=NFTablesProxyMode=true', '--profiling', '--kube-api-qps', '5', '--proxy-mode', 'nftables', '--bind-address-hard-fail');
-    expect(c.ignoredFlags).to.deep.equal(['bind-address', 'feature-gates', 'profiling', 'kube-api-qps', 'bind-address-hard-fail']);
+    const c = parse('--feature-gates=NFTablesProxyMode=true', '--profiling', '--kube-api-qps', '5', '--proxy-mode', 'nftables', '--bind-address-hard-fail');
+    expect(c.ignoredFlags).to.deep.equal(['feature-gates', 'profiling', 'kube-api-qps', 'bind-address-hard-fail']);
     expect(c.mode, 'the flags after them are read as before').to.equal('nftables');
     expect(messageOf(() => parse('--no-such-flag=1'))).to.equal('unknown flag --no-such-flag');
   });

@@ -38,6 +38,7 @@ describe('proxy configuration as a KubeProxyConfiguration (--write-config-to, /c
       clientConnection: { kubeconfig: '/etc/k.conf' },
       hostnameOverride: 'host-1',
       mode: 'iptables',
+      bindAddress: '0.0.0.0',
       clusterCIDR: '',
       nodePortAddresses: [],
       healthzBindAddress: '0.0.0.0:10256',

@@ -88,9 +88,12 @@ describe('proxy startProxy wiring', () => {
   const cfg = (...extra: string[]) =>
     parseProxyFlags(['--kubeconfig', '/k', '--hostname-override', 'n1', '--healthz-bind-address=', '--metrics-bind-address=', '--iptables-localhost-nodeports=false', ...extra]);
 
+  /** This proxy's Node as the fakes give it: an IPv4 InternalIP (the primary family comes from it). */
+  const ipv4Node = async (name: string): Promise<V1Node> => ({ metadata: { name }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }] } });
+
   /** The wiring's deps with fakes: no API server, exec and kernel files faked (`over` replaces any of them). */
   const fakeDeps = (over: Partial<ProxyDeps> = {}): ProxyDeps =>
-    ({ kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, ...over });
+    ({ kc: kc(), log: nullLogger(), registry: new Registry(), clock: new FakeClock(), signal: abort.signal, exec, sysctl: async () => {}, kernelFiles, getNode: ipv4Node, ...over });
 
   /** Starts the proxy on list/watches that answer at once (web and its slice unless `empty`), and lets its first sync run. */
   async function startListed(args: string[], deps: Partial<ProxyDeps> = {}, empty = false): Promise<RunningProxy> {
@@ -241,7 +244,7 @@ describe('proxy startProxy wiring', () => {
   });
 
   it('with --detect-local-mode=NodeCIDR, pod traffic is told apart by the Node\'s pod CIDR', async () => {
-    const getNode = async (name: string) => ({ metadata: { name }, spec: { podCIDR: '10.244.7.0/24' } });
+    const getNode = async (name: string) => ({ metadata: { name }, spec: { podCIDR: '10.244.7.0/24' }, status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }] } });
     await startListed(['--detect-local-mode=NodeCIDR', '--cluster-cidr=10.244.0.0/16'], { getNode });
     const nat = firstNat();
     expect(nat).to.match(/ ! -s 10\.244\.7\.0\/24 -d 10\.96\.0\.80\/32 .*-j KUBE-MARK-MASQ$/m);
@@ -250,7 +253,11 @@ describe('proxy startProxy wiring', () => {
 
   it('with --detect-local-mode=NodeCIDR, follows a pod CIDR the Node gets after start, and one that changes', async () => {
     const clock = new FakeClock();
-    const nodeAt = (rv: string, podCIDR?: string): V1Node => ({ metadata: { name: 'n1', resourceVersion: rv }, spec: podCIDR ? { podCIDR } : {} });
+    const nodeAt = (rv: string, podCIDR?: string): V1Node => ({
+      metadata: { name: 'n1', resourceVersion: rv },
+      spec: podCIDR ? { podCIDR } : {},
+      status: { addresses: [{ type: 'InternalIP', address: '192.0.2.44' }] },
+    });
     // No pod CIDR when asked at start (the wait for it is cut short by the fake clock).
     const { nodes, starting } = startWithNode([nodeAt('1')], { deps: { clock, getNode: async () => nodeAt('1') }, args: ['--detect-local-mode=NodeCIDR'] });
     nodes.release();
@@ -305,6 +312,77 @@ describe('proxy startProxy wiring', () => {
     expect(cap.entries.filter((e) => e.level === 'error'), 'no sync failed').to.deep.equal([]);
     expect(cap.entries.find((e) => e.message === 'proxy running in dual-stack mode')).to.deep.include({ ipFamilies: ['IPv4', 'IPv6'], primaryIPFamily: 'IPv4' });
     expect([...(running.proxier.routedEndpoints() ?? [])].sort()).to.deep.equal(['192.0.2.10', 'fd00:244::10']);
+  });
+
+  describe('the primary IP family, as upstream\'s detectNodeIPs', () => {
+    const released = () => {
+      const services = new GatedListWatch<V1Service>([]);
+      const slices = new GatedListWatch<V1EndpointSlice>([]);
+      services.release();
+      slices.release();
+      return { services, slices };
+    };
+    const announced = async (args: string[], getNode: (name: string) => Promise<V1Node | undefined>, deps: Partial<ProxyDeps> = {}) => {
+      kernel.set('/proc/sys/net/ipv6/conf/all/disable_ipv6', '0\n');
+      const cap = captureLogger();
+      running = await startProxy(fakeDeps({ listWatches: released(), getNode, log: cap.log, ...deps }), cfg(...args));
+      const mode = cap.entries.find((e) => e.message.startsWith('proxy running in'));
+      return { mode: mode && { message: mode.message, primary: mode['primaryIPFamily'], families: mode['ipFamilies'] }, warnings: cap.entries.filter((e) => e.level === 'warn').map((e) => e.message) };
+    };
+    const v6First = async (name: string): Promise<V1Node> => ({
+      metadata: { name },
+      status: { addresses: [{ type: 'Hostname', address: name }, { type: 'InternalIP', address: 'fd00:2::44' }, { type: 'InternalIP', address: '192.0.2.44' }] },
+    });
+
+    it('is the Node\'s first IP\'s; a cluster CIDR of the other family only is a warning', async () => {
+      const r = await announced(['--cluster-cidr=10.244.0.0/16'], v6First);
+      expect(r.mode).to.deep.equal({ message: 'proxy running in dual-stack mode', primary: 'IPv6', families: ['IPv6', 'IPv4'] });
+      expect(r.warnings).to.include('cluster is IPv6-primary but clusterCIDRs contains only IPv4 addresses');
+    });
+
+    it('is --bind-address\'s when it names an address (the Node is not asked)', async () => {
+      let asked = 0;
+      const r = await announced(['--bind-address=192.0.2.9', '--cluster-cidr=10.244.0.0/16'], async (n) => (asked++, v6First(n)));
+      expect(r.mode).to.deep.include({ primary: 'IPv4', families: ['IPv4', 'IPv6'] });
+      expect(asked).to.equal(0);
+      expect(r.warnings.filter((w) => w.startsWith('cluster is'))).to.deep.equal([]);
+      // 0.0.0.0 (the default) names none: the Node decides.
+      await running!.stop();
+      running = undefined;
+      expect((await announced(['--bind-address=0.0.0.0'], v6First)).mode).to.deep.include({ primary: 'IPv6' });
+    });
+
+    it('is IPv4, with a warning, when the Node has no IP within 30 s', async () => {
+      const clock = new FakeClock();
+      kernel.set('/proc/sys/net/ipv6/conf/all/disable_ipv6', '0\n');
+      const cap = captureLogger();
+      let done = false;
+      const starting = startProxy(fakeDeps({ listWatches: released(), clock, log: cap.log, getNode: async (name) => ({ metadata: { name } }) }), cfg()).then((r) => {
+        running = r;
+        done = true;
+      });
+      for (let i = 0; i < 40 && !done; i++) {
+        await clock.advance(1000);
+        await settle(2);
+      }
+      await starting;
+      expect(cap.entries.find((e) => e.message.startsWith("can't determine this node's IP"))).to.deep.include({ level: 'warn', node: 'n1' });
+      expect(cap.entries.find((e) => e.message === 'proxy running in dual-stack mode')).to.deep.include({ primaryIPFamily: 'IPv4' });
+    });
+
+    it('refuses a cluster CIDR of the other family only where just the primary family is proxied (local traffic could not be told)', async () => {
+      // No IPv4 iptables here: IPv6 only.
+      const base = exec;
+      exec = async (cmd, args, opts) => (cmd === 'iptables-nft' && args.includes('-S') ? { code: 1, stdout: '', stderr: 'no' } : base(cmd, args, opts));
+      let code: string | undefined;
+      let message = '';
+      await announced(['--cluster-cidr=10.244.0.0/16', '--iptables-backend=nft'], v6First).catch((err: unknown) => {
+        code = errorCode(err);
+        message = String((err as Error).message);
+      });
+      expect(code).to.equal('CONFIG_INVALID');
+      expect(message).to.equal('cluster is IPv6-only but clusterCIDRs contains only IPv4 addresses');
+    });
   });
 
   it('passes --iptables-masquerade-bit to the rules', async () => {

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import type { V1Node } from '@kubernetes/client-node';
 import { nullLogger } from '../../lib/log.ts';
-import { LOOPBACK, primaryIP, primaryNodeIPs, type NodeGetter } from '../../proxy/nodeip.ts';
+import { detectPrimaryFamily, LOOPBACK, nodeHostIPs, primaryIP, primaryNodeIPs, type NodeGetter } from '../../proxy/nodeip.ts';
 import { FakeClock, settle } from '../fakes/clock.ts';
 
 const node = (...addresses: Array<[string, string]>): V1Node => ({ metadata: { name: 'n1' }, status: { addresses: addresses.map(([type, address]) => ({ type, address })) } });
@@ -57,5 +57,30 @@ describe('proxy --nodeport-addresses primary', () => {
     const v4only = await primaryNodeIPs(async () => (asked++, node(['InternalIP', '192.0.2.5'])), 'n1', ['IPv4', 'IPv6'], clock, nullLogger());
     expect([...v4only]).to.deep.equal([['IPv4', '192.0.2.5'], ['IPv6', '::1']]);
     expect(asked, 'no wait for the IPv6 address').to.equal(1);
+  });
+});
+
+describe('proxy primary IP family (upstream detectNodeIPs)', () => {
+  const node = (addresses: [string, string][]): V1Node => ({ metadata: { name: 'n1' }, status: { addresses: addresses.map(([type, address]) => ({ type, address })) } });
+
+  it('orders the node IPs as GetNodeHostIPs: InternalIPs, then ExternalIPs; host names and junk left out', () => {
+    expect(nodeHostIPs(node([['ExternalIP', '203.0.113.7'], ['Hostname', 'n1'], ['InternalIP', 'fd00:2::44'], ['InternalIP', 'nope'], ['InternalIP', '192.0.2.44']])))
+      .to.deep.equal(['fd00:2::44', '192.0.2.44', '203.0.113.7']);
+    expect(nodeHostIPs(undefined)).to.deep.equal([]);
+  });
+
+  it('decides: a named --bind-address, else the first node IP, else IPv4', () => {
+    const cases: [string[], string | undefined, ReturnType<typeof detectPrimaryFamily>][] = [
+      [['fd00:2::44', '192.0.2.44'], undefined, { family: 'IPv6', from: 'node' }],
+      [['192.0.2.44', 'fd00:2::44'], undefined, { family: 'IPv4', from: 'node' }],
+      [['fd00:2::44'], '192.0.2.9', { family: 'IPv4', from: 'bind-address' }],
+      [['192.0.2.44'], 'fd00:2::9', { family: 'IPv6', from: 'bind-address' }],
+      [['fd00:2::44'], '0.0.0.0', { family: 'IPv6', from: 'node' }],
+      [['192.0.2.44'], '::', { family: 'IPv4', from: 'node' }],
+      [['192.0.2.44'], '0:0::0', { family: 'IPv4', from: 'node' }],
+      [[], undefined, { family: 'IPv4', from: 'default' }],
+      [[], '::', { family: 'IPv4', from: 'default' }],
+    ];
+    for (const [ips, bind, want] of cases) expect(detectPrimaryFamily(ips, bind), `${ips.join(',')} bind ${bind}`).to.deep.equal(want);
   });
 });
