@@ -17,11 +17,9 @@ import { describeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import type { RoutedSource } from './routed.ts';
 import { endpointsFromSlices, SERVICE_NAME_LABEL, serviceKey, servicePortsFromService } from './types.ts';
-
-/** The proxier's last successful sync, read from its upstream-named gauge (0 = never). */
-export { LAST_SYNC_METRIC } from './syncmetrics.ts';
 import { LAST_SYNC_METRIC } from './syncmetrics.ts';
 import { ipFamilyOf } from '../lib/ip.ts';
+
 
 export interface ProxyHealthStatus {
   healthy: boolean;

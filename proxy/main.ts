@@ -129,10 +129,11 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
   const getNode = deps.getNode ?? nodeGetter(deps.kc);
   const sysctl = deps.sysctl ?? writeSysctl;
   const files = deps.kernelFiles ?? realKernelFiles;
-  const primary = await detectPrimary(deps, cfg, getNode);
+  // The Node as got for the primary family serves the lookups below too (each asks again only when it lacks theirs).
+  const { family: primary, node } = await detectPrimary(deps, cfg, getNode);
   const familyOptions = async (families: IPFamily[]): Promise<{ options: FamilyOptions[]; podCIDRs: Map<IPFamily, string> }> => {
-    const primaryIPs = cfg.nodePortPrimary ? await primaryNodeIPs(getNode, cfg.nodeName, families, deps.clock, deps.log, deps.signal) : undefined;
-    const detectors = await localDetectors(deps, cfg, getNode, families);
+    const primaryIPs = cfg.nodePortPrimary ? await primaryNodeIPs(getNode, cfg.nodeName, families, deps.clock, deps.log, deps.signal, node) : undefined;
+    const detectors = await localDetectors(deps, cfg, getNode, families, node);
     const podCIDRs = new Map<IPFamily, string>();
     const options = families.map((family): FamilyOptions => {
       const nodeIPs = primaryIPs ? [primaryIPs.get(family)!] : nodePortIPs(cfg.nodePortAddresses, os.networkInterfaces(), family);
@@ -204,7 +205,7 @@ async function buildProxier(deps: ProxyDeps, cfg: ProxyConfig, exec: Exec, rules
  * one, no pod traffic is told apart). NodeCIDR waits for the Node to have a
  * pod CIDR of the primary family, and takes the others from the same Node.
  */
-async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter, families: IPFamily[]): Promise<Map<IPFamily, LocalDetector>> {
+async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter, families: IPFamily[], known?: V1Node): Promise<Map<IPFamily, LocalDetector>> {
   const out = new Map<IPFamily, LocalDetector>();
   switch (cfg.detectLocalMode) {
     case 'BridgeInterface':
@@ -215,7 +216,7 @@ async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGe
       return out;
     case 'NodeCIDR': {
       const primary = families[0] ?? 'IPv4';
-      const r = await fromNode(getNode, cfg.nodeName, (n) => (podCIDROf(n, primary) !== undefined ? n : undefined), deps.clock, deps.signal);
+      const r = await fromNode(getNode, cfg.nodeName, (n) => (podCIDROf(n, primary) !== undefined ? n : undefined), deps.clock, deps.signal, known);
       for (const f of families) {
         const cidr = 'value' in r ? podCIDROf(r.value, f) : undefined;
         if (cidr) {
@@ -242,18 +243,19 @@ async function localDetectors(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGe
  * names an address; else the family of the Node's first IP, the Node asked for
  * until it has one (up to 30 s, as upstream's NodeManager); else IPv4.
  */
-async function detectPrimary(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter): Promise<IPFamily> {
+async function detectPrimary(deps: ProxyDeps, cfg: ProxyConfig, getNode: NodeGetter): Promise<{ family: IPFamily; node?: V1Node }> {
   const bound = detectPrimaryFamily([], cfg.bindAddress);
-  if (bound.from === 'bind-address') return bound.family;
-  const r = await fromNode(getNode, cfg.nodeName, (n) => (nodeHostIPs(n).length > 0 ? nodeHostIPs(n) : undefined), deps.clock, deps.signal);
-  const found = detectPrimaryFamily('value' in r ? r.value : [], undefined);
+  if (bound.from === 'bind-address') return { family: bound.family };
+  const r = await fromNode(getNode, cfg.nodeName, (n) => (nodeHostIPs(n).length > 0 ? n : undefined), deps.clock, deps.signal);
+  const node = 'value' in r ? r.value : undefined;
+  const found = detectPrimaryFamily(nodeHostIPs(node), undefined);
   if (found.from === 'default') {
     deps.log.warn("can't determine this node's IP, assuming loopback (primary IP family IPv4); if this is incorrect, please set the --bind-address flag", {
       node: cfg.nodeName,
       reason: 'why' in r ? r.why : undefined,
     });
   }
-  return found.family;
+  return { family: found.family, ...(node ? { node } : {}) };
 }
 
 /**

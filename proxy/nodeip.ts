@@ -55,9 +55,19 @@ export const LOOPBACKS: Readonly<Record<IPFamily, string>> = { IPv4: LOOPBACK, I
 /**
  * What `pick` finds in this node's Node object, asked for until it is there
  * (the node registers, the controller assigns a pod CIDR), up to 30 s as
- * upstream; undefined after that, with why.
+ * upstream; undefined after that, with why. `known`: the Node as start-up
+ * already got it, looked at before asking again.
  */
-export async function fromNode<T>(get: NodeGetter, name: string, pick: (node: V1Node) => T | undefined, clock: Clock, signal?: AbortSignal): Promise<{ value: T } | { why: string }> {
+export async function fromNode<T>(
+  get: NodeGetter,
+  name: string,
+  pick: (node: V1Node) => T | undefined,
+  clock: Clock,
+  signal?: AbortSignal,
+  known?: V1Node,
+): Promise<{ value: T } | { why: string }> {
+  const already = known ? pick(known) : undefined;
+  if (already !== undefined) return { value: already };
   const deadline = clock.now() + NODE_WAIT_MS;
   let why = 'the Node has no such field';
   for (;;) {
@@ -81,9 +91,17 @@ export async function fromNode<T>(get: NodeGetter, name: string, pick: (node: V1
  * and a family it has no address of gets its loopback (whose node ports
  * answer nowhere: IPv6 never, IPv4 only with localhost node ports), with a warning.
  */
-export async function primaryNodeIPs(get: NodeGetter, name: string, families: readonly IPFamily[], clock: Clock, log: Logger, signal?: AbortSignal): Promise<Map<IPFamily, string>> {
+export async function primaryNodeIPs(
+  get: NodeGetter,
+  name: string,
+  families: readonly IPFamily[],
+  clock: Clock,
+  log: Logger,
+  signal?: AbortSignal,
+  known?: V1Node,
+): Promise<Map<IPFamily, string>> {
   const primary = families[0] ?? 'IPv4';
-  const r = await fromNode(get, name, (n) => (primaryIP(n, primary) !== undefined ? n : undefined), clock, signal);
+  const r = await fromNode(get, name, (n) => (primaryIP(n, primary) !== undefined ? n : undefined), clock, signal, known);
   const node = 'value' in r ? r.value : undefined;
   const out = new Map<IPFamily, string>();
   for (const family of families) {

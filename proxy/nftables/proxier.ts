@@ -21,10 +21,10 @@ import { FULL_SYNC_PERIOD_MS, ROUTE_LOCALNET, type Sysctl } from '../iptables/pr
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { SyncMetrics } from '../syncmetrics.ts';
-import { portKey, type IPFamily } from '../types.ts';
+import { localhostNodePorts, portKey, type IPFamily } from '../types.ts';
 import type { LocalDetector } from '../localdetect.ts';
 import type { Nft } from './nft.ts';
-import { localhostNodePorts, serviceFragment, type FragmentOptions, type NftOptions } from './rules.ts';
+import { serviceFragment, type FragmentOptions, type NftOptions } from './rules.ts';
 import { NftState } from './state.ts';
 import { countElements, fullTransaction, journalTransaction } from './transaction.ts';
 

@@ -76,8 +76,6 @@ const addrType = (family?: IPFamily) => (family === 'IPv6' ? 'ipv6_addr' : 'ipv4
 /** A single address as a CIDR of the family (a firewall_allow range). */
 const hostPrefix = (family?: IPFamily) => (family === 'IPv6' ? '/128' : '/32');
 
-export { localhostNodePorts } from '../types.ts';
-
 export const VMAP_PORT = 'type inet_proto . inet_service : verdict';
 /**
  * A DNAT map per protocol: with `th dport` in its typeof, nft 1.0.6 cannot use

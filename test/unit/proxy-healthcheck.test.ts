@@ -9,7 +9,6 @@ import { nullLogger } from '../../lib/log.ts';
 import {
   closeServer,
   healthCheckTargets,
-  LAST_SYNC_METRIC,
   lastSyncFromRegistry,
   listen,
   nodeEligible,
@@ -18,6 +17,7 @@ import {
   proxyHttpHandler,
   ServiceHealthServer,
 } from '../../proxy/healthcheck.ts';
+import { LAST_SYNC_METRIC } from '../../proxy/syncmetrics.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { freePort } from '../fakes/net.ts';
 
