@@ -126,9 +126,9 @@ interface ProxyRun {
   /** From process start to the first sync done (startup, list, sync; 200 ms polling). */
   startToSyncedMs: number;
   natRules?: number;
-  /** nodelet only: where its first full sync went, as its own log says (save, generate, restore nat, restore filter). */
   /** Syncs of the proxy's IPv6 proxier (0: it ran IPv4 only). */
   ipv6Syncs?: number;
+  /** nodelet only: where its first full sync went, as its own log says (save, generate, restore). */
   firstSyncParts?: Record<string, number>;
   /** process_resident_memory_bytes from the proxy's own /metrics, REST_MS after the samples, in MB. */
   rssMB?: number;
@@ -149,8 +149,8 @@ interface Breakdown {
   generatePartialMs: number;
   natLines: number;
   saveEmptyMs: number;
-  restoreNatMs: number;
-  restoreFilterMs: number;
+  /** One restore of both tables, nat then filter, as the proxier writes them. */
+  restoreMs: number;
 }
 
 class Interrupted extends Error {}
@@ -222,7 +222,7 @@ function startProxy(c: Ctx, kind: ProxyKind, backend: Backend, netns: string, mo
     '--conntrack-max-per-core', '0', '--conntrack-tcp-timeout-established', '0', '--conntrack-tcp-timeout-close-wait', '0'];
   let proc: Proc;
   if (kind === 'nodelet') {
-    const args = [...DAEMON_NODE_FLAGS, path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'info'];
+    const args = [...DAEMON_NODE_FLAGS, ...(process.env.NODELET_BENCH_NODE_EXTRA ?? '').split(' ').filter(Boolean), path.join(c.srcRoot, 'cmd', 'nodelet.ts'), 'proxy', ...common, '--proxy-mode', mode, '--iptables-backend', backend, '--log-level', 'info'];
     proc = startInNetns(`nodelet proxy (${backend})`, netns, process.execPath, args, logFile, daemonEnv());
   } else {
     const args = [...common, '--proxy-mode', 'iptables', '--v', '1'];
@@ -445,7 +445,7 @@ function syncParts(logFile: string): Record<string, number> | undefined {
       const rec = JSON.parse(line) as Record<string, unknown>;
       if (rec['full'] !== true || (rec['ipFamily'] !== undefined && rec['ipFamily'] !== 'IPv4')) continue;
       const parts: Record<string, number> = {};
-      for (const k of ['saveMs', 'generateMs', 'restoreNatMs', 'restoreFilterMs']) if (typeof rec[k] === 'number') parts[k] = rec[k];
+      for (const k of ['saveMs', 'generateMs', 'restoreMs']) if (typeof rec[k] === 'number') parts[k] = rec[k];
       return parts;
     } catch {
       // not a JSON line
@@ -504,8 +504,7 @@ async function breakdown(c: Ctx, services: number): Promise<Breakdown[]> {
         return performance.now() - t;
       };
       const saveEmptyMs = await timed(bin.save, ['-t', 'nat']);
-      const restoreNatMs = await timed(bin.restore, [...WAIT_FLAGS, '--noflush'], full.nat);
-      const restoreFilterMs = await timed(bin.restore, [...WAIT_FLAGS, '--noflush'], full.filter);
+      const restoreMs = await timed(bin.restore, [...WAIT_FLAGS, '--noflush'], full.nat + full.filter);
       out.push({
         services,
         backend,
@@ -513,15 +512,14 @@ async function breakdown(c: Ctx, services: number): Promise<Breakdown[]> {
         generatePartialMs: fixed(generatePartialMs, 2),
         natLines: full.nat.split('\n').length,
         saveEmptyMs: ms(saveEmptyMs),
-        restoreNatMs: ms(restoreNatMs),
-        restoreFilterMs: ms(restoreFilterMs),
+        restoreMs: ms(restoreMs),
       });
     } finally {
       await destroyNode(c.p, NODELET_NODE);
     }
   }
   c.log(`  nodelet breakdown N=${services}: generate full ${ms(generateFullMs)} ms, partial ${fixed(generatePartialMs, 2)} ms; ` +
-    out.map((b) => `${b.backend}: restore nat ${b.restoreNatMs} ms, filter ${b.restoreFilterMs} ms`).join('; '));
+    out.map((b) => `${b.backend}: restore ${b.restoreMs} ms`).join('; '));
   return out;
 }
 
@@ -683,9 +681,9 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
   console.log('');
   printTable(rows);
   console.log('');
-  const info: string[][] = [['nodelet full sync parts (ms)', 'N', 'generate', 'gen partial', 'save', 'restore nat', 'restore filter']];
+  const info: string[][] = [['nodelet full sync parts (ms)', 'N', 'generate', 'gen partial', 'save', 'restore']];
   for (const bd of breakdowns) {
-    info.push([bd.backend, String(bd.services), String(bd.generateFullMs), String(bd.generatePartialMs), String(bd.saveEmptyMs), String(bd.restoreNatMs), String(bd.restoreFilterMs)]);
+    info.push([bd.backend, String(bd.services), String(bd.generateFullMs), String(bd.generatePartialMs), String(bd.saveEmptyMs), String(bd.restoreMs)]);
   }
   printTable(info);
   console.log('');

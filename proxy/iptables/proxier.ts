@@ -2,10 +2,10 @@
 // informer events feed the change trackers and ask the bounded-frequency
 // runner for a sync; syncProxyRules() drains the trackers, decides full or
 // partial, generates restore text with the pure generator, makes sure the
-// jumps from the builtin chains exist, and applies nat then filter with one
-// `iptables-restore --noflush` each. A full sync happens first, on every
-// periodic run (nothing queued), and after any failure; otherwise only the
-// changed services' chains are rewritten.
+// jumps from the builtin chains exist, and applies both tables with one
+// `iptables-restore --noflush` (nat, then filter). A full sync happens first,
+// once per fullSyncPeriod, after the tables were flushed and after any
+// failure; otherwise only the changed services' chains are rewritten.
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { sharedMetrics } from '../../lib/sharedmetrics.ts';
 import { SyncMetrics } from '../syncmetrics.ts';
@@ -237,7 +237,7 @@ export class IptablesProxier extends ProxierBase {
       // As upstream: with over 1000 endpoints, stale chains are looked for once per sync period only.
       const cleanup = full || !this.largeCluster || started - this.lastCleanupMs >= this.opts.syncPeriodMs;
       // The jumps from the built-in chains: checked on full syncs only, as
-      // upstream does since 1.26; the missing ones go into the same restores.
+      // upstream does since 1.26; the missing ones go into the same restore.
       const missing = full ? missingJumps(jumpRules(this.opts.localhostNodePorts), { nat: natSave, filter: filterSave }) : [];
       const saved = this.clock.now();
       const gen = generateRulesChunked(
@@ -263,32 +263,46 @@ export class IptablesProxier extends ProxierBase {
           canary: CANARY_CHAIN,
         },
       );
-      // The nat text goes to iptables-restore piece by piece as it is made: its
-      // parsing overlaps the generation (one restore still, one COMMIT). A partial
-      // sync with nothing to write yields no text, and there is no restore.
+      // One iptables-restore per sync, as upstream: the nat text goes to it piece
+      // by piece as it is made (its parsing overlaps the generation), and the
+      // filter text follows it in the same input. A partial sync leaves the
+      // filter table out when its text is what the last restore applied (most
+      // changes touch nat only; at 10k services filter costs ~35 ms), and writes
+      // nothing at all when neither table has anything to write. Full syncs
+      // always write filter, which repairs outside edits.
       let rest: RulesRest | undefined;
       let generated = saved;
+      let writeFilter = false;
       const clock = this.clock;
+      const lastFilter = this.appliedFilter;
+      const filterText = (out: RulesRest): string | undefined => {
+        writeFilter = full || out.filter !== lastFilter;
+        return writeFilter ? beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine)) : undefined;
+      };
       const first = gen.next();
       this.appliedTop = undefined;
+      this.appliedFilter = undefined;
       if (first.done) {
         rest = first.value;
         generated = clock.now();
+        const filter = filterText(rest);
+        if (filter !== undefined) await this.restore(filter, full);
       } else {
         const pieces = {
           *[Symbol.iterator]() {
             yield first.value;
             rest = yield* gen;
             generated = clock.now();
+            const filter = filterText(rest);
+            if (filter !== undefined) yield filter;
           },
         };
-        await this.restoreTable('nat', pieces, full);
+        await this.restore(pieces, full);
       }
-      if (!rest) throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore (nat) ended before it read the rules');
+      if (!rest) throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore ended before it read the rules');
       const out = rest;
       this.appliedTop = out.top;
-      const filter = beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine));
-      const natRestored = this.clock.now();
+      this.appliedFilter = out.filter;
       const inUse = out.chainsInUse;
       if (inUse) {
         this.natChains = new Set([...out.natChains, ...existing].filter((c) => !isServiceChain(c) || inUse.has(c)));
@@ -300,18 +314,9 @@ export class IptablesProxier extends ProxierBase {
         this.natChains = next;
       }
       this.largeCluster = out.largeCluster;
-      // A partial sync leaves the filter table alone when its text is what the last
-      // restore applied (most changes touch nat only; at 10k services a restore
-      // costs ~35 ms). Full syncs always write it, which repairs outside edits.
-      const writeFilter = full || out.filter !== this.appliedFilter;
-      if (writeFilter) {
-        this.appliedFilter = undefined;
-        await this.restoreTable('filter', filter, full);
-        this.appliedFilter = out.filter;
-      }
       // Where a sync's time goes (the full ones are rare and the ones worth reading).
-      // Generation overlaps the nat restore: generateMs ends when the last piece is made, restoreNatMs is the rest.
-      parts = { saveMs: saved - started, generateMs: generated - saved, restoreNatMs: natRestored - generated, restoreFilterMs: this.clock.now() - natRestored };
+      // Generation overlaps the restore: generateMs ends when the last nat piece is made, restoreMs is the rest.
+      parts = { saveMs: saved - started, generateMs: generated - saved, restoreMs: this.clock.now() - generated };
       this.reportNoLocalEndpoints(out.noLocalEndpoints);
       // What this sync wrote (a partial one: the changed services' chains; the filter table only when it changed).
       this.metrics.rulesLast.set({ table: 'nat', ...this.labels }, out.ruleCounts.nat);
@@ -342,7 +347,7 @@ export class IptablesProxier extends ProxierBase {
     return { full, ok: true };
   }
 
-  private async restoreTable(_table: Table, text: string | Iterable<string>, full: boolean): Promise<void> {
+  private async restore(text: string | Iterable<string>, full: boolean): Promise<void> {
     try {
       await this.iptables.restore(text, { noflush: true });
     } catch (err) {

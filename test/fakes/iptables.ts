@@ -50,7 +50,11 @@ export class FakeIptables implements Iptables {
   readonly restores: string[] = [];
   /** The next this-many restore() calls fail (recorded, nothing applied), as a rejected iptables-restore. */
   failRestores = 0;
-  /** Only restores of this table count against failRestores (undefined: any). */
+  /**
+   * Only restores that write this table count against failRestores (undefined:
+   * any); the tables before it in the input are committed, as iptables-restore
+   * commits each table at its COMMIT.
+   */
   failTable: Table | undefined;
 
   table(table: Table): ChainMap {
@@ -70,6 +74,10 @@ export class FakeIptables implements Iptables {
   /** Applies restore text now; throws NodeletError PROXY_RESTORE_FAILED and keeps the failed table unchanged. */
   applyRestore(text: string, opts: { noflush: boolean }): void {
     this.restores.push(text);
+    this.apply(text, opts);
+  }
+
+  private apply(text: string, opts: { noflush: boolean }): void {
     let name: Table | undefined;
     let work: ChainMap | undefined;
     const lines = text.split('\n');
@@ -133,9 +141,11 @@ export class FakeIptables implements Iptables {
 
   async restore(input: string | Iterable<string>, opts: { noflush: boolean }): Promise<void> {
     const text = inputText(input);
-    if (this.failRestores > 0 && (this.failTable === undefined || text.startsWith(`*${this.failTable}\n`))) {
+    const at = this.failTable === undefined ? 0 : `\n${text}`.indexOf(`\n*${this.failTable}\n`);
+    if (this.failRestores > 0 && at >= 0) {
       this.failRestores--;
       this.restores.push(text);
+      if (at > 0) this.apply(text.slice(0, at), opts);
       throw new NodeletError('PROXY_RESTORE_FAILED', 'iptables-restore: injected failure');
     }
     this.applyRestore(text, opts);

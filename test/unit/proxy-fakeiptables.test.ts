@@ -66,6 +66,20 @@ describe('proxy fake iptables', () => {
     expect(chainsFromSave(saved).has('KUBE-SERVICES')).to.equal(true);
   });
 
+  it('an injected failure at a table commits the tables before it in the input, as iptables-restore', async () => {
+    const f = new FakeIptables();
+    f.failRestores = 1;
+    f.failTable = 'filter';
+    const text = '*nat\n:KUBE-A - [0:0]\nCOMMIT\n*filter\n:KUBE-B - [0:0]\nCOMMIT\n';
+    expect(await f.restore(text, { noflush: true }).then(() => 'ok', (e: Error) => e.message)).to.match(/injected/);
+    expect(f.chains('nat').has('KUBE-A')).to.equal(true);
+    expect(f.chains('filter').has('KUBE-B')).to.equal(false);
+    expect(f.restores).to.deep.equal([text]);
+    // Spent: the same input goes through now.
+    await f.restore(text, { noflush: true });
+    expect(f.chains('filter').has('KUBE-B')).to.equal(true);
+  });
+
   it('splits and formats words as iptables-save quotes them', () => {
     expect(splitWords('-m comment --comment "a \\"b\\" c" -j X')).to.deep.equal(['-m', 'comment', '--comment', 'a "b" c', '-j', 'X']);
     expect(formatArgs(['-m', 'comment', '--comment', 'plain-word', '-j', 'X'])).to.equal('-m comment --comment plain-word -j X');

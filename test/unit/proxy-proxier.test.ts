@@ -27,6 +27,8 @@ const svcChain = (svc: string) => serviceChainName(`ns1/${svc}:http`, 'tcp');
 const sepChain = (svc: string, ip: string) => endpointChainName(`ns1/${svc}:http`, 'tcp', `${ip}:8080`);
 
 /** Chains declared (`:NAME`) in a restore text. */
+/** The tables a restore input writes, in order. */
+const tablesOf = (text: string) => text.split('\n').filter((l) => l.startsWith('*'));
 const declared = (text: string | undefined) =>
   (text ?? '').split('\n').filter((l) => l.startsWith(':')).map((l) => l.slice(1).split(' ')[0]);
 
@@ -78,8 +80,8 @@ describe('proxy IptablesProxier', () => {
     expect(ipt.rules('nat', 'OUTPUT').some((r) => r.endsWith('-j KUBE-SERVICES'))).to.equal(true);
     expect(ipt.rules('filter', 'FORWARD').some((r) => r.endsWith('-j KUBE-FORWARD'))).to.equal(true);
     expect(ipt.checkInvariants()).to.deep.equal([]);
-    // nat first, then filter, one restore each.
-    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    // One restore for both tables, as upstream: nat first, then filter.
+    expect(ipt.restores.map(tablesOf)).to.deep.equal([['*nat', '*filter']]);
     expect(sysctls).to.deep.equal([]);
   });
 
@@ -231,7 +233,7 @@ describe('proxy IptablesProxier', () => {
     expect(await rules('kubeproxy_sync_proxy_rules_iptables_total', 'nat')).to.equal(total);
   });
 
-  it('a partial sync restores the filter table only when its rules changed; a full one always does', async () => {
+  it('a partial sync writes the filter table only when its rules changed; a full one always does', async () => {
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
     await proxier.syncProxyRules();
@@ -239,12 +241,12 @@ describe('proxy IptablesProxier', () => {
     // Another endpoint: nat only.
     proxier.onSliceUpdate(slice('web', ['10.244.1.5']), slice('web', ['10.244.1.5', '10.244.1.6']));
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: false, ok: true });
-    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat']);
+    expect(ipt.restores.map(tablesOf)).to.deep.equal([['*nat']]);
     // No endpoints left: the service's REJECT goes into filter.
     ipt.restores.length = 0;
     proxier.onSliceUpdate(slice('web', ['10.244.1.5', '10.244.1.6']), slice('web', []));
     await proxier.syncProxyRules();
-    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(ipt.restores.map(tablesOf)).to.deep.equal([['*nat', '*filter']]);
     expect(ipt.rules('filter', 'KUBE-SERVICES').some((r) => r.includes('-d 10.96.0.10/32') && r.includes('REJECT'))).to.equal(true);
     // A filter restore that fails is tried again by the next (full) sync, even with the same text.
     ipt.restores.length = 0;
@@ -253,7 +255,8 @@ describe('proxy IptablesProxier', () => {
     ipt.failTable = 'filter';
     expect(afterFull).to.equal(1); // the first (full) sync's, none for the partial ones
     expect((await proxier.syncProxyRules()).ok).to.equal(false);
-    expect(ipt.restores.map((t) => t.split('\n')[0])).to.deep.equal(['*nat', '*filter']);
+    expect(ipt.restores.map(tablesOf)).to.deep.equal([['*nat', '*filter']]);
+    expect(ipt.table('nat').has(sepChain('web', '10.244.1.5')), 'nat committed before filter failed').to.equal(true);
     expect(afterFull).to.equal(1); // not for one that failed
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
     expect(afterFull).to.equal(2);
@@ -350,7 +353,7 @@ describe('proxy IptablesProxier', () => {
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
     await clock.advance(10);
     const after = ipt.restores.length;
-    expect(after).to.equal(2);
+    expect(after).to.equal(1);
 
     proxier.onServiceUpdate(svc, { ...svc, metadata: { ...svc.metadata, resourceVersion: '2' } });
     proxier.onServiceUpdate(svc, svc);
@@ -365,20 +368,21 @@ describe('proxy IptablesProxier', () => {
     proxier = make({ minSyncPeriodMs: 1000, syncPeriodMs: 30000, fullSyncPeriodMs: 60000 });
     proxier.start();
     await clock.advance(10);
-    expect(ipt.restores.length).to.equal(2); // the first sync, with nothing yet
+    expect(ipt.restores.length).to.equal(1); // the first sync, with nothing yet
 
     proxier.onServiceAdd(service('web', '10.96.0.10'));
     proxier.onSliceAdd(slice('web', ['10.244.1.5']));
     await clock.advance(500);
-    expect(ipt.restores.length).to.equal(2); // held back by minSyncPeriod
+    expect(ipt.restores.length).to.equal(1); // held back by minSyncPeriod
     await clock.advance(600);
-    expect(ipt.restores.length).to.equal(3); // nat; filter is as it was
+    expect(ipt.restores.length).to.equal(2);
+    expect(tablesOf(ipt.restores[1]!), 'filter is as it was').to.deep.equal(['*nat']);
     expect(ipt.table('nat').has(svcChain('web'))).to.equal(true);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(1);
 
     await clock.advance(30000);
     // The periodic partial sync: nothing changed, so nothing to restore.
-    expect(ipt.restores.length).to.equal(3);
+    expect(ipt.restores.length).to.equal(2);
     expect(await metric('kubeproxy_sync_partial_proxy_rules_duration_seconds')).to.equal(2);
     expect(await metric('kubeproxy_sync_full_proxy_rules_duration_seconds')).to.equal(1);
     await clock.advance(31000);
@@ -432,7 +436,7 @@ describe('proxy IptablesProxier', () => {
     expect(ipt.restores[0]).to.include('-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES');
     // Nothing changed and the period is 0: the next sync is full and finds every jump in place.
     expect(await proxier.syncProxyRules()).to.deep.equal({ full: true, ok: true });
-    expect(ipt.restores.slice(2).join('\n')).not.to.include('-I ');
+    expect(ipt.restores.slice(1).join('\n')).not.to.include('-I ');
     const jumpsTo = (table: 'nat' | 'filter', chain: string, target: string) => ipt.rules(table, chain).filter((r) => r.endsWith(`-j ${target}`)).length;
     expect(jumpsTo('nat', 'OUTPUT', 'KUBE-SERVICES')).to.equal(1);
     expect(jumpsTo('nat', 'POSTROUTING', 'KUBE-POSTROUTING')).to.equal(1);
@@ -440,7 +444,7 @@ describe('proxy IptablesProxier', () => {
     // Someone flushes nat OUTPUT: the next full sync puts that jump back, and only that one.
     ipt.table('nat').set('OUTPUT', []);
     await proxier.syncProxyRules();
-    const inserted = ipt.restores.slice(4).join('\n').split('\n').filter((l) => l.startsWith('-I '));
+    const inserted = ipt.restores.slice(2).join('\n').split('\n').filter((l) => l.startsWith('-I '));
     expect(inserted).to.deep.equal(['-I OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES']);
     expect(jumpsTo('nat', 'OUTPUT', 'KUBE-SERVICES')).to.equal(1);
     expect(ipt.checkInvariants()).to.deep.equal([]);
