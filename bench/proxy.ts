@@ -31,6 +31,7 @@
 // and a plot, proxy-<ISO>.png and proxy-latest.png.
 // NODELET_BENCH_PROXY_SIZES=1000,5000 narrows the sizes, NODELET_BENCH_PROXY_SAMPLES=3 (default 5)
 // takes fewer samples per run, NODELET_BENCH_PROXY_BACKENDS=legacy one backend only;
+// NODELET_BENCH_NODE_EXTRA='--trace-gc' (space-separated) adds Node flags to nodelet's proxy, for profiling;
 // SIGINT stops it and reports what was measured.
 import { DAEMON_NODE_FLAGS } from '../lib/nodeflags.ts';
 import { daemonEnv } from '../lib/compilecache.ts';
