@@ -42,8 +42,9 @@ export async function ensureServices(
   const list = await api.disc.listNamespacedEndpointSlice({ namespace: BENCH_NAMESPACE }, api.opts);
   for (const s of list.items) if (s.metadata?.name) have.add(s.metadata.name);
   // A size is measured with exactly n services: more (a cluster kept by an earlier run) would be measured as n.
-  if (have.size > n) {
-    throw new Error(`namespace ${BENCH_NAMESPACE} already holds ${have.size} bench slices, more than the ${n} asked for (a cluster kept with NODELET_BENCH_KEEP=1?): take it down first`);
+  const beyond = [...have].filter((name) => Number(/^svc-(\d+)-bench$/.exec(name)?.[1] ?? -1) >= n).length;
+  if (beyond > 0) {
+    throw new Error(`namespace ${BENCH_NAMESPACE} already holds ${beyond} bench services beyond the ${n} asked for (a cluster kept with NODELET_BENCH_KEEP=1?): take it down first`);
   }
   const missing = Array.from({ length: n }, (_, i) => i).filter((i) => !have.has(`${serviceName(i)}-bench`));
   const t = performance.now();
