@@ -831,7 +831,8 @@ async function main(): Promise<number> {
       // Before either proxy starts: the first restore of a table this size after the
       // services were made came out 10-25 % slower, for whichever proxy it was
       // (results 20-21-10 to 22-34-56: the first start of a size was the slowest of
-      // its four in 8 of 10 sizes). The breakdown's scratch restores take that.
+      // its four in 6 of 10 sizes, and slower than the same proxy's other start in 9
+      // of 10). The breakdown's scratch restores take that.
       breakdowns.push(...(await breakdown(c, n)));
       for (const [backendIndex, backend] of BACKENDS.entries()) {
         // Each proxy goes first in turn, by size and by backend, and each starts on a quiet machine.
