@@ -29,7 +29,7 @@ import {
   KUBE_POSTROUTING,
   KUBE_SERVICES,
 } from './iptables/rules.ts';
-import { TABLE as NFT_TABLE } from './nftables/rules.ts';
+import { ipKeyword, TABLE as NFT_TABLE, tableOf } from './nftables/rules.ts';
 import type { ProxyMode } from './proxier.ts';
 import { NODEPORT_CONTAINER, NODEPORT_HOST, NODEPORT_NON_LOCAL, PORTALS_CONTAINER, PORTALS_HOST } from './userspace/rules.ts';
 
@@ -40,8 +40,6 @@ type OwnedTable = 'nat' | 'filter' | 'mangle';
 const TABLES: readonly OwnedTable[] = ['nat', 'filter', 'mangle'];
 
 const FAMILIES: readonly IPFamily[] = ['IPv4', 'IPv6'];
-/** The nftables family of nftables mode's table for each IP family. */
-const NFT_FAMILIES: Readonly<Record<IPFamily, string>> = { IPv4: 'ip', IPv6: 'ip6' };
 
 /** The chains each iptables-based mode makes, by table (iptables mode's per-service chains by prefix). */
 const MODE_CHAINS: Record<'iptables' | 'userspace', Record<OwnedTable, ReadonlySet<string>>> = {
@@ -238,8 +236,8 @@ async function cleanupNftables(deps: CleanupDeps, report: CleanupReport): Promis
   }
   const listed = new Set(tables.split('\n').map((l) => l.trim()));
   for (const family of FAMILIES) {
-    const nftFamily = NFT_FAMILIES[family];
-    const name = `${nftFamily} ${NFT_TABLE}`;
+    const nftFamily = ipKeyword(family);
+    const name = tableOf(family);
     if (!listed.has(`table ${name}`)) continue;
     try {
       const res = await deps.exec('nft', ['delete', 'table', nftFamily, NFT_TABLE], { allowFail: true, timeoutMs: 60_000 });

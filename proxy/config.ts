@@ -9,8 +9,8 @@ import { NodeletError } from '../lib/errors.ts';
 import type { ProxyMode } from './proxier.ts';
 import type { BackendChoice } from './iptables/restore.ts';
 import { CONNTRACK_DEFAULTS, type ConntrackConfig } from './conntracklimits.ts';
-import { ipFamilyOf } from '../lib/ip.ts';
-import { DEFAULT_MASQUERADE_BIT, ipInCIDR, type IPFamily } from './types.ts';
+import { ipFamilyOf, ipInCIDR } from '../lib/ip.ts';
+import { DEFAULT_MASQUERADE_BIT, type IPFamily } from './types.ts';
 import { OOM_SCORE_ADJ_DEFAULT } from './oomscore.ts';
 import { DETECT_LOCAL_MODES, type DetectLocalMode } from './localdetect.ts';
 
@@ -356,8 +356,6 @@ export function parseProxyFlags(argv: readonly string[], host: HostProbe = realH
     ignoredFlags: Object.freeze(ignoredFlags),
   });
 }
-
-export { ipInCIDR };
 
 /** The CIDRs of a comma-separated list (or of a list) that are of `family`. */
 export function cidrsOfFamily(list: string | readonly string[] | undefined, family: IPFamily): string[] {

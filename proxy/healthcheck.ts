@@ -20,7 +20,6 @@ import { endpointsFromSlices, SERVICE_NAME_LABEL, serviceKey, servicePortsFromSe
 import { LAST_SYNC_METRIC } from './syncmetrics.ts';
 import { ipFamilyOf } from '../lib/ip.ts';
 
-
 export interface ProxyHealthStatus {
   healthy: boolean;
   /** ms since epoch of the last successful sync; undefined before the first. */

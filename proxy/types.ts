@@ -7,7 +7,6 @@ import type { V1EndpointSlice, V1Service } from '@kubernetes/client-node';
 import { ipFamilyOf, ipToBigInt, joinHostPort, normalizeCIDR, type IPFamily } from '../lib/ip.ts';
 
 export type { IPFamily } from '../lib/ip.ts';
-export { ipInCIDR } from '../lib/ip.ts';
 
 export type Protocol = 'TCP' | 'UDP' | 'SCTP';
 export type TrafficPolicy = 'Cluster' | 'Local';

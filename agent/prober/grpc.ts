@@ -6,7 +6,8 @@
 // Only SERVING is success; outputs are worded as upstream's.
 import http2 from 'node:http2';
 import { PROBE_USER_AGENT } from './http.ts';
-import { dialError, goSeconds, joinHostPort, type ProbeOutcome } from './outcome.ts';
+import { joinHostPort } from '../../lib/ip.ts';
+import { dialError, goSeconds, type ProbeOutcome } from './outcome.ts';
 
 export const HEALTH_CHECK_PATH = '/grpc.health.v1.Health/Check';
 export const SERVING_STATUS = ['UNKNOWN', 'SERVING', 'NOT_SERVING', 'SERVICE_UNKNOWN'] as const;

@@ -7,7 +7,8 @@
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
-import { dialError, joinHostPort, MAX_PROBE_OUTPUT, type ProbeOutcome } from './outcome.ts';
+import { joinHostPort } from '../../lib/ip.ts';
+import { dialError, MAX_PROBE_OUTPUT, type ProbeOutcome } from './outcome.ts';
 
 /** Upstream's user agent: kube-probe/<major>.<minor> of the kubelet. */
 export const PROBE_USER_AGENT = 'kube-probe/1.37';

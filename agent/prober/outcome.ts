@@ -12,8 +12,6 @@ export interface ProbeOutcome {
 /** Upstream reads at most 10 KiB of a probe's response or command output. */
 export const MAX_PROBE_OUTPUT = 10 * 1024;
 
-export { joinHostPort } from '../../lib/ip.ts';
-
 /** A Go duration for whole seconds ("1s", "1m30s"), as upstream's messages print timeouts. */
 export function goSeconds(seconds: number): string {
   if (seconds < 60) return `${seconds}s`;

@@ -1,7 +1,8 @@
 // The tcpSocket probe, as upstream's pkg/probe/tcp: success when a connection
 // opens within the timeout (it is closed at once), failure otherwise.
 import net from 'node:net';
-import { dialError, joinHostPort, type ProbeOutcome } from './outcome.ts';
+import { joinHostPort } from '../../lib/ip.ts';
+import { dialError, type ProbeOutcome } from './outcome.ts';
 
 /** One tcpSocket probe. Never throws. */
 export function tcpProbe(host: string, port: number, timeoutMs: number): Promise<ProbeOutcome> {

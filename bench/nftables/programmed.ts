@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { performance } from 'node:perf_hooks';
 import { endpointChainName } from '../../proxy/iptables/rules.ts';
 import { binariesFor } from '../../proxy/iptables/restore.ts';
-import { dnatMapName, FAMILY, TABLE } from '../../proxy/nftables/rules.ts';
+import { dnatMapName, ipKeyword, TABLE } from '../../proxy/nftables/rules.ts';
 import { servicePortKey } from '../../proxy/types.ts';
 import { inNetns } from '../proxy/procs.ts';
 import { BENCH_NAMESPACE, ENDPOINTS_PER_SERVICE, SERVICE_PORT, TARGET_PORT } from '../proxy/objects.ts';
@@ -30,7 +30,7 @@ export async function programmedCheck(proxy: ProxyName, netns: string, t: Target
       const map = dnatMapName('svc', 'tcp', ENDPOINTS_PER_SERVICE)!;
       const keys = Array.from({ length: ENDPOINTS_PER_SERVICE }, (_, j) => `${t.clusterIP} . tcp . ${SERVICE_PORT} . ${j}`).join(', ');
       return async () => {
-        const r = await run('nft', ['get', 'element', FAMILY, TABLE, map, `{ ${keys} }`]);
+        const r = await run('nft', ['get', 'element', ipKeyword('IPv4'), TABLE, map, `{ ${keys} }`]);
         // get element fails as a whole when one key is missing (mid-swap): not programmed yet.
         return r.code === 0 && r.stdout.includes(`${t.endpoint} . ${TARGET_PORT}`);
       };

@@ -16,7 +16,7 @@ import { flattenEndpoints, flattenServices } from '../changetracker.ts';
 import { ProxierBase } from '../proxier.ts';
 import { BoundedFrequencyRunner } from '../runner.ts';
 import { Canary, CANARY_CHAIN } from './canary.ts';
-import { chainsFromSave, type Iptables, type Table } from './iptables.ts';
+import { chainsFromSave, type Iptables } from './iptables.ts';
 import { beforeCommit, generateRulesChunked, isServiceChain, jumpInsertLine, jumpRules, missingJumps, type RulesRest } from './rules.ts';
 import type { LocalDetector } from '../localdetect.ts';
 import { DEFAULT_MASQUERADE_BIT, type IPFamily, localhostNodePorts } from '../types.ts';
@@ -272,13 +272,11 @@ export class IptablesProxier extends ProxierBase {
       // always write filter, which repairs outside edits.
       let rest: RulesRest | undefined;
       let generated = saved;
-      let writeFilter = false;
       const clock = this.clock;
       const lastFilter = this.appliedFilter;
-      const filterText = (out: RulesRest): string | undefined => {
-        writeFilter = full || out.filter !== lastFilter;
-        return writeFilter ? beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine)) : undefined;
-      };
+      const writesFilter = (out: RulesRest) => full || out.filter !== lastFilter;
+      const filterText = (out: RulesRest): string | undefined =>
+        writesFilter(out) ? beforeCommit(out.filter, missing.filter((j) => j.table === 'filter').map(jumpInsertLine)) : undefined;
       const first = gen.next();
       this.appliedTop = undefined;
       this.appliedFilter = undefined;
@@ -320,7 +318,7 @@ export class IptablesProxier extends ProxierBase {
       this.reportNoLocalEndpoints(out.noLocalEndpoints);
       // What this sync wrote (a partial one: the changed services' chains; the filter table only when it changed).
       this.metrics.rulesLast.set({ table: 'nat', ...this.labels }, out.ruleCounts.nat);
-      this.metrics.rulesLast.set({ table: 'filter', ...this.labels }, writeFilter ? out.ruleCounts.filter : 0);
+      this.metrics.rulesLast.set({ table: 'filter', ...this.labels }, writesFilter(out) ? out.ruleCounts.filter : 0);
       if (full) {
         this.metrics.rulesTotal.set({ table: 'nat', ...this.labels }, out.ruleCounts.nat);
         this.metrics.rulesTotal.set({ table: 'filter', ...this.labels }, out.ruleCounts.filter);

@@ -21,7 +21,8 @@
 import { sha256Words } from '../../lib/sha256.ts';
 import { detectorOf, iptablesLocalMatches, type LocalDetector } from '../localdetect.ts';
 import { type Categorized, categorizeEndpoints, externallyAccessible, externalPolicyLocal, internalPolicyLocal, type Topology, usesClusterEndpoints, usesLocalEndpoints } from '../categorize.ts';
-import { endpointString, ipInCIDR, localhostNodePorts, masqueradeMark, portKey, serviceKey, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
+import { ipInCIDR } from '../../lib/ip.ts';
+import { endpointString, localhostNodePorts, masqueradeMark, portKey, serviceKey, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { formatArgs, quoteArg, type Table } from './iptables.ts';
 
 export const KUBE_SERVICES = 'KUBE-SERVICES';
@@ -202,7 +203,6 @@ export function probability(n: number): string {
 function host(ip: string): string {
   return ip.includes('/') ? ip : ip.includes(':') ? `${ip}/128` : `${ip}/32`;
 }
-
 
 function line(...words: (string | false | undefined)[]): string {
   return words.filter((w): w is string => typeof w === 'string' && w !== '').join(' ');

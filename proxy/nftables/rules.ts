@@ -52,9 +52,9 @@
 //
 // loadBalancerSourceRanges are two sets (firewalled keys; allowed key .
 // source ranges) and one rule before DNAT.
-import { ipFamilyOf } from '../../lib/ip.ts';
+import { ipFamilyOf, ipInCIDR } from '../../lib/ip.ts';
 import { categorizeEndpoints, type Topology } from '../categorize.ts';
-import { ipInCIDR, localhostNodePorts, masqueradeMark, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
+import { localhostNodePorts, masqueradeMark, type Endpoint, type IPFamily, type ServicePortInfo } from '../types.ts';
 import { detectorOf, type LocalDetector, nftLocalMatches } from '../localdetect.ts';
 
 export const TABLE = 'nodelet';
@@ -63,9 +63,6 @@ export const TABLE = 'nodelet';
 export function ipKeyword(family: IPFamily = 'IPv4'): 'ip' | 'ip6' {
   return family === 'IPv6' ? 'ip6' : 'ip';
 }
-
-/** IPv4's table family (IPv4-only callers; the others use ipKeyword). */
-export const FAMILY = ipKeyword('IPv4');
 
 /** The table of a family: "ip nodelet" or "ip6 nodelet". */
 export function tableOf(family: IPFamily = 'IPv4'): string {

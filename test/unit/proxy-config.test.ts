@@ -3,7 +3,8 @@ import { expect } from 'chai';
 import type os from 'node:os';
 import type { HostProbe } from '../../agent/config.ts';
 import { errorCode } from '../../lib/errors.ts';
-import { ipInCIDR, nodePortIPs, parseBindAddress, parseProxyFlags } from '../../proxy/config.ts';
+import { ipInCIDR } from '../../lib/ip.ts';
+import { nodePortIPs, parseBindAddress, parseProxyFlags } from '../../proxy/config.ts';
 
 const host: HostProbe = { hostname: () => 'Node-A', networkInterfaces: () => ({}) };
 const parse = (...argv: string[]) => parseProxyFlags(['--kubeconfig', '/k', ...argv], host);
