@@ -92,7 +92,9 @@ export interface RulesOptions {
    * KUBE-SERVICES, KUBE-NODEPORTS and the fixed chains are left as they are,
    * not rewritten (upstream rewrites them every time: at 5k services that is
    * 5000 rules, 12x the restore time of the changed service on nf_tables), and
-   * when nothing at all is to be written the generator yields no text.
+   * when nothing at all is to be written the generator yields no text (or,
+   * when changedServices named any, an empty `*nat` ... `COMMIT`: the table
+   * line goes out before the generator knows).
    */
   previousTop?: readonly string[];
   /** An empty chain declared in the nat text of full syncs and in the filter text (the flush canary, canary.ts). */
@@ -593,13 +595,20 @@ export function generateRules(input: RulesInput, options: RulesOptions): RulesOu
  * declarations, so a large text is never one string.
  */
 export function* generateRulesChunked(input: RulesInput, options: RulesOptions): Generator<string, RulesRest, void> {
+  const changed = options.changedServices ?? new Set<string>();
+  // The table line on its own first, before any work: iptables-restore starts
+  // and reads the table (all of it, for a legacy --noflush restore) while the
+  // services are made. So does a partial sync with changed services (it nearly
+  // always writes; at 10k services the work before its first rule is 20-40 ms).
+  // One without first works out whether there is anything to write.
+  const opened = options.full || changed.size > 0;
+  if (opened) yield '*nat\n';
   const ctx: Context = {
     input,
     localDetect: ((d) => (d ? iptablesLocalMatches(d) : undefined))(detectorOf(input)),
     large: countEndpoints(input) > LARGE_CLUSTER_ENDPOINTS,
   };
   const existing = options.existingChains;
-  const changed = options.changedServices ?? new Set<string>();
   const cleanup = options.full || !options.skipStaleCleanup;
 
   const filterChains = [KUBE_SERVICES, KUBE_EXTERNAL_SERVICES, KUBE_FORWARD, KUBE_NODEPORTS, KUBE_PROXY_FIREWALL];
@@ -625,10 +634,6 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
     );
   }
 
-  // The table line on its own first: iptables-restore starts and reads the table
-  // (all of it, for a legacy --noflush restore) while the services are made.
-  // A partial sync first works out whether there is anything to write.
-  if (options.full) yield '*nat\n';
 
   const chainsInUse = new Set<string>();
   // Keys computed once, not in every comparison.
@@ -669,11 +674,13 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       natChains = natChains.filter((c) => !TOP_CHAINS.has(c));
       natAppends -= headRules.length;
       if (natChains.length === 0 && stale.length === 0 && natExtra.length === 0) {
-        // Nothing to write: no restore at all (it would still replace the whole table on legacy).
+        // Nothing to write: no restore at all (it would still replace the whole table on legacy),
+        // or, when the table line went out already, an empty one (iptables commits nothing then).
+        if (opened) yield 'COMMIT\n';
         return rest();
       }
     }
-    yield '*nat\n';
+    if (!opened) yield '*nat\n';
   }
   for (const chain of stale) natChains.push(chain);
 

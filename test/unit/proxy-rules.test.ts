@@ -490,6 +490,17 @@ describe('proxy iptables rules', () => {
       expect(none.nat).to.equal('');
       expect(none.ruleCounts.nat).to.equal(0);
       expect(none.filter).to.equal(out.filter);
+      // A named service that has no rules (headless, say): the table line went out before that was known,
+      // so the text is an empty transaction, which iptables-restore commits nothing for.
+      const empty = generateRules(after, { full: false, changedServices: new Set(['ns1/headless']), existingChains: fake.chains('nat'), previousTop: out.top });
+      expect(empty.nat).to.equal('*nat\nCOMMIT\n');
+      expect(empty.ruleCounts.nat).to.equal(0);
+      const kept = fake.saveText('nat');
+      expect(apply(fake, empty)).to.deep.equal([]);
+      expect(fake.saveText('nat')).to.equal(kept);
+      // With a changed service the table line is the first piece, before any service is worked out.
+      const pieces = generateRulesChunked(after, { full: false, changedServices: new Set(['ns1/svc2']), existingChains, previousTop: first.top });
+      expect(pieces.next().value).to.equal('*nat\n');
       // Without previousTop (the first partial sync after a start) the top-level chains are written, as before.
       expect(generateRules(after, { full: false, changedServices: new Set(['ns1/svc2']), existingChains }).nat).to.include(CLUSTER_IP_RULE);
     });
