@@ -94,3 +94,22 @@ export function listStateToCri(state: string | undefined): ContainerState {
 export function sandboxStateFromList(state: string | undefined): PodSandboxState {
   return state === 'running' ? SANDBOX_READY : SANDBOX_NOTREADY;
 }
+
+/** The part of a Docker endpoint (inspect NetworkSettings.Networks[name]) sandboxNetwork reads. */
+export interface DockerEndpoint {
+  IPAddress?: string;
+  GlobalIPv6Address?: string;
+}
+
+/**
+ * A sandbox's CRI network status from its Docker endpoint, as dockershim's
+ * getIPs: the IPv4 address is the ip and a global IPv6 one the additional ip
+ * (a dual-stack bridge, dockerd --ipv6); on an IPv6-only network the IPv6
+ * address is the ip.
+ */
+export function sandboxNetwork(ep: DockerEndpoint | undefined): { ip: string; additionalIps: { ip: string }[] } {
+  const v4 = ep?.IPAddress ?? '';
+  const v6 = ep?.GlobalIPv6Address ?? '';
+  if (!v4) return { ip: v6, additionalIps: [] };
+  return { ip: v4, additionalIps: v6 ? [{ ip: v6 }] : [] };
+}

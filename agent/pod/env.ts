@@ -4,8 +4,8 @@
 // expansion against what is defined so far. A later source overrides an
 // earlier one. Every failure is CreateContainerConfigError with upstream's
 // message, which the pod status shows as the waiting reason's message.
-import { isIPv4, isIPv6 } from 'node:net';
 import { joinHostPort } from '../../lib/ip.ts';
+import { sortPodIPs } from './podips.ts';
 import path from 'node:path';
 import type {
   V1ConfigMap,
@@ -319,14 +319,6 @@ export function serviceEnvVars(services: V1Service[]): EnvVar[] {
 }
 
 // ---- downward API: fieldRef ----
-
-/** Pod IPs as upstream's sortPodIPs: at most one per family, the node's primary family first. */
-export function sortPodIPs(podIPs: string[], hostIPs: string[]): string[] {
-  const v6First = hostIPs[0] !== undefined && isIPv6(hostIPs[0]);
-  const primary = podIPs.find(v6First ? isIPv6 : isIPv4);
-  const secondary = podIPs.find(v6First ? isIPv4 : isIPv6);
-  return [primary, secondary].filter((x): x is string => x !== undefined);
-}
 
 const SUPPORTED_FIELDS = new Set([
   'metadata.annotations',

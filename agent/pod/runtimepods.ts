@@ -283,6 +283,8 @@ export class RuntimePodCache {
       // No pod IP for a sandbox on the node's network or one that is not running.
       ip: ready && hostNetwork !== true ? (status.network?.ip ?? '') : '',
     };
+    const more = (status.network?.additionalIps ?? []).map((a) => a.ip).filter(Boolean);
+    if (sandbox.ip && more.length > 0) sandbox.additionalIps = more;
     if (hostNetwork !== undefined) sandbox.hostNetwork = hostNetwork;
     return { listedState: s.state, sandbox };
   }

@@ -22,6 +22,7 @@ import {
   podSandboxChanged,
   shouldContainerBeRestarted,
 } from './actions.ts';
+import { sandboxIPs } from './podips.ts';
 import { getPodQOS } from './qos.ts';
 import type { ProbeState, RuntimeContainer, RuntimePodStatus } from './types.ts';
 
@@ -83,7 +84,7 @@ export function generatePodStatus(pod: V1Pod, runtime: RuntimePodStatus, input: 
   const sandbox = latestSandbox(runtime);
   let podIPs: string[] = [];
   if (spec?.hostNetwork) podIPs = input.hostIPs.slice(0, 2);
-  else if (sandbox && sandbox.state === SANDBOX_READY && sandbox.ip) podIPs = [sandbox.ip];
+  else if (sandbox && sandbox.state === SANDBOX_READY && sandbox.ip) podIPs = sandboxIPs(sandbox, input.hostIPs);
   else if (!runtime.sandboxes.some((x) => x.state === SANDBOX_READY)) podIPs = (old.podIPs ?? []).map((p) => p.ip);
   if (podIPs.length > 0) {
     s.podIP = podIPs[0];

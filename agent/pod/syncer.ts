@@ -20,6 +20,7 @@ import type { HookRunner } from './hooks.ts';
 import { ImageManager } from './images.ts';
 import { containerConfig, DEFAULT_TERMINATION_GRACE_SECONDS, podDNS, sandboxConfig, type HostDNS } from './podconfig.ts';
 import type { PodApi } from './podapi.ts';
+import { sandboxIPs } from './podips.ts';
 import { generatePodStatus, type WaitingReason } from './status.ts';
 import type { StatusManager } from './statusmanager.ts';
 import type { ProbeState, RuntimeContainer, RuntimePodStatus } from './types.ts';
@@ -174,7 +175,8 @@ export class PodSyncer {
     if (actions.killPod) await this.killPod(pod, runtime, this.gracePeriod(pod, false), !actions.createSandbox);
 
     let sandboxId = actions.sandboxId;
-    let podIP = latestSandbox(runtime)?.ip ?? '';
+    // The pod's IPs, the node's primary family first (podIPs[0] is status.podIP).
+    let podIPs = sandboxIPs(latestSandbox(runtime), this.cfg.hostIPs);
     const attempt = actions.attempt;
     let sbConfig: PodSandboxConfig | undefined;
     if (actions.createSandbox) {
@@ -185,7 +187,8 @@ export class PodSyncer {
       try {
         sandboxId = await this.d.runtime.runPodSandbox(sbConfig);
         const sst = await this.d.runtime.podSandboxStatus(sandboxId);
-        podIP = sst.status.network?.ip ?? '';
+        const net = sst.status.network;
+        podIPs = sandboxIPs({ ip: net?.ip ?? '', additionalIps: (net?.additionalIps ?? []).map((a) => a.ip) }, this.cfg.hostIPs);
       } catch (err) {
         this.d.events.podEvent(pod, undefined, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${describeError(err)}`);
         this.requeue(st, now + RETRY_MS);
@@ -207,13 +210,13 @@ export class PodSyncer {
     for (const i of actions.initContainersToStart) {
       const c = inits[i];
       if (!c) continue;
-      const ok = await this.startContainer(pod, c, true, sandboxId, sbConfig, podIP, runtime, st);
+      const ok = await this.startContainer(pod, c, true, sandboxId, sbConfig, podIPs, runtime, st);
       if (!ok) break;
     }
     const containers = pod.spec?.containers ?? [];
     for (const i of actions.containersToStart) {
       const c = containers[i];
-      if (c) await this.startContainer(pod, c, false, sandboxId, sbConfig, podIP, runtime, st);
+      if (c) await this.startContainer(pod, c, false, sandboxId, sbConfig, podIPs, runtime, st);
     }
     return this.report(pod, inspect, st);
   }
@@ -234,7 +237,7 @@ export class PodSyncer {
     init: boolean,
     sandboxId: string,
     sbConfig: PodSandboxConfig,
-    podIP: string,
+    podIPs: string[],
     runtime: RuntimePodStatus,
     st: PodState,
   ): Promise<boolean> {
@@ -270,7 +273,7 @@ export class PodSyncer {
     let envs: KeyValue[];
     let mounts: Mount[];
     try {
-      envs = await this.d.env(pod, c, { podIPs: podIP ? [podIP] : [], hostIPs: this.cfg.hostIPs });
+      envs = await this.d.env(pod, c, { podIPs, hostIPs: this.cfg.hostIPs });
       const env = Object.fromEntries(envs.map((e) => [e.key, e.value]));
       mounts = (await this.d.volumes.containerMounts(pod, c, st.volumes ?? new Map(), env)).mounts;
     } catch (err) {
@@ -309,7 +312,7 @@ export class PodSyncer {
     st.waiting.delete(c.name);
 
     if (c.lifecycle?.postStart) {
-      const err = await this.d.hooks.run(id, pod, c, c.lifecycle.postStart, podIP, this.gracePeriod(pod, false));
+      const err = await this.d.hooks.run(id, pod, c, c.lifecycle.postStart, podIPs[0] ?? '', this.gracePeriod(pod, false));
       if (err) {
         // The message stays out of the event so secrets cannot leak (as upstream).
         this.d.events.podEvent(pod, ref, 'Warning', 'FailedPostStartHook', 'PostStartHook failed');

@@ -36,6 +36,8 @@ export interface RuntimeSandbox {
   createdAt: number;
   /** Pod IP ('' with host networking or when not ready). */
   ip: string;
+  /** The pod's other IPs (its IPv6 one on a dual-stack network), when ip is set. */
+  additionalIps?: readonly string[];
   /**
    * The sandbox runs in the node's network namespace (io.nodelet.host-network);
    * undefined when unknown. When known, computePodActions replaces a sandbox

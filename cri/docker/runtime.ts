@@ -62,7 +62,7 @@ import {
   TYPE_SANDBOX,
 } from '../labels.ts';
 import { asImageID, normalizeImage, referenceAliases } from '../reference.ts';
-import { dockerTimeToNanos, listStateToCri, mapContainerState, sandboxStateFromList } from '../status.ts';
+import { dockerTimeToNanos, listStateToCri, mapContainerState, sandboxNetwork, sandboxStateFromList } from '../status.ts';
 import { containerCreateOptions, resourcesToHostConfig, SANDBOX_OOM_SCORE_ADJ, sandboxCreateOptions } from './config.ts';
 import { LogCopiers, type RotationOptions } from './logs.ts';
 import { followProgress } from './progress.ts';
@@ -299,14 +299,14 @@ export class DockerRuntime implements RuntimeService, ImageService {
     const labels = info.Config.Labels ?? {};
     const { labels: l, annotations } = decodeLabels(labels);
     const hostNet = labels[LABEL_HOST_NETWORK] === 'true';
-    const ip = hostNet ? '' : Object.values(info.NetworkSettings.Networks ?? {})[0]?.IPAddress || '';
+    const network = hostNet ? { ip: '', additionalIps: [] } : sandboxNetwork(Object.values(info.NetworkSettings.Networks ?? {})[0]);
     const res: PodSandboxStatusResponse = {
       status: {
         id: info.Id,
         metadata: sandboxMetadata(info.Name, labels),
         state: info.State.Running ? SANDBOX_READY : SANDBOX_NOTREADY,
         createdAt: dockerTimeToNanos(info.Created),
-        network: { ip, additionalIps: [] },
+        network,
         linux: {
           namespaces: {
             options: {

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { dockerTimeToNanos, listStateToCri, mapContainerState, REASON_CANNOT_RUN, sandboxStateFromList } from '../../cri/status.ts';
+import { dockerTimeToNanos, listStateToCri, mapContainerState, REASON_CANNOT_RUN, sandboxNetwork, sandboxStateFromList } from '../../cri/status.ts';
 
 const ZERO = '0001-01-01T00:00:00Z';
 const START = '2024-05-01T10:00:00.123456789Z';
@@ -51,5 +51,13 @@ describe('cri/status: Docker inspect -> CRI container status', () => {
     ]);
     expect(sandboxStateFromList('running')).to.equal('SANDBOX_READY');
     expect(sandboxStateFromList('exited')).to.equal('SANDBOX_NOTREADY');
+  });
+
+  it('reads a sandbox\'s IPs from its Docker endpoint: IPv4 first, a global IPv6 address as the additional one', () => {
+    expect(sandboxNetwork({ IPAddress: '10.244.0.5', GlobalIPv6Address: '' })).to.deep.equal({ ip: '10.244.0.5', additionalIps: [] });
+    expect(sandboxNetwork({ IPAddress: '10.244.0.5', GlobalIPv6Address: 'fd00:1:244::5' })).to.deep.equal({ ip: '10.244.0.5', additionalIps: [{ ip: 'fd00:1:244::5' }] });
+    // IPv6-only network: the IPv6 address is the ip.
+    expect(sandboxNetwork({ IPAddress: '', GlobalIPv6Address: 'fd00:1:244::5' })).to.deep.equal({ ip: 'fd00:1:244::5', additionalIps: [] });
+    expect(sandboxNetwork(undefined)).to.deep.equal({ ip: '', additionalIps: [] });
   });
 });

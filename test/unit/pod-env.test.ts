@@ -17,11 +17,11 @@ import {
   serviceEnvVars,
   servicesForPod,
   skippedKeysMessage,
-  sortPodIPs,
   type EnvContext,
   type EnvVar,
 } from '../../agent/pod/env.ts';
 import { parseEnvFile, readEnvFileKey } from '../../agent/pod/envfile.ts';
+import { sortPodIPs } from '../../agent/pod/podips.ts';
 import { FakeClock } from '../fakes/clock.ts';
 import { FakePodObjects } from '../fakes/podobjects.ts';
 

@@ -457,6 +457,29 @@ const cases: Case[] = [
     },
   },
   {
+    name: 'a dual-stack sandbox gives two pod IPs, the node\'s primary family first',
+    mutateRuntime: (r) => {
+      r.sandboxes[0]!.additionalIps = ['fd00:1:244::7'];
+    },
+    check: (s) => {
+      expect(s.podIP).to.equal('10.244.1.7');
+      expect(s.podIPs).to.deep.equal([{ ip: '10.244.1.7' }, { ip: 'fd00:1:244::7' }]);
+    },
+  },
+  {
+    name: 'on an IPv6-primary node the IPv6 pod IP comes first (upstream sortPodIPs)',
+    mutateRuntime: (r) => {
+      r.sandboxes[0]!.additionalIps = ['fd00:1:244::7'];
+    },
+    mutateInput: (i) => {
+      i.hostIPs = ['2001:db8::10', '192.0.2.10'];
+    },
+    check: (s) => {
+      expect(s.podIP).to.equal('fd00:1:244::7');
+      expect(s.podIPs).to.deep.equal([{ ip: 'fd00:1:244::7' }, { ip: '10.244.1.7' }]);
+    },
+  },
+  {
     name: 'host-network pods have the node IPs as pod IPs; dual-stack hosts give two',
     mutatePod: (p) => {
       p.spec!.hostNetwork = true;
