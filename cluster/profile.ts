@@ -18,6 +18,8 @@ export interface ClusterProfile {
   readonly nodeNetv6: string;
   /** /16; node i gets <a>.<b>.i.0/24. */
   readonly clusterCIDR: string;
+  /** The pods' IPv6 range (a /56 of ULA beside nodeNetv6); node i gets its i-th /64 (dockerd --fixed-cidr-v6). */
+  readonly clusterCIDRv6: string;
   readonly apiserverPort: number;
   readonly etcdClientPort: number;
   readonly etcdPeerPort: number;
@@ -37,6 +39,7 @@ const base = (name: string, prefix: string, net: number, pod: number, portBase: 
     serviceCIDRv6: `fd00:${net}:96::/112`,
     nodeNetv6: `fd00:${net}::/64`,
     clusterCIDR: `10.${pod}.0.0/16`,
+    clusterCIDRv6: `fd00:${net}:244::/56`,
     apiserverPort: portBase + 443,
     etcdClientPort: portBase + 379,
     etcdPeerPort: portBase + 380,
@@ -77,6 +80,8 @@ export const podCIDR = (p: ClusterProfile, i: number): string => {
   const [a, b] = octets(p.clusterCIDR);
   return `${a}.${b}.${i}.0/24`;
 };
+/** Node i's IPv6 pod range: the i-th /64 of clusterCIDRv6 (the /56 leaves the low 8 bits of the fourth group to i). */
+export const podCIDRv6 = (p: ClusterProfile, i: number): string => `${p.clusterCIDRv6.split('::')[0]}:${i.toString(16)}::/64`;
 /** First address of a CIDR plus n (the service CIDR's .1 is the kubernetes Service). */
 export const cidrAddr = (cidr: string, n: number): string => {
   const o = octets(cidr);

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, rmdirSync, st
 import path from 'node:path';
 import { exec } from '../lib/exec.ts';
 import { daemonRunning, pidAlive, pidsMatching, readPid, startDaemon, stopDaemon, stopPid, waitFor } from './daemon.ts';
-import { type ClusterProfile, hostIP, netnsName, nodeIP, nodeIPv6, podCIDR } from './profile.ts';
+import { type ClusterProfile, hostIP, netnsName, nodeIP, nodeIPv6, podCIDR, podCIDRv6 } from './profile.ts';
 
 const ip = (...args: string[]) => exec('ip', args);
 const ipOk = (...args: string[]) => exec('ip', args, { allowFail: true });
@@ -19,6 +19,8 @@ export interface NodeSandbox {
   /** Reachable from inside the node only (the host bridge has no IPv6 address). */
   nodeIPv6: string;
   podCIDR: string;
+  /** The node's IPv6 pod range (dockerd --ipv6 --fixed-cidr-v6): pods are dual-stack. */
+  podCIDRv6: string;
   /** Docker's bridge address inside the node: .1 of the pod CIDR. */
   bridgeIP: string;
   dockerSocket: string;
@@ -41,6 +43,7 @@ export function nodeSandbox(p: ClusterProfile, i: number): NodeSandbox {
     nodeIP: nodeIP(p, i),
     nodeIPv6: nodeIPv6(p, i),
     podCIDR: cidr,
+    podCIDRv6: podCIDRv6(p, i),
     bridgeIP: cidr.replace(/\.0\/24$/, '.1'),
     dockerSocket: path.join(run, 'docker.sock'),
     dockerDataRoot: path.join(dir, 'docker'),
@@ -98,6 +101,8 @@ export async function ensureNode(p: ClusterProfile, i: number, peers: number[] =
   const addrs6 = (await inNs('-6', 'addr', 'show', 'dev', 'eth0')).stdout;
   if (!addrs6.includes(`${n.nodeIPv6}/`)) await inNs('addr', 'add', `${n.nodeIPv6}/64`, 'dev', 'eth0', 'nodad');
   await inNs('link', 'set', 'eth0', 'up');
+  // Pods have IPv6 addresses too (dockerd --ipv6): the node routes them, as it does IPv4 (dockerd turns that on).
+  await exec('nsenter', [`--net=/run/netns/${n.netns}`, '--', 'sysctl', '-qw', 'net.ipv6.conf.all.forwarding=1']);
   // Service CIDR sink: svc0 is up, its peer svc1 stays down, so packets die here.
   if (!(await linkExists('svc0', n.netns))) await inNs('link', 'add', 'svc0', 'type', 'veth', 'peer', 'name', 'svc1');
   await inNs('link', 'set', 'svc0', 'up');
@@ -106,7 +111,10 @@ export async function ensureNode(p: ClusterProfile, i: number, peers: number[] =
   // The host reaches this node's pods through the node.
   await ip('route', 'replace', n.podCIDR, 'via', n.nodeIP);
   for (const j of peers) {
-    if (j !== i) await inNs('route', 'replace', podCIDR(p, j), 'via', nodeIP(p, j));
+    if (j !== i) {
+      await inNs('route', 'replace', podCIDR(p, j), 'via', nodeIP(p, j));
+      await inNs('-6', 'route', 'replace', podCIDRv6(p, j), 'via', nodeIPv6(p, j));
+    }
   }
   return n;
 }
@@ -140,6 +148,8 @@ export async function startDockerd(n: NodeSandbox, logDir?: string): Promise<voi
       '-H', `unix://${n.dockerSocket}`,
       '--bip', `${n.bridgeIP}/24`,
       '--ip-masq=false',
+      // Dual-stack pods: each sandbox gets an IPv6 address from the node's /64 as well.
+      '--ipv6', '--fixed-cidr-v6', n.podCIDRv6,
       '--cgroup-parent', n.cgroupParent,
       '--log-driver', 'json-file',
     ],

@@ -91,7 +91,7 @@ export function startNodeProxy(p: ClusterProfile, name: string, n: NodeSandbox):
       path.join(repoRoot, 'cmd', 'nodelet.ts'), 'proxy',
       '--kubeconfig', kubeconfigPath(p, 'kube-proxy'),
       '--hostname-override', name,
-      '--cluster-cidr', p.clusterCIDR,
+      '--cluster-cidr', `${p.clusterCIDR},${p.clusterCIDRv6}`,
       // A node here is a network namespace: the conntrack table size is the host's, read-only inside (as in kind).
       '--conntrack-max-per-core', '0',
     ],

@@ -7,14 +7,15 @@ import { daemonRunning, stopDaemon, waitFor } from '../../cluster/daemon.ts';
 import { inNode, type NodeSandbox } from '../../cluster/sandbox.ts';
 import { proxyPidFile, startNodeProxy } from '../../cluster/up.ts';
 
-/** Removes every KUBE-* rule and chain and nftables mode's table from the node. */
-export const CLEANUP_RULES = `for t in nat filter; do
-  iptables-save -t $t | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) .*-j KUBE-' | sed 's/^-A /-D /' | while read -r r; do eval iptables -w -t $t $r; done
-  chains=$(iptables-save -t $t | awk '/^:KUBE-/{print substr($1,2)}')
-  for c in $chains; do iptables -w -t $t -F $c; done
-  for c in $chains; do iptables -w -t $t -X $c; done
-done
-nft delete table ip nodelet 2>/dev/null || true`;
+/** Removes every KUBE-* rule and chain and nftables mode's tables from the node, both IP families. */
+export const CLEANUP_RULES = `for ipt in iptables ip6tables; do for t in nat filter; do
+  $ipt-save -t $t | grep -E '^-A (PREROUTING|OUTPUT|POSTROUTING|INPUT|FORWARD) .*-j KUBE-' | sed 's/^-A /-D /' | while read -r r; do eval $ipt -w -t $t $r; done
+  chains=$($ipt-save -t $t | awk '/^:KUBE-/{print substr($1,2)}')
+  for c in $chains; do $ipt -w -t $t -F $c; done
+  for c in $chains; do $ipt -w -t $t -X $c; done
+done; done
+nft delete table ip nodelet 2>/dev/null || true
+nft delete table ip6 nodelet 2>/dev/null || true`;
 
 export async function cleanupProxyRules(n: NodeSandbox): Promise<void> {
   await inNode(n, 'sh', ['-c', CLEANUP_RULES], { allowFail: true, timeoutMs: 60_000 });

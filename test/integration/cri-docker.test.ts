@@ -132,6 +132,9 @@ describe('cri: DockerRuntime against a real dockerd', function () {
     expect(st.metadata).to.deep.equal(sb.metadata);
     const prefix = n.podCIDR.replace(/\.0\/24$/, '.');
     expect(st.network?.ip.startsWith(prefix), `${st.network?.ip} in ${n.podCIDR}`).to.equal(true);
+    // The sandbox's dockerd runs --ipv6: the pod's IPv6 address is the additional one.
+    const v6 = st.network?.additionalIps.map((a) => a.ip) ?? [];
+    expect(v6.length === 1 && v6[0]!.startsWith(n.podCIDRv6.replace(/::\/64$/, ':')), `${v6.join(',')} in ${n.podCIDRv6}`).to.equal(true);
     expect(st.labels).to.deep.equal(sb.labels);
     expect(st.annotations).to.deep.equal(sb.annotations);
     const resolv = (await rt.execSync(cid, ['cat', '/etc/resolv.conf'], 10)).stdout.toString();

@@ -391,7 +391,50 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     expect((await k.run(['exec', 'pair', '-c', 'web', '--', 'cat', '/shared/client.txt'])).stdout.trim()).to.equal('from-client');
   });
 
-  flow('12: delete deployment: its containers and rules are gone from the node within the grace period', ['deployment test1', 'pods -l app=test1'], async () => {
+  flow('12: dual-stack: a pod gets an IPv4 and an IPv6 address (status.podIPs, the downward API); a RequireDualStack Service reaches it on its IPv6 cluster IP', ['pod dual', 'service dual'], async () => {
+    await k.run(['apply', '-f', '-'], { input: JSON.stringify({
+      apiVersion: 'v1', kind: 'List',
+      items: [
+        {
+          apiVersion: 'v1', kind: 'Pod',
+          metadata: { name: 'dual', namespace: NS, labels: { app: 'dual' } },
+          spec: {
+            terminationGracePeriodSeconds: 1,
+            containers: [{
+              name: 'webapp', image: webappImage('1.0'), ports: [{ containerPort: WEBAPP_PORT }],
+              env: [{ name: 'POD_IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } }],
+            }],
+          },
+        },
+        {
+          apiVersion: 'v1', kind: 'Service',
+          metadata: { name: 'dual', namespace: NS },
+          spec: { selector: { app: 'dual' }, ipFamilyPolicy: 'RequireDualStack', ipFamilies: ['IPv4', 'IPv6'], ports: [{ port: 80, targetPort: WEBAPP_PORT }] },
+        },
+      ],
+    }) });
+    const pod = await waitOrDescribe(k, 'pod dual Ready', () => k.json(['get', 'pod', 'dual']), isReady, 60_000, ['pod dual']);
+    const ips = (pod.status.podIPs as { ip: string }[]).map((p) => p.ip);
+    const v6Prefix = n.podCIDRv6.replace(/::\/64$/, ':');
+    expect(ips, 'status.podIPs: the node\'s primary family (IPv4) first').to.have.length(2);
+    expect(ips[0]).to.equal(pod.status.podIP);
+    expect(ips[0]!.startsWith(n.podCIDR.replace(/0\/24$/, '')), `${ips[0]} in ${n.podCIDR}`).to.equal(true);
+    expect(ips[1]!.startsWith(v6Prefix), `${ips[1]} in ${n.podCIDRv6}`).to.equal(true);
+    expect((await k.run(['exec', 'dual', '--', 'sh', '-c', 'echo "$POD_IPS"'])).stdout.trim()).to.equal(ips.join(','));
+    // The EndpointSlice controller made the IPv6 slice from the pod's status; the IPv6 proxier programs it.
+    const slices = await waitOrDescribe(k, 'an IPv6 EndpointSlice with the pod\'s IPv6 address', () => k.json(['get', 'endpointslices', '-l', 'kubernetes.io/service-name=dual']),
+      (l: any) => (l.items as any[]).some((x) => x.addressType === 'IPv6' && (x.endpoints ?? []).some((e: any) => e.addresses.includes(ips[1]) && e.conditions?.ready)), 60_000, ['service dual']);
+    expect((slices.items as any[]).map((x) => x.addressType).sort()).to.deep.equal(['IPv4', 'IPv6']);
+    const svc = await k.json(['get', 'service', 'dual']);
+    const ip6 = (svc.spec.clusterIPs as string[]).find((x) => x.includes(':'));
+    expect(ip6, 'an IPv6 cluster IP').to.be.a('string');
+    const answer = await waitOrDescribe(k, `the pod at [${ip6}]:80 from the node`, () => curlInNode(n, `-g 'http://[${ip6}]:80/'`), (a) => a.length === 1 && answerPod(a[0]!) === 'dual', 30_000, ['service dual']);
+    expect(answerPod(answer[0]!)).to.equal('dual');
+    expect((await inNode(n, 'ip6tables-save', ['-t', 'nat'])).stdout).to.include(`--to-destination [${ips[1]}]:${WEBAPP_PORT}`);
+    await k.run(['delete', 'service,pod', 'dual', '--wait=false']);
+  });
+
+  flow('13: delete deployment: its containers and rules are gone from the node within the grace period', ['deployment test1', 'pods -l app=test1'], async () => {
     const pods = await livePods('test1');
     const names = pods.map((p) => p.metadata.name as string);
     const ips = pods.map((p) => p.status.podIP as string);
