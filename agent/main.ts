@@ -7,7 +7,7 @@ import type { V1Pod, V1Secret } from '@kubernetes/client-node';
 import Docker from 'dockerode';
 import { readFileSync, statfsSync } from 'node:fs';
 import http from 'node:http';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { watchContainerEvents } from '../cri/docker/events.ts';
 import { enableHairpin } from '../cri/docker/hairpin.ts';
 import { DEFAULT_PAUSE_IMAGE, DockerRuntime } from '../cri/docker/runtime.ts';
@@ -15,6 +15,7 @@ import { instrumentRuntime, RuntimeMetrics } from './runtimemetrics.ts';
 import { realClock, type Clock } from '../lib/clock.ts';
 import { describeError } from '../lib/errors.ts';
 import { exec } from '../lib/exec.ts';
+import { collectProcessMetrics } from '../lib/processmetrics.ts';
 import { Informer, kubeListWatch } from '../lib/informer.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { parseAgentFlags, type AgentConfig } from './config.ts';
@@ -61,7 +62,7 @@ export async function runAgent(argv: string[], _env: NodeJS.ProcessEnv): Promise
   // timeout would fail calls that then succeed anyway, and the retries pile up.
   const docker = new Docker({ socketPath: cfg.runtimeSocketPath, timeout: cfg.runtimeRequestTimeoutMs });
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const runtime = instrumentRuntime(new DockerRuntime(docker, { hairpin: (pid) => enableHairpin(exec, pid) }), new RuntimeMetrics(registry));
   const machine = readMachineInfo(cfg.rootDir);
   const controller = new NodeController({

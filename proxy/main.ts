@@ -10,10 +10,11 @@ import type { V1EndpointSlice, V1Node, V1Service, V1ServiceCIDR } from '@kuberne
 import { writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import os from 'node:os';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { Registry } from 'prom-client';
 import { type Clock, realClock } from '../lib/clock.ts';
 import { describeError, NodeletError } from '../lib/errors.ts';
 import { exec as realExec, type Exec } from '../lib/exec.ts';
+import { collectProcessMetrics } from '../lib/processmetrics.ts';
 import { Informer, kubeListWatch, type InformerHandler, type ListWatch } from '../lib/informer.ts';
 import { trimEndpointSlice, trimNode, trimService, trimServiceCIDR } from './trim.ts';
 import { configzBody, kubeProxyConfigurationYAML } from './configz.ts';
@@ -445,7 +446,7 @@ export async function runProxy(argv: string[], _env: NodeJS.ProcessEnv): Promise
   await applyOomScoreAdj(cfg.oomScoreAdj, log);
   const registry = new Registry();
   // process_resident_memory_bytes and friends, as kube-proxy's /metrics has them.
-  collectDefaultMetrics({ register: registry });
+  collectProcessMetrics(registry);
   const events = new KubeEventRecorder({ api: new KubeEventsApi(kc), nodeName: cfg.nodeName, component: 'kube-proxy', clock: realClock, log: log.child({ component: 'events' }) });
   const starting = startProxy({ kc, log, registry, clock: realClock, signal: abort.signal, events }, cfg);
   const first = await Promise.race([starting.then((running) => ({ running })), stopped.then((reason) => ({ reason }))]);
