@@ -136,6 +136,12 @@ interface ProxyRun {
   rssMB?: number;
   /** The same right after the last sample's sync. */
   rssAfterSamplesMB?: number;
+  /**
+   * process_cpu_seconds_total at rest: the proxy process's own CPU (all its
+   * threads; not the iptables/nft children) from its start through the first
+   * sync and every sample, the same work for both proxies.
+   */
+  cpuSeconds?: number;
   partialSyncMs: number[];
   changeToProgrammedMs: number[];
   partial: Summary;
@@ -393,17 +399,20 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
     }
     // Read now, not at the first sync: the log line may still be on its way to the file then.
     const firstSyncParts = kind === 'nodelet' ? syncParts(proc.logFile) : undefined;
-    const readRssMB = async () => {
-      const bytes = gauge(await scrape(netns, METRICS_PORT), 'process_resident_memory_bytes');
+    const rssOf = (text: string) => {
+      const bytes = gauge(text, 'process_resident_memory_bytes');
       return bytes !== undefined ? fixed(bytes / 1e6, 1) : undefined;
     };
-    const rssAfterSamplesMB = await readRssMB();
+    const rssAfterSamplesMB = rssOf(await scrape(netns, METRICS_PORT));
     // Both should run an IPv6 proxier beside the IPv4 one (see the header): its syncs say it does.
     const ipv6Syncs = histogram(await scrape(netns, METRICS_PORT), SYNC, 'ip_family="IPv6"').count;
     // And at rest: what a node keeps paying between bursts of changes (Go's
     // scavenger returns freed memory in the background, V8 when it finds the proxy idle).
     await sleep(REST_MS);
-    const rssMB = await readRssMB();
+    const restText = await scrape(netns, METRICS_PORT);
+    const rssMB = rssOf(restText);
+    const cpu = gauge(restText, 'process_cpu_seconds_total');
+    const cpuSeconds = cpu !== undefined ? fixed(cpu, 2) : undefined;
     const run: ProxyRun = {
       proxy: kind,
       backend,
@@ -415,6 +424,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
       ...(firstSyncParts ? { firstSyncParts } : {}),
       ...(rssMB !== undefined ? { rssMB } : {}),
       ...(rssAfterSamplesMB !== undefined ? { rssAfterSamplesMB } : {}),
+      ...(cpuSeconds !== undefined ? { cpuSeconds } : {}),
       partialSyncMs: partialSyncMs.map(ms),
       changeToProgrammedMs: changeToProgrammedMs.map(ms),
       partial: summarize(partialSyncMs),
@@ -427,6 +437,7 @@ async function measureProxy(c: Ctx, kind: ProxyKind, backend: Backend, services:
         (natRules !== undefined ? `, ${natRules} nat rules` : '') +
         (ipv6Syncs > 0 ? ', dual-stack' : ', IPv4 only') +
         (rssMB !== undefined ? `, RSS ${rssMB} MB at rest (${rssAfterSamplesMB ?? '-'} right after the samples)` : '') +
+        (cpuSeconds !== undefined ? `, CPU ${cpuSeconds} s` : '') +
         (firstSyncParts ? ` (first sync: ${Object.entries(firstSyncParts).map(([k, v]) => `${k} ${v}`).join(', ')})` : ''),
     );
     return run;
@@ -689,12 +700,12 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
   }
   printTable(info);
   console.log('');
-  const startRows: string[][] = [['start -> first sync done (ms)', 'N', 'nodelet', 'kube-proxy', 'nat rules nodelet', 'nat rules kube-proxy', 'RSS MB nodelet', 'RSS MB kube-proxy']];
+  const startRows: string[][] = [['start -> first sync done (ms)', 'N', 'nodelet', 'kube-proxy', 'nat rules nodelet', 'nat rules kube-proxy', 'RSS MB nodelet', 'RSS MB kube-proxy', 'CPU s nodelet', 'CPU s kube-proxy']];
   for (const b of BACKENDS) {
     for (const n of sizes) {
       const a = find('nodelet', b, n);
       const k = find('kube-proxy', b, n);
-      startRows.push([b, String(n), String(a.startToSyncedMs), String(k.startToSyncedMs), String(a.natRules ?? '-'), String(k.natRules ?? '-'), String(a.rssMB ?? '-'), String(k.rssMB ?? '-')]);
+      startRows.push([b, String(n), String(a.startToSyncedMs), String(k.startToSyncedMs), String(a.natRules ?? '-'), String(k.natRules ?? '-'), String(a.rssMB ?? '-'), String(k.rssMB ?? '-'), String(a.cpuSeconds ?? '-'), String(k.cpuSeconds ?? '-')]);
     }
   }
   printTable(startRows);
@@ -734,6 +745,7 @@ function report(p: ClusterProfile, m: Measured, t0: number, error?: string): voi
       changeToProgrammed: `${CHANGE_SAMPLES} x create Service + EndpointSlice, poll iptables -t nat -S KUBE-SVC-… every ${POLL_MS} ms`,
       minSyncPeriod: 'default 1 s for both',
       rss: `process_resident_memory_bytes from each proxy's /metrics ${REST_MS / 1000} s after the last sample's sync (rssAfterSamplesMB: right after it)`,
+      cpu: 'process_cpu_seconds_total from the same scrape: the proxy process\'s CPU from its start through the samples (not its iptables/nft children)',
       ipFamilies: 'both dual-stack (ip6tables on kube-proxy\'s PATH too); IPv4 series read',
     },
     creation,
