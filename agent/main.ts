@@ -197,6 +197,7 @@ function startPods(d: PodDeps): { stop(): Promise<void>; nodePods: NodePods } {
     registry: d.registry,
     events: { podEvent: (pod, c, type, reason, message) => recorder.event(c ? containerRef(pod, c.name) : podRef(pod), type, reason, message) },
     onChange: (uid) => manager?.onRuntimeChange(uid),
+    hostIPs: [cfg.nodeIP],
   });
   const syncer = new PodSyncer(
     {

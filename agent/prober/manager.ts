@@ -11,6 +11,7 @@ import type { RuntimeService } from '../../cri/runtime.ts';
 import type { Clock } from '../../lib/clock.ts';
 import type { Logger } from '../../lib/log.ts';
 import { latestContainer, latestSandbox } from '../pod/actions.ts';
+import { sandboxIPs } from '../pod/podips.ts';
 import type { PodEventSink } from '../pod/syncer.ts';
 import type { ProbeState, RuntimePodStatus } from '../pod/types.ts';
 import { ProberMetrics } from './metrics.ts';
@@ -32,6 +33,8 @@ export interface ProbeManagerDeps {
   random?: () => number;
   /** Told how late (ms) each scheduled probe starts against its worker's ticker (benchmarks). */
   onProbeLateness?: (ms: number) => void;
+  /** The node's IPs, primary first: a dual-stack pod is probed on its IP of the node's primary family (status.podIP). */
+  hostIPs?: readonly string[];
 }
 
 interface Wanted {
@@ -104,7 +107,7 @@ export class ProbeManager {
       this.pods.set(uid, workers);
     }
     // A host-network pod's IP is its node's (the sandbox has none of its own).
-    const podIP = latestSandbox(runtime)?.ip || pod.status?.podIP || (pod.spec?.hostNetwork ? pod.status?.hostIP : '') || '';
+    const podIP = sandboxIPs(latestSandbox(runtime), this.d.hostIPs ?? [])[0] || pod.status?.podIP || (pod.spec?.hostNetwork ? pod.status?.hostIP : '') || '';
     const keep = new Set<string>();
     const fresh = new Set<ProbeWorker>();
     for (const w of wanted) {

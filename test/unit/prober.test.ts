@@ -454,6 +454,28 @@ describe('prober: manager and workers', () => {
     expect((await t.registry.getSingleMetric('prober_probe_total')!.get()).values).to.have.length(0);
   });
 
+  it('probes a dual-stack pod on its IP of the node\'s primary family (status.podIP), as upstream', async () => {
+    for (const [hostIPs, want] of [[['192.0.2.10'], '10.244.1.7'], [['2001:db8::10'], 'fd00:1:244::7']] as const) {
+      const clock = new FakeClock();
+      const seen: string[] = [];
+      const prober = new ProbeManager({
+        runtime: new FakeRuntime(), clock, log: nullLogger(), registry: new Registry(), events: { podEvent: () => {} }, onChange: () => {},
+        runner: { run: async (_probe, target) => (seen.push(target.podIP), { result: 'success', output: '' }) },
+        random: () => 0,
+        hostIPs,
+      });
+      const rt = await runningApp(new FakeRuntime(), clock.now());
+      Object.assign(rt.sandboxes[0]!, { ip: '10.244.1.7', additionalIps: ['fd00:1:244::7'] });
+      prober.syncPod(makePod({ readinessProbe: { tcpSocket: { port: 80 as never }, periodSeconds: 1 } }), rt);
+      await settle();
+      await clock.advance(1_000);
+      await settle();
+      expect(seen.length, `probes run (host ${hostIPs[0]})`).to.be.at.least(1);
+      expect([...new Set(seen)], `host ${hostIPs[0]}`).to.deep.equal([want]);
+      prober.removePod(UID);
+    }
+  });
+
   it('httpGet readiness against a server on the pod IP', async () => {
     let healthy = false;
     const server = http.createServer((_req, res) => {
