@@ -244,6 +244,8 @@ interface Context {
   localDetect: { ifLocal: string; ifNotLocal: string } | undefined;
   /** Upstream's largeClusterMode: per-endpoint rules go without comments. */
   large: boolean;
+  /** What besides a service and its endpoints its text depends on (one string per sync; its cluster IP is compared apart). */
+  settings: string;
 }
 
 /**
@@ -512,7 +514,7 @@ function render(table: Table, chains: readonly string[], rules: readonly string[
  * their rules are remembered by identity and a partial sync renders only what
  * changed (upstream regenerates every service each time, in Go).
  */
-const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; out: ServiceText }>();
+const ruleCache = new WeakMap<ServicePortInfo, { eps: readonly Endpoint[]; settings: string; clusterIP: string; out: ServiceText }>();
 
 /**
  * A service's rules as the generator writes them: each part one block of
@@ -540,9 +542,9 @@ interface ServiceEntry {
 
 function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceEntry {
   const topo = ctx.input.topology;
-  const settings = `${ctx.input.masqueradeAll ? 1 : 0}|${ctx.localDetect?.ifLocal ?? ''}|${clusterIP}|${ctx.large ? 1 : 0}|${topo?.nodeName ?? ''}|${topo?.zone ?? ''}`;
+  const settings = ctx.settings;
   const hit = ruleCache.get(sp);
-  if (hit && hit.eps === eps && hit.settings === settings) return { chains: hit.out.chains, text: hit.out };
+  if (hit && hit.eps === eps && hit.settings === settings && hit.clusterIP === clusterIP) return { chains: hit.out.chains, text: hit.out };
   const plan = planService(sp, eps, topo);
   const make = () => {
     const o = serviceRules(sp, clusterIP, plan, ctx);
@@ -556,16 +558,16 @@ function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endp
       rulesCount: o.rules.length,
       filter: o.filter,
     };
-    ruleCache.set(sp, { eps, settings, out });
+    ruleCache.set(sp, { eps, settings, clusterIP, out });
     return out;
   };
   return { chains: plan.chains, text: make };
 }
 
-/** Endpoints of all service ports, as upstream counts them for largeClusterMode. */
-function countEndpoints(input: RulesInput): number {
+/** Endpoints of all service ports (keyed by portKey), as upstream counts them for largeClusterMode. */
+function countEndpoints(keyed: readonly { key: string }[], endpoints: ReadonlyMap<string, readonly Endpoint[]>): number {
   let n = 0;
-  for (const sp of input.services) n += input.endpoints.get(portKey(sp))?.length ?? 0;
+  for (const { key } of keyed) n += endpoints.get(key)?.length ?? 0;
   return n;
 }
 
@@ -603,10 +605,17 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // One without first works out whether there is anything to write.
   const opened = options.full || changed.size > 0;
   if (opened) yield '*nat\n';
+  // Keys computed once, not in every comparison.
+  const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
+  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const localDetect = ((d) => (d ? iptablesLocalMatches(d) : undefined))(detectorOf(input));
+  const large = countEndpoints(keyed, input.endpoints) > LARGE_CLUSTER_ENDPOINTS;
+  const topo = input.topology;
   const ctx: Context = {
     input,
-    localDetect: ((d) => (d ? iptablesLocalMatches(d) : undefined))(detectorOf(input)),
-    large: countEndpoints(input) > LARGE_CLUSTER_ENDPOINTS,
+    localDetect,
+    large,
+    settings: `${input.masqueradeAll ? 1 : 0}|${localDetect?.ifLocal ?? ''}|${large ? 1 : 0}|${topo?.nodeName ?? ''}|${topo?.zone ?? ''}`,
   };
   const existing = options.existingChains;
   const cleanup = options.full || !options.skipStaleCleanup;
@@ -636,9 +645,6 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
 
 
   const chainsInUse = new Set<string>();
-  // Keys computed once, not in every comparison.
-  const keyed = input.services.map((sp) => ({ sp, key: portKey(sp) }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   // Every service's chains first (its text too when cached), so all declarations can lead the text.
   const services: { entry: ServiceEntry; write: boolean }[] = [];
   for (const { sp, key } of keyed) {
