@@ -77,7 +77,11 @@ describe('pods (real apiserver, real dockerd)', function () {
     const n = cluster().nodes[0]!;
     const prefix = n.sandbox.podCIDR.split('.').slice(0, 3).join('.') + '.';
     expect(p.status.podIP.startsWith(prefix), `podIP ${p.status.podIP} in ${n.sandbox.podCIDR}`).to.equal(true);
-    expect(p.status.podIPs).to.deep.equal([{ ip: p.status.podIP }]);
+    // Dual-stack pods (the sandbox's dockerd runs --ipv6): the node's primary family (IPv4) first, then its IPv6 address.
+    const ips = (p.status.podIPs as { ip: string }[]).map((x) => x.ip);
+    expect(ips, 'podIPs').to.have.length(2);
+    expect(ips[0]).to.equal(p.status.podIP);
+    expect(ips[1]!.startsWith(n.sandbox.podCIDRv6.replace(/::\/64$/, ':')), `podIPs[1] ${ips[1]} in ${n.sandbox.podCIDRv6}`).to.equal(true);
     expect(p.status.hostIP).to.equal(n.sandbox.nodeIP);
     expect(p.status.qosClass).to.equal('BestEffort');
     expect(p.status.startTime).to.be.a('string');
