@@ -32,6 +32,7 @@ import { ANNOTATION_TERMINATION_MESSAGE_PATH, ANNOTATION_TERMINATION_MESSAGE_POL
 import { joinRecords, parseLogLine } from '../../cri/logformat.ts';
 import { describeError, errorCode } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
+import { networkIPs } from './podips.ts';
 import type { RuntimeContainer, RuntimePodStatus, RuntimeSandbox } from './types.ts';
 
 /** Status calls in flight at once during one relist (the first relist after a restart inspects everything). */
@@ -275,16 +276,16 @@ export class RuntimePodCache {
     }
     const hostNetwork = sandboxHostNetwork(status, s.labels);
     const ready = status.state === SANDBOX_READY;
+    const net = networkIPs(status.network);
     const sandbox: RuntimeSandbox = {
       id: s.id,
       state: status.state,
       attempt: s.metadata.attempt,
       createdAt: status.createdAt || s.createdAt,
       // No pod IP for a sandbox on the node's network or one that is not running.
-      ip: ready && hostNetwork !== true ? (status.network?.ip ?? '') : '',
+      ip: ready && hostNetwork !== true ? net.ip : '',
     };
-    const more = (status.network?.additionalIps ?? []).map((a) => a.ip).filter(Boolean);
-    if (sandbox.ip && more.length > 0) sandbox.additionalIps = more;
+    if (sandbox.ip && net.additionalIps.length > 0) sandbox.additionalIps = net.additionalIps;
     if (hostNetwork !== undefined) sandbox.hostNetwork = hostNetwork;
     return { listedState: s.state, sandbox };
   }

@@ -20,7 +20,7 @@ import type { HookRunner } from './hooks.ts';
 import { ImageManager } from './images.ts';
 import { containerConfig, DEFAULT_TERMINATION_GRACE_SECONDS, podDNS, sandboxConfig, type HostDNS } from './podconfig.ts';
 import type { PodApi } from './podapi.ts';
-import { sandboxIPs } from './podips.ts';
+import { networkIPs, sandboxIPs } from './podips.ts';
 import { generatePodStatus, type WaitingReason } from './status.ts';
 import type { StatusManager } from './statusmanager.ts';
 import type { ProbeState, RuntimeContainer, RuntimePodStatus } from './types.ts';
@@ -187,8 +187,7 @@ export class PodSyncer {
       try {
         sandboxId = await this.d.runtime.runPodSandbox(sbConfig);
         const sst = await this.d.runtime.podSandboxStatus(sandboxId);
-        const net = sst.status.network;
-        podIPs = sandboxIPs({ ip: net?.ip ?? '', additionalIps: (net?.additionalIps ?? []).map((a) => a.ip) }, this.cfg.hostIPs);
+        podIPs = sandboxIPs(networkIPs(sst.status.network), this.cfg.hostIPs);
       } catch (err) {
         this.d.events.podEvent(pod, undefined, 'Warning', 'FailedCreatePodSandBox', `Failed to create pod sandbox: ${describeError(err)}`);
         this.requeue(st, now + RETRY_MS);

@@ -542,7 +542,7 @@ interface ServiceEntry {
 
 function serviceEntry(sp: ServicePortInfo, clusterIP: string, eps: readonly Endpoint[], ctx: Context): ServiceEntry {
   const topo = ctx.input.topology;
-  const settings = ctx.settings;
+  const { settings } = ctx;
   const hit = ruleCache.get(sp);
   if (hit && hit.eps === eps && hit.settings === settings && hit.clusterIP === clusterIP) return { chains: hit.out.chains, text: hit.out };
   const plan = planService(sp, eps, topo);
@@ -601,7 +601,7 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
   // The table line on its own first, before any work: iptables-restore starts
   // and reads the table (all of it, for a legacy --noflush restore) while the
   // services are made. So does a partial sync with changed services (it nearly
-  // always writes; at 10k services the work before its first rule is 20-40 ms).
+  // always writes; at 10k services the work before its first rule is 13-30 ms).
   // One without first works out whether there is anything to write.
   const opened = options.full || changed.size > 0;
   if (opened) yield '*nat\n';
@@ -642,7 +642,6 @@ export function* generateRulesChunked(input: RulesInput, options: RulesOptions):
       `-A ${KUBE_FIREWALL} ! -s 127.0.0.0/8 -d 127.0.0.0/8 ${comment('block incoming localnet connections')} -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP`,
     );
   }
-
 
   const chainsInUse = new Set<string>();
   // Every service's chains first (its text too when cached), so all declarations can lead the text.

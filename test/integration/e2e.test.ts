@@ -55,6 +55,13 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     });
   }
 
+  /** A pod of one webapp container (`version`: its image tag), as the flows apply it. */
+  const webappPod = (name: string, version: string, grace: number, container: Record<string, unknown>, labels?: Record<string, string>) => ({
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name, namespace: NS, ...(labels ? { labels } : {}) },
+    spec: { terminationGracePeriodSeconds: grace, containers: [{ name: 'webapp', image: webappImage(version), ...container }] },
+  });
+
   const nodePortOf = async (svc: string): Promise<number> => (await k.json(['get', 'service', svc])).spec.ports[0].nodePort as number;
   const clusterIPOf = async (svc: string): Promise<string> => (await k.json(['get', 'service', svc])).spec.clusterIP as string;
 
@@ -258,17 +265,10 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
 
   flow('6: readiness with initialDelaySeconds on the slow starter: Running but not Ready and not an endpoint until the probe passes', ['pod slow', 'service slow'], async () => {
     await k.run(['create', 'service', 'clusterip', 'slow', `--tcp=80:${WEBAPP_PORT}`]);
-    await k.run(['apply', '-f', '-'], { input: JSON.stringify({
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: 'slow', namespace: NS, labels: { app: 'slow' } },
-      spec: {
-        terminationGracePeriodSeconds: 2,
-        containers: [{
-          name: 'webapp', image: webappImage('slow'), ports: [{ containerPort: WEBAPP_PORT }],
-          readinessProbe: { httpGet: { path: '/health', port: WEBAPP_PORT }, initialDelaySeconds: 5, periodSeconds: 1, failureThreshold: 1 },
-        }],
-      },
-    }) });
+    await k.run(['apply', '-f', '-'], { input: JSON.stringify(webappPod('slow', 'slow', 2, {
+      ports: [{ containerPort: WEBAPP_PORT }],
+      readinessProbe: { httpGet: { path: '/health', port: WEBAPP_PORT }, initialDelaySeconds: 5, periodSeconds: 1, failureThreshold: 1 },
+    }, { app: 'slow' })) });
     const running = await waitOrDescribe(k, 'pod slow Running', () => k.json(['get', 'pod', 'slow']),
       (p) => p.status?.phase === 'Running' && !!p.status.containerStatuses?.[0]?.state?.running, 60_000, ['pod slow']);
     const podIP = running.status.podIP as string;
@@ -292,17 +292,9 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
   });
 
   flow('7: liveness on the app whose server exits: restarted, RESTARTS increments, describe shows Unhealthy', ['pod exiting'], async () => {
-    await k.run(['apply', '-f', '-'], { input: JSON.stringify({
-      apiVersion: 'v1', kind: 'Pod',
-      metadata: { name: 'exiting', namespace: NS },
-      spec: {
-        terminationGracePeriodSeconds: 2,
-        containers: [{
-          name: 'webapp', image: webappImage('exiting'),
-          livenessProbe: { httpGet: { path: '/health', port: WEBAPP_PORT }, periodSeconds: 1, failureThreshold: 2 },
-        }],
-      },
-    }) });
+    await k.run(['apply', '-f', '-'], { input: JSON.stringify(webappPod('exiting', 'exiting', 2, {
+      livenessProbe: { httpGet: { path: '/health', port: WEBAPP_PORT }, periodSeconds: 1, failureThreshold: 2 },
+    })) });
     const p = await waitOrDescribe(k, 'pod exiting restarted by its liveness probe', () => k.json(['get', 'pod', 'exiting']),
       (x) => (x.status?.containerStatuses?.[0]?.restartCount ?? 0) >= 1, 90_000, ['pod exiting']);
     expect(p.status.containerStatuses[0].restartCount).to.be.at.least(1);
@@ -395,17 +387,10 @@ describe('e2e: the tutorials\' flows with plain kubectl (nodelet agent + proxy)'
     await k.run(['apply', '-f', '-'], { input: JSON.stringify({
       apiVersion: 'v1', kind: 'List',
       items: [
-        {
-          apiVersion: 'v1', kind: 'Pod',
-          metadata: { name: 'dual', namespace: NS, labels: { app: 'dual' } },
-          spec: {
-            terminationGracePeriodSeconds: 1,
-            containers: [{
-              name: 'webapp', image: webappImage('1.0'), ports: [{ containerPort: WEBAPP_PORT }],
-              env: [{ name: 'POD_IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } }],
-            }],
-          },
-        },
+        webappPod('dual', '1.0', 1, {
+          ports: [{ containerPort: WEBAPP_PORT }],
+          env: [{ name: 'POD_IPS', valueFrom: { fieldRef: { fieldPath: 'status.podIPs' } } }],
+        }, { app: 'dual' }),
         {
           apiVersion: 'v1', kind: 'Service',
           metadata: { name: 'dual', namespace: NS },
